@@ -1,0 +1,130 @@
+"""What a configuration is, as hardware: geometry, address ranges, roots and a walker.
+
+A configuration is data (:class:`ArchConfig`) plus a :class:`HardwareWalker` written from the
+CPU manual.  Nothing here knows the Linux page-table API: the walker is the oracle that says
+what an MMU would make of the bytes the emulated kernel wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from arches.memory import PhysMem
+
+
+@dataclass(frozen=True)
+class HwLevel:
+    """One level of the hardware walk, top first: its manual name, the VA bit where its index
+    starts, its number of entries and the entry size in bytes."""
+
+    name: str
+    shift: int
+    entries: int
+    entry_size: int
+    leaf_ok: bool
+    """Whether the hardware (and Linux) may end a walk with a leaf (block/huge page) here."""
+
+    @property
+    def table_bytes(self) -> int:
+        return self.entries * self.entry_size
+
+    @property
+    def span(self) -> int:
+        """Bytes of VA one entry of this level maps."""
+        return 1 << self.shift
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A successful hardware translation of one address, with the effective permissions."""
+
+    va: int
+    pa: int
+    size: int
+    """Size of the leaf that maps ``va`` (4K page, 2M/1G block...)."""
+    level: int
+    """Index into :attr:`ArchConfig.hw_levels` of the level holding the leaf."""
+    writable: bool
+    executable: bool
+    user: bool
+    """Accessible from user mode (x86 U/S, arm64 AP[1], RISC-V U)."""
+
+    @property
+    def prot(self) -> str:
+        """The scenario PROT string for these permissions (a present leaf is readable)."""
+        return "r" + ("w" if self.writable else "") + ("x" if self.executable else "")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """The hardware would fault on this address; ``reason`` says why, as the manual would."""
+
+    va: int
+    reason: str
+    level: int | None = None
+
+
+class HardwareWalker(Protocol):
+    """A page-table walker written from the CPU manual."""
+
+    def translate(self, mem: PhysMem, regs: Mapping[str, int], va: int) -> Translation | Fault:
+        """Translate ``va`` with the tables the registers point at."""
+        ...
+
+    def leaves(self, mem: PhysMem, regs: Mapping[str, int]) -> Iterator[Translation]:
+        """Every valid leaf entry reachable from the roots, one per entry, in VA order;
+        ``va``/``pa``/``size`` are the leaf's own base and size."""
+        ...
+
+
+class RegisterBuilder(Protocol):
+    def __call__(self, user_root: int, kernel_root: int) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """One hardware configuration: the facts its MMU defines, independent of Linux."""
+
+    name: str
+    family: str
+    description: str
+    word_bits: int
+    """Width of a virtual address / ``unsigned long`` (64 or 32)."""
+    va_bits: int
+    """Bits of VA the MMU translates per half (48 for 4-level x86-64, 57 for LA57...)."""
+    phys_bits: int
+    """Physical address bits the entries can hold (``__PHYSICAL_MASK_SHIFT``)."""
+    page_shift: int
+    endianness: str
+    hw_levels: tuple[HwLevel, ...]
+    user_range: tuple[int, int]
+    """Half-open VA range of user addresses."""
+    kernel_range: tuple[int, int]
+    """Half-open VA range of kernel addresses (end may be ``2**word_bits``)."""
+    roots: tuple[str, ...]
+    """Names of the roots the hardware uses, e.g. ('cr3',) or ('ttbr0_el1', 'ttbr1_el1')."""
+    walker: HardwareWalker
+    make_registers: RegisterBuilder
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def page_size(self) -> int:
+        return 1 << self.page_shift
+
+    @property
+    def addr_mask(self) -> int:
+        """All-ones in ``unsigned long``: the modulus of the kernel's address arithmetic."""
+        return (1 << self.word_bits) - 1
+
+    @property
+    def leaf_sizes(self) -> tuple[int, ...]:
+        """Leaf sizes the configuration can map, ascending."""
+        return tuple(sorted(lv.span for lv in self.hw_levels if lv.leaf_ok))
+
+    def is_user(self, va: int) -> bool:
+        return self.user_range[0] <= va < self.user_range[1]
+
+    def is_kernel(self, va: int) -> bool:
+        return self.kernel_range[0] <= va < self.kernel_range[1]

@@ -1,0 +1,145 @@
+"""Emulated physical memory: page-table frames as real bytes, and the frame allocator.
+
+Frames are kept in a dict keyed by physical address, so a sparse 57-bit address space costs
+only the frames its tables use.  Entries are read and written in the configuration's
+endianness, exactly as an MMU would read them.
+
+Allocation is deterministic: a fresh allocation takes the lowest free physical address.  Two
+machines that allocate and free the same set of frames therefore hold the same frames, which
+is what lets the differential harness compare memory images byte for byte.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections.abc import Iterator
+
+from arches.errors import OutOfMemory, PhysMemError
+
+POISON_FREE = 0x6B
+"""Byte written over a freed frame (the kernel's ``POISON_FREE`` from include/linux/poison.h)."""
+
+DEFAULT_BASE = 0x0100_0000
+"""Physical address of the first frame handed out (16 MiB, clear of the low legacy ranges)."""
+
+
+class PhysMem:
+    """Sparse physical memory made of ``frame_size`` frames, with a frame allocator.
+
+    ``fail_after(n)`` makes the n-th allocation from now fail with :class:`OutOfMemory`
+    (n = 1: the very next one), to exercise the kernel's -ENOMEM paths.
+    """
+
+    def __init__(
+        self,
+        frame_size: int,
+        byteorder: str,
+        phys_bits: int,
+        base: int = DEFAULT_BASE,
+    ) -> None:
+        if frame_size & (frame_size - 1) or frame_size < 64:
+            raise ValueError(f"frame size {frame_size} is not a power of two >= 64")
+        if byteorder not in ("little", "big"):
+            raise ValueError(f"byte order {byteorder!r} is neither 'little' nor 'big'")
+        self.frame_size = frame_size
+        self.byteorder = byteorder
+        self.phys_bits = phys_bits
+        self._offset_mask = frame_size - 1
+        self._frames: dict[int, bytearray] = {}
+        self._poisoned: dict[int, bytearray] = {}
+        self._free_heap: list[int] = []
+        self._next = base
+        self._fail_countdown = 0
+        self.allocations = 0
+        self.frees = 0
+        prefix = "<" if byteorder == "little" else ">"
+        self._codec = {4: struct.Struct(prefix + "I"), 8: struct.Struct(prefix + "Q")}
+
+    # -- allocator ---------------------------------------------------------------------
+
+    def fail_after(self, n: int) -> None:
+        """Make the n-th allocation from now fail (n >= 1); n = 0 cancels."""
+        if n < 0:
+            raise ValueError("fail_after takes n >= 0")
+        self._fail_countdown = n
+
+    def alloc_frame(self) -> int:
+        """Allocate one zeroed frame and return its physical address."""
+        if self._fail_countdown:
+            self._fail_countdown -= 1
+            if self._fail_countdown == 0:
+                raise OutOfMemory("frame allocation failed (injected failure)")
+        if self._free_heap:
+            pa = heapq.heappop(self._free_heap)
+            frame = self._poisoned.pop(pa)
+            frame[:] = bytes(self.frame_size)
+        else:
+            pa = self._next
+            if pa + self.frame_size > 1 << self.phys_bits:
+                raise OutOfMemory(f"physical address space of {self.phys_bits} bits exhausted")
+            self._next += self.frame_size
+            frame = bytearray(self.frame_size)
+        self._frames[pa] = frame
+        self.allocations += 1
+        return pa
+
+    def free_frame(self, pa: int) -> None:
+        """Free a frame: refuse double frees and frees of frames never allocated; poison it."""
+        frame = self._frames.pop(pa, None)
+        if frame is None:
+            if pa in self._poisoned:
+                raise PhysMemError(f"double free of frame {pa:#x}")
+            raise PhysMemError(f"free of frame {pa:#x}, which is not an allocated frame")
+        frame[:] = bytes([POISON_FREE]) * self.frame_size
+        self._poisoned[pa] = frame
+        heapq.heappush(self._free_heap, pa)
+        self.frees += 1
+
+    def is_allocated(self, pa: int) -> bool:
+        """Whether ``pa`` is the base of an allocated frame."""
+        return pa in self._frames
+
+    def allocated_frames(self) -> list[int]:
+        """Physical addresses of every allocated frame, ascending."""
+        return sorted(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    # -- access ------------------------------------------------------------------------
+
+    def _frame(self, pa: int) -> bytearray:
+        frame = self._frames.get(pa & ~self._offset_mask)
+        if frame is None:
+            state = "freed" if (pa & ~self._offset_mask) in self._poisoned else "unallocated"
+            raise PhysMemError(f"access to physical address {pa:#x} in an {state} frame")
+        return frame
+
+    def read(self, pa: int, size: int) -> int:
+        """Read a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
+        return int(self._codec[size].unpack_from(self._frame(pa), pa & self._offset_mask)[0])
+
+    def write(self, pa: int, size: int, value: int) -> None:
+        """Write a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
+        self._codec[size].pack_into(self._frame(pa), pa & self._offset_mask, value)
+
+    def read_bytes(self, pa: int, length: int) -> bytes:
+        """Bytes ``[pa, pa+length)``, which must lie inside one frame."""
+        off = pa & self._offset_mask
+        if off + length > self.frame_size:
+            raise PhysMemError(f"read of {length} bytes at {pa:#x} crosses a frame boundary")
+        return bytes(self._frame(pa)[off : off + length])
+
+    def copy(self, dst: int, src: int, length: int) -> None:
+        """memcpy within memory; each range must lie inside one frame."""
+        data = self.read_bytes(src, length)
+        off = dst & self._offset_mask
+        if off + length > self.frame_size:
+            raise PhysMemError(f"copy of {length} bytes to {dst:#x} crosses a frame boundary")
+        self._frame(dst)[off : off + length] = data
+
+    def image(self) -> Iterator[tuple[int, bytes]]:
+        """(pa, bytes) of every allocated frame, ascending by address."""
+        for pa in sorted(self._frames):
+            yield pa, bytes(self._frames[pa])

@@ -1,0 +1,64 @@
+"""x86 paging-structure entry bits with their Linux names.
+
+Bit positions: Intel SDM Vol. 3A §4.3-§4.5 (Tables 4-4..4-20); names from
+``arch/x86/include/asm/pgtable_types.h``.  The same low bits serve 32-bit, PAE and 4/5-level
+paging; NX (bit 63) exists only with 64-bit entries.
+"""
+
+_PAGE_BIT_PRESENT = 0
+_PAGE_BIT_RW = 1
+_PAGE_BIT_USER = 2
+_PAGE_BIT_PWT = 3
+_PAGE_BIT_PCD = 4
+_PAGE_BIT_ACCESSED = 5
+_PAGE_BIT_DIRTY = 6
+_PAGE_BIT_PSE = 7  # 4 MB (or 2 MB / 1 GB) page
+_PAGE_BIT_PAT = 7  # on 4 KB pages
+_PAGE_BIT_GLOBAL = 8
+_PAGE_BIT_SOFTW1 = 9
+_PAGE_BIT_SOFTW2 = 10
+_PAGE_BIT_SOFTW3 = 11
+_PAGE_BIT_PAT_LARGE = 12  # on 2 MB or 1 GB pages
+_PAGE_BIT_SOFTW4 = 57
+_PAGE_BIT_SOFTW5 = 58
+_PAGE_BIT_PKEY_BIT0 = 59
+_PAGE_BIT_NX = 63
+
+_PAGE_BIT_SPECIAL = _PAGE_BIT_SOFTW1
+_PAGE_BIT_CPA_TEST = _PAGE_BIT_SOFTW1
+_PAGE_BIT_UFFD_WP = _PAGE_BIT_SOFTW2  # 64-bit only
+_PAGE_BIT_SOFT_DIRTY = _PAGE_BIT_SOFTW3
+_PAGE_BIT_PROTNONE = _PAGE_BIT_GLOBAL  # only meaningful when P=0
+_PAGE_BIT_SWP_EXCLUSIVE = _PAGE_BIT_PWT  # swap entries only
+
+_PAGE_PRESENT = 1 << _PAGE_BIT_PRESENT
+_PAGE_RW = 1 << _PAGE_BIT_RW
+_PAGE_USER = 1 << _PAGE_BIT_USER
+_PAGE_PWT = 1 << _PAGE_BIT_PWT
+_PAGE_PCD = 1 << _PAGE_BIT_PCD
+_PAGE_ACCESSED = 1 << _PAGE_BIT_ACCESSED
+_PAGE_DIRTY = 1 << _PAGE_BIT_DIRTY
+_PAGE_PSE = 1 << _PAGE_BIT_PSE
+_PAGE_PAT = 1 << _PAGE_BIT_PAT
+_PAGE_GLOBAL = 1 << _PAGE_BIT_GLOBAL
+_PAGE_SOFTW1 = 1 << _PAGE_BIT_SOFTW1
+_PAGE_SPECIAL = 1 << _PAGE_BIT_SPECIAL
+_PAGE_UFFD_WP = 1 << _PAGE_BIT_UFFD_WP
+_PAGE_SOFT_DIRTY = 1 << _PAGE_BIT_SOFT_DIRTY
+_PAGE_PROTNONE = 1 << _PAGE_BIT_PROTNONE
+_PAGE_SWP_EXCLUSIVE = 1 << _PAGE_BIT_SWP_EXCLUSIVE
+_PAGE_PAT_LARGE = 1 << _PAGE_BIT_PAT_LARGE
+_PAGE_SAVED_DIRTY = 1 << _PAGE_BIT_SOFTW5  # 64-bit (shadow stack); unused here
+_PAGE_NX = 1 << _PAGE_BIT_NX
+_PAGE_PKEY_MASK = 0xF << _PAGE_BIT_PKEY_BIT0
+
+# Control-register bits the walker reads (SDM Vol. 3A §2.5, §4.1).
+CR0_WP = 1 << 16
+CR0_PG = 1 << 31
+CR4_PSE = 1 << 4
+CR4_PAE = 1 << 5
+CR4_PGE = 1 << 7
+CR4_LA57 = 1 << 12
+EFER_LME = 1 << 8
+EFER_LMA = 1 << 10
+EFER_NXE = 1 << 11

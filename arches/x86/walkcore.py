@@ -1,0 +1,248 @@
+"""The hierarchical walk shared by every x86 paging mode (Intel SDM Vol. 3A §4.2).
+
+A paging mode is a root address taken from CR3 and a list of :class:`EntryRule`, one per level,
+saying how a present entry of that level is decoded: where the next table or the page is, which
+bits are reserved, whether PS makes it a leaf.  :class:`PagingWalker` does the rest the same way
+for every mode: the walk of one address (:meth:`~PagingWalker.translate`) and the enumeration of
+every leaf (:meth:`~PagingWalker.leaves`).  Both use :func:`decode`, so they cannot disagree.
+
+A present entry that points at memory which is not an allocated frame makes the walk raise
+:class:`~arches.errors.PhysMemError`: the CPU would read garbage, the emulation calls it a bug.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from arches.config import Fault, Translation
+from arches.errors import BadInput
+from arches.memory import PhysMem
+
+P = 1 << 0
+RW = 1 << 1
+US = 1 << 2
+PS = 1 << 7
+XD = 1 << 63
+
+CR0_PE = 1 << 0
+"""CR0.PE, protection enable (SDM §2.5); paging requires it (not in :mod:`arches.x86.bits`)."""
+
+
+def bits(hi: int, lo: int) -> int:
+    """Mask of bits ``hi:lo`` inclusive (SDM notation); 0 when ``hi < lo``."""
+    return ((1 << (hi + 1)) - (1 << lo)) if hi >= lo else 0
+
+
+def bit_list(mask: int) -> str:
+    """The set bits of ``mask`` as SDM-style ranges, highest first: ``'51:48,13'``."""
+    out: list[str] = []
+    b = mask.bit_length() - 1
+    while b >= 0:
+        if mask >> b & 1:
+            lo = b
+            while lo > 0 and mask >> (lo - 1) & 1:
+                lo -= 1
+            out.append(f"{b}:{lo}" if lo != b else str(b))
+            b = lo - 1
+        else:
+            b -= 1
+    return ",".join(out)
+
+
+@dataclass(frozen=True)
+class EntryRule:
+    """How the CPU decodes a present entry of one level."""
+
+    name: str
+    """The SDM name of the entry, e.g. ``'PDE'``."""
+    shift: int
+    """Lowest VA bit of this level's index."""
+    index_bits: int
+    entry_size: int
+    table_addr: int
+    """Mask of the next table's physical address in an entry that references a table."""
+    table_rsvd: int
+    """Reserved (must-be-0) bits of an entry that references a table."""
+    leaf_addr: int = 0
+    """Mask of the page's physical address in a leaf; 0 when this level never maps a page."""
+    leaf_rsvd: int = 0
+    """Reserved bits of a leaf entry."""
+    ps_leaf: bool = False
+    """PS (bit 7) set makes the entry a leaf (PDPTE, PDE); otherwise bit 7 is not PS."""
+    last: bool = False
+    """Every present entry maps a page (the PTE level; bit 7 is PAT there)."""
+    access: bool = True
+    """R/W, U/S take part in the access rights (false for the PAE PDPTE, SDM §4.4.1)."""
+    xd: bool = False
+    """Bit 63 is XD when IA32_EFER.NXE = 1 and reserved otherwise (64-bit entries, §4.4/§4.5)."""
+    pse36_bits: int = 0
+    """32-bit paging 4-MByte pages: bits (12+n):13 hold PA bits (31+n):32 (SDM Table 4-4)."""
+
+    @property
+    def span(self) -> int:
+        return 1 << self.shift
+
+    @property
+    def entries(self) -> int:
+        return 1 << self.index_bits
+
+
+@dataclass(frozen=True)
+class WalkSetup:
+    """What the control registers select: the root table, the level rules and NXE."""
+
+    root: int
+    rules: tuple[EntryRule, ...]
+    nxe: bool
+
+
+class Kind(Enum):
+    ABSENT = "not present"
+    RESERVED = "reserved bit"
+    TABLE = "table"
+    LEAF = "leaf"
+
+
+def decode(rule: EntryRule, entry: int, nxe: bool) -> tuple[Kind, int]:
+    """Classify one entry: (kind, next table PA or page base PA or the reserved bits set).
+
+    SDM §4.3/§4.4.2/§4.5.4: an entry with P = 0 or with a reserved bit set is used neither to
+    reference a table nor to map a page.
+    """
+    if not entry & P:
+        return Kind.ABSENT, 0
+    leaf = rule.last or (rule.ps_leaf and bool(entry & PS))
+    rsvd = rule.leaf_rsvd if leaf else rule.table_rsvd
+    if rule.xd and not nxe:
+        rsvd |= XD
+    if entry & rsvd:
+        return Kind.RESERVED, entry & rsvd
+    if not leaf:
+        return Kind.TABLE, entry & rule.table_addr
+    base = entry & rule.leaf_addr
+    if rule.pse36_bits:
+        base |= (entry >> 13 & ((1 << rule.pse36_bits) - 1)) << 32
+    return Kind.LEAF, base
+
+
+def reg(regs: Mapping[str, int], name: str) -> int:
+    """Register ``name`` from ``regs``; a missing one is a :class:`BadInput`."""
+    try:
+        return regs[name]
+    except KeyError:
+        raise BadInput(f"register {name!r} missing (have: {', '.join(regs)})") from None
+
+
+class PagingWalker:
+    """A walker for one x86 paging mode; subclasses say how the registers select it.
+
+    Access rights (SDM §4.6): a page is writable / user-accessible only if R/W / U/S is 1 in
+    every entry used to translate it, and non-executable if XD is 1 in any of them (XD counts
+    only when IA32_EFER.NXE = 1; 32-bit paging has no XD).
+    """
+
+    word_bits: int = 32
+    va_bits: int = 32
+
+    def setup(self, regs: Mapping[str, int]) -> WalkSetup:
+        """Check that ``regs`` select this walker's paging mode and decode CR3."""
+        raise NotImplementedError
+
+    def canonical(self, va: int) -> bool:
+        """Whether ``va`` may be translated at all (IA-32e: SDM §4.5 canonicality)."""
+        return True
+
+    def sign_extend(self, va: int) -> int:
+        """The canonical form of a VA built from table indexes."""
+        return va
+
+    # -- one address -------------------------------------------------------------------
+
+    def translate(self, mem: PhysMem, regs: Mapping[str, int], va: int) -> Translation | Fault:
+        """Walk the tables for ``va`` as the CPU would (SDM §4.3, §4.4.2, §4.5.4)."""
+        if not 0 <= va < 1 << self.word_bits:
+            raise BadInput(f"virtual address {va:#x} does not fit in {self.word_bits} bits")
+        if not self.canonical(va):
+            return Fault(va, "non-canonical")
+        ws = self.setup(regs)
+        table = ws.root
+        writable = user = executable = True
+        for level, rule in enumerate(ws.rules):
+            index = va >> rule.shift & (rule.entries - 1)
+            entry = mem.read(table + index * rule.entry_size, rule.entry_size)
+            kind, value = decode(rule, entry, ws.nxe)
+            if kind is Kind.ABSENT:
+                return Fault(va, f"not present ({rule.name})", level)
+            if kind is Kind.RESERVED:
+                return Fault(va, f"reserved bit ({rule.name} bits {bit_list(value)})", level)
+            if rule.access:
+                writable = writable and bool(entry & RW)
+                user = user and bool(entry & US)
+            if rule.xd and ws.nxe and entry & XD:
+                executable = False
+            if kind is Kind.LEAF:
+                return Translation(
+                    va=va,
+                    pa=value + (va & (rule.span - 1)),
+                    size=rule.span,
+                    level=level,
+                    writable=writable,
+                    executable=executable,
+                    user=user,
+                )
+            table = value
+        raise AssertionError("the last level of a paging mode always maps a page")
+
+    # -- every leaf --------------------------------------------------------------------
+
+    def leaves(self, mem: PhysMem, regs: Mapping[str, int]) -> Iterator[Translation]:
+        """Every valid leaf reachable from CR3 in ascending (canonical) VA order.
+
+        Descends the tables once; entries that are not present or have reserved bits set are
+        skipped along with everything below them.
+        """
+        ws = self.setup(regs)
+        codec = {
+            (rule.entry_size, rule.entries): struct.Struct(
+                ("<" if mem.byteorder == "little" else ">")
+                + str(rule.entries)
+                + ("Q" if rule.entry_size == 8 else "I")
+            )
+            for rule in ws.rules
+        }
+        yield from self._leaves(mem, ws, codec, 0, ws.root, 0, True, True, True)
+
+    def _leaves(
+        self,
+        mem: PhysMem,
+        ws: WalkSetup,
+        codec: Mapping[tuple[int, int], struct.Struct],
+        level: int,
+        table: int,
+        va_base: int,
+        writable: bool,
+        user: bool,
+        executable: bool,
+    ) -> Iterator[Translation]:
+        rule = ws.rules[level]
+        raw = mem.read_bytes(table, rule.entries * rule.entry_size)
+        nx_counts = rule.xd and ws.nxe
+        for index, entry in enumerate(codec[rule.entry_size, rule.entries].unpack(raw)):
+            if not entry & P:
+                continue
+            kind, value = decode(rule, entry, ws.nxe)
+            if kind is Kind.RESERVED:
+                continue
+            w, u = writable, user
+            if rule.access:
+                w = w and bool(entry & RW)
+                u = u and bool(entry & US)
+            x = executable and not (nx_counts and entry & XD)
+            va = va_base | index << rule.shift
+            if kind is Kind.TABLE:
+                yield from self._leaves(mem, ws, codec, level + 1, value, va, w, u, x)
+            else:
+                yield Translation(self.sign_extend(va), value, rule.span, level, w, x, u)

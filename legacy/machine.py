@@ -1,0 +1,62 @@
+"""The emulated machine a kernel runs on: configuration, physical memory, page descriptors.
+
+``Machine`` is the base of every emulated kernel (:class:`legacy.generic.GenericKernel`).  It
+holds what is outside the page-table API proper: the hardware configuration, physical memory,
+the ``struct ptdesc`` of every page-table frame, and the list of live mms.
+"""
+
+from __future__ import annotations
+
+from arches import ArchConfig
+from arches.errors import LockError, PhysMemError
+from arches.memory import PhysMem
+from legacy.mm_types import mm_struct, ptdesc, spinlock_t
+
+
+class Machine:
+    """Configuration + physical memory + page-table frame descriptors."""
+
+    def __init__(self, config: ArchConfig) -> None:
+        self.config = config
+        self.mem = PhysMem(config.page_size, config.endianness, config.phys_bits)
+        self.ptdescs: dict[int, ptdesc] = {}
+        self.ULONG_MASK = config.addr_mask
+
+    # -- page-table frames (pagetable_alloc / pagetable_free, include/linux/mm.h) ----------
+
+    def pagetable_alloc(self, level: str, mm: mm_struct | None) -> int:
+        """Allocate a zeroed page-table frame (``GFP_PGTABLE_*``) and its descriptor."""
+        pa = self.mem.alloc_frame()
+        self.ptdescs[pa] = ptdesc(pa=pa, level=level, mm=mm)
+        return pa
+
+    def pagetable_free(self, pa: int) -> None:
+        """Free a page-table frame; refuses a frame whose split lock is still held."""
+        desc = self.ptdescs.get(pa)
+        if desc is None:
+            raise PhysMemError(f"pagetable_free of {pa:#x}, which is not a page-table frame")
+        if desc.ptl is not None and desc.ptl.held:
+            raise LockError(f"freeing page table {pa:#x} while its lock {desc.ptl.name} is held")
+        self.mem.free_frame(pa)
+        del self.ptdescs[pa]
+
+    def ptlock_init(self, pa: int) -> None:
+        """``ptlock_init``: give the table at ``pa`` its own split lock."""
+        desc = self.ptdescs[pa]
+        if desc.ptl is not None:
+            raise LockError(f"ptlock_init of {pa:#x}, which already has a lock")
+        desc.ptl = spinlock_t(f"ptl@{pa:#x}")
+
+    def ptlock_free(self, pa: int) -> None:
+        desc = self.ptdescs[pa]
+        if desc.ptl is not None and desc.ptl.held:
+            raise LockError(f"ptlock_free of {desc.ptl.name} while it is held")
+        desc.ptl = None
+
+    def frame_of(self, pa: int) -> int:
+        """Base of the frame containing ``pa``."""
+        return pa & ~(self.config.page_size - 1)
+
+    def tables_of(self, mm: mm_struct) -> list[int]:
+        """Physical addresses of every page-table frame charged to ``mm``."""
+        return sorted(pa for pa, d in self.ptdescs.items() if d.mm is mm)

@@ -1,0 +1,27 @@
+"""Which kernel class boots on which configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from arches import CONFIGS, ArchConfig, get_config
+from legacy.generic import GenericKernel
+from legacy.x86.pgtable_64 import X86_64Kernel
+
+KernelFactory = Callable[[ArchConfig], GenericKernel]
+
+KERNELS: dict[str, KernelFactory] = {
+    "x86_64": lambda c: X86_64Kernel(c, la57=False),
+    "x86_64-la57": lambda c: X86_64Kernel(c, la57=True),
+}
+
+
+def boot(name: str) -> GenericKernel:
+    """Boot a fresh kernel on a fresh machine of configuration ``name``."""
+    config = get_config(name)
+    return KERNELS[name](config)
+
+
+def arch_names() -> list[str]:
+    """Configurations that have both hardware and a kernel, in registry order."""
+    return [n for n in CONFIGS if n in KERNELS]

@@ -1,0 +1,440 @@
+"""x86 page-table helpers common to every paging mode.
+
+Follows ``arch/x86/include/asm/pgtable.h``, ``pgtable_types.h``, ``pgtable-invert.h`` and
+``pgalloc.h``.  Bit names come from :mod:`arches.x86.bits` (the hardware layout).  Paging
+modes (``pgtable_64.h``, ``pgtable-3level.h``, ``pgtable-2level.h``) subclass this and set
+the geometry, the physical mask and whether PROT_NONE entries have their PFN inverted.
+"""
+
+from __future__ import annotations
+
+from arches.x86.bits import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_GLOBAL,
+    _PAGE_NX,
+    _PAGE_PAT,
+    _PAGE_PAT_LARGE,
+    _PAGE_PCD,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+    _PAGE_PWT,
+    _PAGE_RW,
+    _PAGE_SOFT_DIRTY,
+    _PAGE_SPECIAL,
+    _PAGE_UFFD_WP,
+    _PAGE_USER,
+)
+from legacy.generic import GenericKernel
+from legacy.mm_types import mm_struct
+from legacy.types import PmdPtr, PtePtr, pgprot_t, pmd_t, pte_t, pud_t
+
+PP_ = _PAGE_PRESENT
+RW_ = _PAGE_RW
+_USR = _PAGE_USER
+A__ = _PAGE_ACCESSED
+D__ = _PAGE_DIRTY
+G__ = _PAGE_GLOBAL
+
+_PAGE_TABLE = PP_ | RW_ | _USR | A__ | D__
+_KERNPG_TABLE = PP_ | RW_ | A__ | D__
+_PAGE_KNL_ERRATUM_MASK = _PAGE_DIRTY | _PAGE_ACCESSED
+_PAGE_DIRTY_BITS = _PAGE_DIRTY  # | _PAGE_SAVED_DIRTY: no shadow stacks emulated
+
+
+class X86Kernel(GenericKernel):
+    """arch/x86/include/asm/pgtable.h: predicates, modifiers, pfn conversion, populate."""
+
+    PHYSICAL_MASK_SHIFT: int
+    """``__PHYSICAL_MASK_SHIFT`` of the paging mode."""
+    HAS_NX = True
+    """``_PAGE_NX`` is in ``__supported_pte_mask`` (64-bit entries with EFER.NXE)."""
+    PFN_INVERT = True
+    """L1TF PFN inversion of PROT_NONE entries (pgtable-invert.h; not on 2-level)."""
+    KNL_ERRATUM_MASK = _PAGE_KNL_ERRATUM_MASK
+
+    def fold_geometry(self) -> None:
+        super().fold_geometry()
+        m = (1 << 64) - 1
+        self.PHYSICAL_MASK = (1 << self.PHYSICAL_MASK_SHIFT) - 1
+        page_mask = ~((1 << self.PAGE_SHIFT) - 1) & m
+        self.PTE_PFN_MASK = page_mask & self.PHYSICAL_MASK
+        self.PTE_FLAGS_MASK = ~self.PTE_PFN_MASK & m
+        self.PHYSICAL_PMD_PAGE_MASK = ~((1 << self.PMD_SHIFT) - 1) & self.PHYSICAL_MASK
+        self.PHYSICAL_PUD_PAGE_MASK = ~((1 << self.PUD_SHIFT) - 1) & self.PHYSICAL_MASK
+        self.supported_pte_mask = m if self.HAS_NX else m & ~_PAGE_NX
+        self._PAGE_CHG_MASK = (
+            self.PTE_PFN_MASK | _PAGE_PCD | _PAGE_PWT | _PAGE_SPECIAL | _PAGE_ACCESSED
+            | _PAGE_DIRTY_BITS | _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP
+        )
+        self._HPAGE_CHG_MASK = self._PAGE_CHG_MASK | _PAGE_PSE
+        nx = _PAGE_NX if self.HAS_NX else 0
+        p = pgprot_t
+        self.PAGE_NONE = p(A__ | G__)
+        self.PAGE_SHARED = p(PP_ | RW_ | _USR | A__ | nx)
+        self.PAGE_SHARED_EXEC = p(PP_ | RW_ | _USR | A__)
+        self.PAGE_COPY = p(PP_ | _USR | A__ | nx)
+        self.PAGE_COPY_EXEC = p(PP_ | _USR | A__)
+        self.PAGE_READONLY = p(PP_ | _USR | A__ | nx)
+        self.PAGE_READONLY_EXEC = p(PP_ | _USR | A__)
+        self.PAGE_KERNEL = p(PP_ | RW_ | A__ | nx | D__ | G__)
+        self.PAGE_KERNEL_EXEC = p(PP_ | RW_ | A__ | D__ | G__)
+        self.PAGE_KERNEL_RO = p(PP_ | A__ | nx | G__)
+        self.PAGE_KERNEL_ROX = p(PP_ | A__ | G__)
+        self.PAGE_KERNEL_LARGE = p(self.PAGE_KERNEL | _PAGE_PSE)
+        # arch/x86/mm/pgprot.c
+        self.protection_map = (
+            self.PAGE_NONE, self.PAGE_READONLY, self.PAGE_COPY, self.PAGE_COPY,
+            self.PAGE_READONLY_EXEC, self.PAGE_READONLY_EXEC,
+            self.PAGE_COPY_EXEC, self.PAGE_COPY_EXEC,
+            self.PAGE_NONE, self.PAGE_READONLY, self.PAGE_SHARED, self.PAGE_SHARED,
+            self.PAGE_READONLY_EXEC, self.PAGE_READONLY_EXEC,
+            self.PAGE_SHARED_EXEC, self.PAGE_SHARED_EXEC,
+        )
+
+    # -- pgtable-invert.h ----------------------------------------------------------------
+
+    def _pte_needs_invert(self, val: int) -> bool:
+        return self.PFN_INVERT and val != 0 and not (val & _PAGE_PRESENT)
+
+    def protnone_mask(self, val: int) -> int:
+        """All ones for a PROT_NONE (present-but-inaccessible) value: its PFN is inverted."""
+        return ((1 << 64) - 1) if self._pte_needs_invert(val) else 0
+
+    def flip_protnone_guard(self, oldval: int, val: int, mask: int) -> int:
+        if self._pte_needs_invert(oldval) != self._pte_needs_invert(val):
+            val = (val & ~mask) | (~val & mask)
+        return val
+
+    def check_pgprot(self, pgprot: pgprot_t) -> int:
+        return pgprot & self.supported_pte_mask
+
+    # -- flags and pfn --------------------------------------------------------------------
+
+    def pte_flags(self, pte: pte_t) -> int:
+        return pte & self.PTE_FLAGS_MASK
+
+    def pmd_pfn_mask(self, pmd: pmd_t) -> int:
+        return self.PHYSICAL_PMD_PAGE_MASK if pmd & _PAGE_PSE else self.PTE_PFN_MASK
+
+    def pmd_flags(self, pmd: pmd_t) -> int:
+        return pmd & ~self.pmd_pfn_mask(pmd) & ((1 << 64) - 1)
+
+    def pud_pfn_mask(self, pud: pud_t) -> int:
+        return self.PHYSICAL_PUD_PAGE_MASK if pud & _PAGE_PSE else self.PTE_PFN_MASK
+
+    def pud_flags(self, pud: pud_t) -> int:
+        return pud & ~self.pud_pfn_mask(pud) & ((1 << 64) - 1)
+
+    def pte_pfn(self, pte: pte_t) -> int:
+        phys = pte ^ self.protnone_mask(pte)
+        return (phys & self.PTE_PFN_MASK) >> self.PAGE_SHIFT
+
+    def pmd_pfn(self, pmd: pmd_t) -> int:
+        pfn = pmd ^ self.protnone_mask(pmd)
+        return (pfn & self.pmd_pfn_mask(pmd)) >> self.PAGE_SHIFT
+
+    def pud_pfn(self, pud: pud_t) -> int:
+        pfn = pud ^ self.protnone_mask(pud)
+        return (pfn & self.pud_pfn_mask(pud)) >> self.PAGE_SHIFT
+
+    def _check_pfn(self, page_nr: int, what: str) -> None:
+        if page_nr < 0 or (page_nr << self.PAGE_SHIFT) & ~self.PHYSICAL_MASK:
+            raise ValueError(
+                f"{what}: pfn {page_nr:#x} is beyond the physical mask "
+                f"({self.PHYSICAL_MASK_SHIFT} bits)"
+            )
+
+    def pfn_pte(self, page_nr: int, pgprot: pgprot_t) -> pte_t:
+        self._check_pfn(page_nr, "pfn_pte")
+        pfn = page_nr << self.PAGE_SHIFT
+        pfn ^= self.protnone_mask(pgprot)
+        pfn &= self.PTE_PFN_MASK
+        return pte_t(pfn | self.check_pgprot(pgprot))
+
+    def pfn_pmd(self, page_nr: int, pgprot: pgprot_t) -> pmd_t:
+        self._check_pfn(page_nr, "pfn_pmd")
+        pfn = page_nr << self.PAGE_SHIFT
+        pfn ^= self.protnone_mask(pgprot)
+        pfn &= self.PHYSICAL_PMD_PAGE_MASK
+        return pmd_t(pfn | self.check_pgprot(pgprot))
+
+    def pfn_pud(self, page_nr: int, pgprot: pgprot_t) -> pud_t:
+        self._check_pfn(page_nr, "pfn_pud")
+        pfn = page_nr << self.PAGE_SHIFT
+        pfn ^= self.protnone_mask(pgprot)
+        pfn &= self.PHYSICAL_PUD_PAGE_MASK
+        return pud_t(pfn | self.check_pgprot(pgprot))
+
+    def mk_pte(self, pfn: int, pgprot: pgprot_t) -> pte_t:
+        """``mk_pte(page, prot)``: pages are named by pfn here."""
+        return self.pfn_pte(pfn, pgprot)
+
+    def pte_pgprot(self, pte: pte_t) -> pgprot_t:
+        return pgprot_t(self.pte_flags(pte))
+
+    def pmd_pgprot(self, pmd: pmd_t) -> pgprot_t:
+        return pgprot_t(self.pmd_flags(pmd))
+
+    def pud_pgprot(self, pud: pud_t) -> pgprot_t:
+        return pgprot_t(self.pud_flags(pud))
+
+    # -- pte predicates -------------------------------------------------------------------
+
+    def pte_none(self, pte: pte_t) -> bool:
+        return not (pte & ~self.KNL_ERRATUM_MASK)
+
+    def pte_present(self, pte: pte_t) -> bool:
+        return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE))
+
+    def pte_protnone(self, pte: pte_t) -> bool:
+        return (pte & (_PAGE_PROTNONE | _PAGE_PRESENT)) == _PAGE_PROTNONE
+
+    def pte_dirty(self, pte: pte_t) -> bool:
+        return bool(pte & _PAGE_DIRTY_BITS)
+
+    def pte_young(self, pte: pte_t) -> bool:
+        return bool(pte & _PAGE_ACCESSED)
+
+    def pte_write(self, pte: pte_t) -> bool:
+        return bool(pte & _PAGE_RW)
+
+    def pte_exec(self, pte: pte_t) -> bool:
+        return not (pte & _PAGE_NX)
+
+    def pte_huge(self, pte: pte_t) -> bool:
+        return bool(pte & _PAGE_PSE)
+
+    def pte_global(self, pte: pte_t) -> bool:
+        return bool(pte & _PAGE_GLOBAL)
+
+    def pte_special(self, pte: pte_t) -> bool:
+        return bool(pte & _PAGE_SPECIAL)
+
+    def pte_soft_dirty(self, pte: pte_t) -> bool:
+        return bool(pte & _PAGE_SOFT_DIRTY)
+
+    # -- pte modifiers --------------------------------------------------------------------
+
+    def pte_set_flags(self, pte: pte_t, set_: int) -> pte_t:
+        return pte_t(pte | set_)
+
+    def pte_clear_flags(self, pte: pte_t, clear: int) -> pte_t:
+        return pte_t(pte & ~clear)
+
+    def pte_mkclean(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_flags(pte, _PAGE_DIRTY_BITS)
+
+    def pte_mkold(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_flags(pte, _PAGE_ACCESSED)
+
+    def pte_wrprotect(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_flags(pte, _PAGE_RW)
+
+    def pte_mkexec(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_flags(pte, _PAGE_NX)
+
+    def pte_mkdirty(self, pte: pte_t) -> pte_t:
+        return self.pte_set_flags(pte, _PAGE_DIRTY | _PAGE_SOFT_DIRTY)
+
+    def pte_mkyoung(self, pte: pte_t) -> pte_t:
+        return self.pte_set_flags(pte, _PAGE_ACCESSED)
+
+    def pte_mkwrite_novma(self, pte: pte_t) -> pte_t:
+        return self.pte_set_flags(pte, _PAGE_RW)
+
+    def pte_mkwrite(self, pte: pte_t) -> pte_t:
+        """``pte_mkwrite(pte, vma)`` without shadow-stack vmas: ``pte_mkwrite_novma``."""
+        return self.pte_mkwrite_novma(pte)
+
+    def pte_mkhuge(self, pte: pte_t) -> pte_t:
+        return self.pte_set_flags(pte, _PAGE_PSE)
+
+    def pte_clrhuge(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_flags(pte, _PAGE_PSE)
+
+    def pte_mkglobal(self, pte: pte_t) -> pte_t:
+        return self.pte_set_flags(pte, _PAGE_GLOBAL)
+
+    def pte_clrglobal(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_flags(pte, _PAGE_GLOBAL)
+
+    def pte_mkspecial(self, pte: pte_t) -> pte_t:
+        return self.pte_set_flags(pte, _PAGE_SPECIAL)
+
+    def pte_mksoft_dirty(self, pte: pte_t) -> pte_t:
+        return self.pte_set_flags(pte, _PAGE_SOFT_DIRTY)
+
+    def pte_clear_soft_dirty(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_flags(pte, _PAGE_SOFT_DIRTY)
+
+    def pte_modify(self, pte: pte_t, newprot: pgprot_t) -> pte_t:
+        """Keep ``_PAGE_CHG_MASK`` (pfn, A/D, special...), take the rest from ``newprot``,
+        and flip the PFN if the entry crosses between present and PROT_NONE."""
+        oldval = pte
+        val = pte & self._PAGE_CHG_MASK
+        val |= self.check_pgprot(newprot) & ~self._PAGE_CHG_MASK
+        return pte_t(self.flip_protnone_guard(oldval, val, self.PTE_PFN_MASK))
+
+    # -- pmd ------------------------------------------------------------------------------
+
+    def pmd_none(self, pmd: pmd_t) -> bool:
+        return (pmd & ~self.KNL_ERRATUM_MASK) == 0
+
+    def pmd_present(self, pmd: pmd_t) -> bool:
+        """Checks PSE too: a THP being split keeps PSE with P cleared."""
+        return bool(self.pmd_flags(pmd) & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE))
+
+    def pmd_bad(self, pmd: pmd_t) -> bool:
+        return (self.pmd_flags(pmd) & ~(_PAGE_USER | _PAGE_ACCESSED)) != (
+            _KERNPG_TABLE & ~_PAGE_ACCESSED
+        )
+
+    def pmd_leaf(self, pmd: pmd_t) -> bool:
+        return bool(self.pmd_flags(pmd) & _PAGE_PSE)
+
+    def pmd_protnone(self, pmd: pmd_t) -> bool:
+        return (self.pmd_flags(pmd) & (_PAGE_PROTNONE | _PAGE_PRESENT)) == _PAGE_PROTNONE
+
+    def pmd_write(self, pmd: pmd_t) -> bool:
+        return bool(pmd & _PAGE_RW)
+
+    def pmd_dirty(self, pmd: pmd_t) -> bool:
+        return bool(pmd & _PAGE_DIRTY_BITS)
+
+    def pmd_young(self, pmd: pmd_t) -> bool:
+        return bool(pmd & _PAGE_ACCESSED)
+
+    def pmd_special(self, pmd: pmd_t) -> bool:
+        return bool(pmd & _PAGE_SPECIAL)
+
+    def pmd_soft_dirty(self, pmd: pmd_t) -> bool:
+        return bool(pmd & _PAGE_SOFT_DIRTY)
+
+    def pmd_mkold(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd & ~_PAGE_ACCESSED)
+
+    def pmd_mkclean(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd & ~_PAGE_DIRTY_BITS)
+
+    def pmd_wrprotect(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd & ~_PAGE_RW)
+
+    def pmd_mkdirty(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd | _PAGE_DIRTY | _PAGE_SOFT_DIRTY)
+
+    def pmd_mkyoung(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd | _PAGE_ACCESSED)
+
+    def pmd_mkwrite_novma(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd | _PAGE_RW)
+
+    def pmd_mkwrite(self, pmd: pmd_t) -> pmd_t:
+        return self.pmd_mkwrite_novma(pmd)
+
+    def pmd_mkhuge(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd | _PAGE_PSE)
+
+    def pmd_mkspecial(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd | _PAGE_SPECIAL)
+
+    def pmd_mksoft_dirty(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd | _PAGE_SOFT_DIRTY)
+
+    def pmd_clear_soft_dirty(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(pmd & ~_PAGE_SOFT_DIRTY)
+
+    def pmd_mkinvalid(self, pmd: pmd_t) -> pmd_t:
+        """Clear P and PROTNONE, keep PSE, invert the PFN (arch/x86/include/asm/pgtable.h)."""
+        val = pmd & ~(_PAGE_PRESENT | _PAGE_PROTNONE)
+        return pmd_t(self.flip_protnone_guard(pmd, val, self.PHYSICAL_PMD_PAGE_MASK))
+
+    def pmd_modify(self, pmd: pmd_t, newprot: pgprot_t) -> pmd_t:
+        oldval = pmd
+        val = pmd & self._HPAGE_CHG_MASK
+        val |= self.check_pgprot(newprot) & ~self._HPAGE_CHG_MASK
+        return pmd_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PMD_PAGE_MASK))
+
+    def pmd_page_vaddr(self, pmd: pmd_t) -> PtePtr:
+        return PtePtr(pmd & self.pmd_pfn_mask(pmd), self.SIZEOF_PTE)
+
+    # -- populate (arch/x86/include/asm/pgalloc.h) ----------------------------------------
+
+    def pmd_populate_kernel(self, mm: mm_struct, pmd: PmdPtr, pte: PtePtr) -> None:
+        self.set_pmd(pmd, pmd_t(pte.pa | _PAGE_TABLE))
+
+    def pmd_populate(self, mm: mm_struct, pmd: PmdPtr, pte: PtePtr) -> None:
+        self.set_pmd(pmd, pmd_t(pte.pa | _PAGE_TABLE))
+
+    # -- huge vmap (arch/x86/mm/pgtable.c) ------------------------------------------------
+
+    def protval_4k_2_large(self, val: int) -> int:
+        """Move the PAT bit from bit 7 (4K) to bit 12 (2M/1G)."""
+        return (val & ~(_PAGE_PAT | _PAGE_PAT_LARGE)) | ((val & _PAGE_PAT) << 5)
+
+    def pmd_set_huge(self, pmd: PmdPtr, addr: int, prot: pgprot_t) -> int:
+        """Bail out (0) on a populated non-leaf entry; else install a 2M/4M leaf."""
+        cur = self.pmdp_get(pmd)
+        if self.pmd_present(cur) and not self.pmd_leaf(cur):
+            return 0
+        prot = pgprot_t(self.protval_4k_2_large(prot) | _PAGE_PSE)
+        self.set_pte(PtePtr(pmd.pa, pmd.size), self.pfn_pte(addr >> self.PAGE_SHIFT, prot))
+        return 1
+
+    def pmd_clear_huge(self, pmd: PmdPtr) -> int:
+        if self.pmd_leaf(self.pmdp_get(pmd)):
+            self.pmd_clear(pmd)
+            return 1
+        return 0
+
+    # -- pte/pmd read-modify-write helpers (include/linux/pgtable.h defaults) -------------
+
+    def ptep_get_and_clear(self, mm: mm_struct, addr: int, ptep: PtePtr) -> pte_t:
+        pte = self.ptep_get(ptep)
+        self.pte_clear(mm, addr, ptep)
+        return pte
+
+    def ptep_get_and_clear_full(self, mm: mm_struct, addr: int, ptep: PtePtr, full: int) -> pte_t:
+        return self.ptep_get_and_clear(mm, addr, ptep)
+
+    def ptep_set_wrprotect(self, mm: mm_struct, addr: int, ptep: PtePtr) -> None:
+        self.set_pte(ptep, self.pte_wrprotect(self.ptep_get(ptep)))
+
+    def ptep_test_and_clear_young(self, vma: object, addr: int, ptep: PtePtr) -> int:
+        pte = self.ptep_get(ptep)
+        if not self.pte_young(pte):
+            return 0
+        self.set_pte(ptep, self.pte_mkold(pte))
+        return 1
+
+    def ptep_set_access_flags(
+        self, vma: object, addr: int, ptep: PtePtr, entry: pte_t, dirty: int
+    ) -> int:
+        changed = not self.pte_same(self.ptep_get(ptep), entry)
+        if changed and dirty:
+            self.set_pte(ptep, entry)
+        return int(changed)
+
+    def pmdp_huge_get_and_clear(self, mm: mm_struct, addr: int, pmdp: PmdPtr) -> pmd_t:
+        pmd = self.pmdp_get(pmdp)
+        self.pmd_clear(pmdp)
+        return pmd
+
+    def pmdp_set_wrprotect(self, mm: mm_struct, addr: int, pmdp: PmdPtr) -> None:
+        self.set_pmd(pmdp, self.pmd_wrprotect(self.pmdp_get(pmdp)))
+
+    def pmdp_test_and_clear_young(self, vma: object, addr: int, pmdp: PmdPtr) -> int:
+        pmd = self.pmdp_get(pmdp)
+        if not self.pmd_young(pmd):
+            return 0
+        self.set_pmd(pmdp, self.pmd_mkold(pmd))
+        return 1
+
+    def pmdp_set_access_flags(
+        self, vma: object, addr: int, pmdp: PmdPtr, entry: pmd_t, dirty: int
+    ) -> int:
+        changed = not self.pmd_same(self.pmdp_get(pmdp), entry)
+        if changed and dirty:
+            self.set_pmd(pmdp, entry)
+        return int(changed)

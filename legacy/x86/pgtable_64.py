@@ -1,0 +1,304 @@
+"""x86-64 4-level and 5-level paging, with the p4d folded at run time.
+
+Follows ``arch/x86/include/asm/pgtable_64.h``, ``pgtable_64_types.h``, ``pgtable.h``,
+``pgalloc.h``, ``arch/x86/mm/pgtable.c`` (``pgd_alloc``, ``pgd_ctor``, ``pgd_list``) and
+``arch/x86/mm/init_64.c`` (``sync_global_pgds``).  Five levels are compiled in; when
+``pgtable_l5_enabled()`` is false the p4d level is folded *at run time*: ``PTRS_PER_P4D`` is
+``ptrs_per_p4d`` = 1, ``PGDIR_SHIFT`` is ``pgdir_shift`` = 39, ``p4d_offset`` returns the pgd
+pointer and the pgd predicates are constants -- the same effect as pgtable-nop4d.h, decided
+when the CPU boots rather than when the kernel is compiled.
+"""
+
+from __future__ import annotations
+
+from arches import ArchConfig
+from arches.x86.bits import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_USER
+from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t
+from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, p4d_t, pgd_t, pgprot_t, pud_t
+from legacy.x86.pgtable import _KERNPG_TABLE, _PAGE_DIRTY_BITS, _PAGE_TABLE, X86Kernel
+
+PGTBL_PGD_MODIFIED = 1 << 0
+PGTBL_P4D_MODIFIED = 1 << 1
+PGTBL_PUD_MODIFIED = 1 << 2
+PGTBL_PMD_MODIFIED = 1 << 3
+PGTBL_PTE_MODIFIED = 1 << 4
+
+
+class X86_64Kernel(X86Kernel):
+    """x86-64 with 5-level support compiled in; ``la57`` is the CPU's CR4.LA57."""
+
+    PHYSICAL_MASK_SHIFT = 52
+
+    def __init__(self, config: ArchConfig, la57: bool) -> None:
+        self._l5 = la57
+        self.pgd_lock = spinlock_t("pgd_lock")
+        self.pgd_list: list[PgdPtr] = []
+        self.pgd_owner: dict[int, mm_struct] = {}
+        super().__init__(config)
+        self.PAGE_OFFSET = config.kernel_range[0]
+        self.KERNEL_PGD_BOUNDARY = self.pgd_index(self.PAGE_OFFSET)
+        self.KERNEL_PGD_PTRS = self.PTRS_PER_PGD - self.KERNEL_PGD_BOUNDARY
+        self.ARCH_PAGE_TABLE_SYNC_MASK = (
+            PGTBL_PGD_MODIFIED if self._l5 else PGTBL_P4D_MODIFIED
+        )
+
+    def pgtable_l5_enabled(self) -> bool:
+        return self._l5
+
+    def arch_geometry(self) -> None:
+        """pgtable_64_types.h: ``pgdir_shift`` and ``ptrs_per_p4d`` are set at boot."""
+        self.PAGE_SHIFT = 12
+        self.PGDIR_SHIFT = 48 if self._l5 else 39
+        self.P4D_SHIFT = 39
+        self.PUD_SHIFT = 30
+        self.PMD_SHIFT = 21
+        self.PTRS_PER_PGD = 512
+        self.PTRS_PER_P4D = 512 if self._l5 else 1
+        self.PTRS_PER_PUD = 512
+        self.PTRS_PER_PMD = 512
+        self.PTRS_PER_PTE = 512
+        self.SIZEOF_PGD = self.SIZEOF_P4D = self.SIZEOF_PUD = 8
+        self.SIZEOF_PMD = self.SIZEOF_PTE = 8
+
+    def mm_p4d_folded(self, mm: mm_struct) -> bool:
+        """arch/x86/include/asm/pgtable.h overrides the generic marker test."""
+        return not self._l5
+
+    # -- pgd (meaningful only with 5 levels) ----------------------------------------------
+
+    def pgd_none(self, pgd: pgd_t) -> bool:
+        if not self._l5:
+            return False
+        return pgd == 0
+
+    def pgd_present(self, pgd: pgd_t) -> bool:
+        if not self._l5:
+            return True
+        return bool(pgd & _PAGE_PRESENT)
+
+    def pgd_bad(self, pgd: pgd_t) -> bool:
+        if not self._l5:
+            return False
+        ignore_flags = _PAGE_USER
+        return (pgd & self.PTE_FLAGS_MASK & ~ignore_flags) != _KERNPG_TABLE
+
+    def set_pgd(self, pgdp: PgdPtr, pgd: pgd_t) -> None:
+        if self._l5:
+            self._write(pgdp, pgd)
+        else:
+            self.set_p4d(P4dPtr(pgdp.pa, pgdp.size), p4d_t(pgd))
+
+    def pgd_clear(self, pgdp: PgdPtr) -> None:
+        if self._l5:
+            self._write(pgdp, 0)
+
+    def pgd_page_vaddr(self, pgd: pgd_t) -> P4dPtr:
+        return P4dPtr(pgd & self.PTE_PFN_MASK, self.SIZEOF_P4D)
+
+    def pgd_populate(self, mm: mm_struct, pgd: PgdPtr, p4d: P4dPtr) -> None:
+        if not self._l5:
+            return
+        self.set_pgd(pgd, pgd_t(_PAGE_TABLE | p4d.pa))
+
+    # -- p4d ------------------------------------------------------------------------------
+
+    def p4d_offset(self, pgd: PgdPtr, a: int) -> P4dPtr:
+        if not self._l5:
+            return P4dPtr(pgd.pa, pgd.size)
+        return self.pgd_page_vaddr(self.pgdp_get(pgd)) + self.p4d_index(a)
+
+    def p4d_none(self, p4d: p4d_t) -> bool:
+        return (p4d & ~self.KNL_ERRATUM_MASK) == 0
+
+    def p4d_present(self, p4d: p4d_t) -> bool:
+        return bool(p4d & _PAGE_PRESENT)
+
+    def p4d_bad(self, p4d: p4d_t) -> bool:
+        ignore_flags = _KERNPG_TABLE | _PAGE_USER
+        return (p4d & self.PTE_FLAGS_MASK & ~ignore_flags) != 0
+
+    def p4d_pgtable(self, p4d: p4d_t) -> PudPtr:
+        return PudPtr(p4d & self.PTE_PFN_MASK, self.SIZEOF_PUD)
+
+    def p4d_populate(self, mm: mm_struct, p4d: P4dPtr, pud: PudPtr) -> None:
+        self.set_p4d(p4d, p4d_t(_PAGE_TABLE | pud.pa))
+
+    def p4d_free(self, mm: mm_struct, p4d: P4dPtr) -> None:
+        """arch/x86/include/asm/pgalloc.h: nothing to free unless 5-level paging is on."""
+        if not self._l5:
+            return
+        self.pagetable_free(p4d.pa)
+
+    # -- pud ------------------------------------------------------------------------------
+
+    def pud_none(self, pud: pud_t) -> bool:
+        return (pud & ~self.KNL_ERRATUM_MASK) == 0
+
+    def pud_present(self, pud: pud_t) -> bool:
+        return bool(self.pud_flags(pud) & _PAGE_PRESENT)
+
+    def pud_bad(self, pud: pud_t) -> bool:
+        return (self.pud_flags(pud) & ~(_KERNPG_TABLE | _PAGE_USER)) != 0
+
+    def pud_leaf(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_PSE)
+
+    def pud_pgtable(self, pud: pud_t) -> PmdPtr:
+        return PmdPtr(pud & self.pud_pfn_mask(pud), self.SIZEOF_PMD)
+
+    def pud_populate(self, mm: mm_struct, pud: PudPtr, pmd: PmdPtr) -> None:
+        self.set_pud(pud, pud_t(_PAGE_TABLE | pmd.pa))
+
+    def pud_write(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_RW)
+
+    def pud_dirty(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_DIRTY_BITS)
+
+    def pud_young(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_ACCESSED)
+
+    def pud_mkold(self, pud: pud_t) -> pud_t:
+        return pud_t(pud & ~_PAGE_ACCESSED)
+
+    def pud_mkclean(self, pud: pud_t) -> pud_t:
+        return pud_t(pud & ~_PAGE_DIRTY_BITS)
+
+    def pud_wrprotect(self, pud: pud_t) -> pud_t:
+        return pud_t(pud & ~_PAGE_RW)
+
+    def pud_mkdirty(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_DIRTY)
+
+    def pud_mkyoung(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_ACCESSED)
+
+    def pud_mkwrite(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_RW)
+
+    def pud_mkhuge(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_PSE)
+
+    def pud_modify(self, pud: pud_t, newprot: pgprot_t) -> pud_t:
+        oldval = pud
+        val = pud & self._HPAGE_CHG_MASK
+        val |= self.check_pgprot(newprot) & ~self._HPAGE_CHG_MASK
+        return pud_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PUD_PAGE_MASK))
+
+    def pud_set_huge(self, pud: PudPtr, addr: int, prot: pgprot_t) -> int:
+        cur = self.pudp_get(pud)
+        if self.pud_present(cur) and not self.pud_leaf(cur):
+            return 0
+        prot = pgprot_t(self.protval_4k_2_large(prot) | _PAGE_PSE)
+        self.set_pud(pud, self.pfn_pud(addr >> self.PAGE_SHIFT, prot))
+        return 1
+
+    def pud_clear_huge(self, pud: PudPtr) -> int:
+        if self.pud_leaf(self.pudp_get(pud)):
+            self.pud_clear(pud)
+            return 1
+        return 0
+
+    def pudp_huge_get_and_clear(self, mm: mm_struct, addr: int, pudp: PudPtr) -> pud_t:
+        pud = self.pudp_get(pudp)
+        self.pud_clear(pudp)
+        return pud
+
+    # -- pgd_alloc / pgd_free (arch/x86/mm/pgtable.c) ------------------------------------
+
+    def clone_pgd_range(self, dst: PgdPtr, src: PgdPtr, count: int) -> None:
+        self.mem.copy(dst.pa, src.pa, count * self.SIZEOF_PGD)
+
+    def pgd_ctor(self, mm: mm_struct, pgd: PgdPtr) -> None:
+        """Clone the kernel half from ``swapper_pg_dir``; add the pgd to ``pgd_list``."""
+        swapper_pg_dir = self.init_mm.pgd
+        self.clone_pgd_range(
+            pgd + self.KERNEL_PGD_BOUNDARY,
+            swapper_pg_dir + self.KERNEL_PGD_BOUNDARY,
+            self.KERNEL_PGD_PTRS,
+        )
+        self.pgd_owner[pgd.pa] = mm  # pgd_set_mm
+        self.pgd_list.append(pgd)  # pgd_list_add
+
+    def pgd_dtor(self, pgd: PgdPtr) -> None:
+        spin_lock(self.pgd_lock)
+        self.pgd_list.remove(pgd)
+        del self.pgd_owner[pgd.pa]
+        spin_unlock(self.pgd_lock)
+
+    def pgd_alloc(self, mm: mm_struct) -> PgdPtr | None:
+        pa = self._pagetable_alloc("pgd", mm)
+        if pa is None:
+            return None
+        pgd = PgdPtr(pa, self.SIZEOF_PGD)
+        mm.pgd = pgd
+        spin_lock(self.pgd_lock)
+        self.pgd_ctor(mm, pgd)
+        spin_unlock(self.pgd_lock)
+        return pgd
+
+    def pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None:
+        self.pgd_dtor(pgd)
+        self.pagetable_free(pgd.pa)
+
+    # -- keeping the kernel half in sync (arch/x86/mm/init_64.c) --------------------------
+
+    def _pgd_list_entries(self, addr: int) -> list[tuple[PgdPtr, mm_struct]]:
+        return [(p + self.pgd_index(addr), self.pgd_owner[p.pa]) for p in self.pgd_list]
+
+    def sync_global_pgds_l5(self, start: int, end: int) -> None:
+        addr = start
+        while addr <= end:
+            pgd_ref = self.pgd_offset_k(addr)
+            if not self.pgd_none(self.pgdp_get(pgd_ref)):
+                spin_lock(self.pgd_lock)
+                for pgd, owner in self._pgd_list_entries(addr):
+                    spin_lock(owner.page_table_lock)
+                    ref, cur = self.pgdp_get(pgd_ref), self.pgdp_get(pgd)
+                    if not self.pgd_none(ref) and not self.pgd_none(cur):
+                        assert self.pgd_page_vaddr(cur) == self.pgd_page_vaddr(ref), "BUG_ON"
+                    if self.pgd_none(cur):
+                        self.set_pgd(pgd, ref)
+                    spin_unlock(owner.page_table_lock)
+                spin_unlock(self.pgd_lock)
+            nxt = (addr + self.PGDIR_SIZE) & self.PGDIR_MASK
+            if nxt <= addr:  # Check for overflow
+                break
+            addr = nxt
+
+    def sync_global_pgds_l4(self, start: int, end: int) -> None:
+        addr = start
+        while addr <= end:
+            pgd_ref = self.pgd_offset_k(addr)
+            # With folded p4d, pgd_none() is always false: synchronise at the p4d level.
+            p4d_ref = self.p4d_offset(pgd_ref, addr)
+            if not self.p4d_none(self.p4dp_get(p4d_ref)):
+                spin_lock(self.pgd_lock)
+                for pgd, owner in self._pgd_list_entries(addr):
+                    p4d = self.p4d_offset(pgd, addr)
+                    spin_lock(owner.page_table_lock)
+                    ref, cur = self.p4dp_get(p4d_ref), self.p4dp_get(p4d)
+                    if not self.p4d_none(ref) and not self.p4d_none(cur):
+                        assert self.p4d_pgtable(cur) == self.p4d_pgtable(ref), "BUG_ON"
+                    if self.p4d_none(cur):
+                        self.set_p4d(p4d, ref)
+                    spin_unlock(owner.page_table_lock)
+                spin_unlock(self.pgd_lock)
+            nxt = (addr + self.PGDIR_SIZE) & self.PGDIR_MASK
+            if nxt <= addr:
+                break
+            addr = nxt
+
+    def sync_global_pgds(self, start: int, end: int) -> None:
+        if self._l5:
+            self.sync_global_pgds_l5(start, end)
+        else:
+            self.sync_global_pgds_l4(start, end)
+
+    def arch_sync_kernel_mappings(self, start: int, end: int) -> None:
+        """Called by vmap-style code when ``ARCH_PAGE_TABLE_SYNC_MASK`` levels changed
+        (x86-64 again defines it since 2025: "x86/mm/64: define ARCH_PAGE_TABLE_SYNC_MASK
+        and arch_sync_kernel_mappings()")."""
+        self.sync_global_pgds(start, end)
+
+
