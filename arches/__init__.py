@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+from arches.arm64 import CONFIGS as _ARM64
 from arches.config import ArchConfig, Fault, HwLevel, Translation
 from arches.errors import UnknownArch
 from arches.x86 import CONFIGS as _X86
 
-CONFIGS: dict[str, ArchConfig] = {**_X86}
+CONFIGS: dict[str, ArchConfig] = {**_X86, **_ARM64}
 
 
 def get_config(name: str) -> ArchConfig:

@@ -143,3 +143,11 @@ class PhysMem:
         """(pa, bytes) of every allocated frame, ascending by address."""
         for pa in sorted(self._frames):
             yield pa, bytes(self._frames[pa])
+
+    def load_frame(self, pa: int, data: bytes) -> None:
+        """Install a frame with the given contents at ``pa`` (rebuilding memory from an
+        exported image); the allocator will not hand ``pa`` out."""
+        if pa & self._offset_mask or len(data) != self.frame_size or pa in self._frames:
+            raise PhysMemError(f"cannot load a {len(data)}-byte frame at {pa:#x}")
+        self._frames[pa] = bytearray(data)
+        self._next = max(self._next, pa + self.frame_size)

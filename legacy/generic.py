@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from arches import ArchConfig
 from arches.errors import CheckFailed
+from legacy.huge_mm import HugeMmGeneric
 from legacy.mm_types import mm_struct, spinlock_t
 from legacy.pgalloc import PgallocGeneric
+from legacy.swapops import SwapopsGeneric
 from legacy.types import PgdPtr, pgprot_t
 
 # include/linux/mm.h vm_flags
@@ -24,8 +26,34 @@ VM_SHARED = 0x8
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 
 
-class GenericKernel(PgallocGeneric):
+class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric):
     """A booted kernel: geometry, ``init_mm``, ``mm_alloc``, protections, ``check_mm``."""
+
+    # -- configuration: Kconfig symbols (``CONFIG_`` dropped) and ``__HAVE_ARCH_*`` guards,
+    # with the kernel's defaults; an architecture class overrides what its Kconfig selects.
+    # Callers test them where the kernel has an ``#ifdef`` (mm/debug_vm_pgtable.c does).
+    HAVE_ARCH_TRANSPARENT_HUGEPAGE = False
+    TRANSPARENT_HUGEPAGE = False
+    """``CONFIG_TRANSPARENT_HUGEPAGE`` (needs ``HAVE_ARCH_TRANSPARENT_HUGEPAGE``)."""
+    HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD = False
+    ARCH_ENABLE_THP_MIGRATION = False
+    HAVE_ARCH_HUGE_VMAP = False
+    HUGETLB_PAGE = False
+    ARCH_WANT_GENERAL_HUGETLB = False
+    ARCH_HAS_PTE_DEVMAP = False
+    """Gone since 6.15 (devmap removed); no emulated architecture sets it."""
+    NUMA_BALANCING = False
+    """Selects the ``pte_protnone``/``pmd_protnone`` semantics (``ARCH_SUPPORTS_...``)."""
+    MEM_SOFT_DIRTY = False
+    """``CONFIG_MEM_SOFT_DIRTY`` (needs ``HAVE_ARCH_SOFT_DIRTY``): ``_PAGE_SOFT_DIRTY`` etc."""
+    HAVE_ARCH_USERFAULTFD_WP = False
+    MIGRATION = True
+    """``def_bool y`` with NUMA, COMPACTION or CMA: migration swap entries exist."""
+    _HAVE_ARCH_PMDP_INVALIDATE = False
+    """``__HAVE_ARCH_PMDP_INVALIDATE``: the architecture has its own ``pmdp_invalidate``."""
+    SWP_ENTRY_EMULATED = False
+    """Not a kernel symbol (every MMU architecture encodes swap entries): whether the
+    emulator implements this architecture's ``__swp_entry``/``__swp_type``/... format."""
 
     protection_map: tuple[pgprot_t, ...]
     """``protection_map[16]`` indexed by ``VM_READ|VM_WRITE|VM_EXEC|VM_SHARED`` (mm/mmap.c)."""
@@ -34,6 +62,13 @@ class GenericKernel(PgallocGeneric):
     PAGE_KERNEL_EXEC: pgprot_t
     PAGE_KERNEL_ROX: pgprot_t
     PAGE_NONE: pgprot_t
+    SEPARATE_KERNEL_ROOT = False
+    """The MMU translates kernel addresses through a root of their own (arm64 TTBR1 =
+    ``swapper_pg_dir``), so ``pgd_alloc`` clones no kernel half.  Not a kernel symbol: the
+    emulator's statement of an architecture fact the kernel encodes in its MMU setup."""
+    ARCH_PAGE_TABLE_SYNC_MASK = 0
+    """``PGTBL_*_MODIFIED`` levels whose change must be copied into every pgd
+    (include/linux/pgtable.h default: none)."""
 
     def __init__(self, config: ArchConfig) -> None:
         super().__init__(config)
@@ -48,6 +83,9 @@ class GenericKernel(PgallocGeneric):
         self.init_mm.pgd = self.paging_init()
 
     # -- hooks for architectures ----------------------------------------------------------
+
+    def arch_sync_kernel_mappings(self, start: int, end: int) -> None:
+        """include/linux/pgtable.h: nothing to do unless ``ARCH_PAGE_TABLE_SYNC_MASK``."""
 
     def arch_geometry(self) -> None:
         """Set ``PAGE_SHIFT``, ``*_SHIFT``, ``PTRS_PER_*`` and ``SIZEOF_*`` (asm headers)."""

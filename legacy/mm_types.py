@@ -78,3 +78,5 @@ class vm_area_struct:
     vm_end: int
     vm_flags: int
     vm_page_prot: int
+    vm_pgoff: int = 0
+    """Offset in PAGE_SIZE units; for a COW ``VM_PFNMAP`` vma, the first pfn mapped."""

@@ -9,7 +9,7 @@ constructors), ``include/linux/mm.h`` (``*_alloc`` wrappers, ``mm_inc_nr_*``) an
 from __future__ import annotations
 
 from arches.errors import OutOfMemory
-from legacy.mm_types import mm_struct, spin_lock, spin_unlock
+from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t
 from legacy.pgtable import PgtableGeneric
 from legacy.types import P4dPtr, PgdPtr, PmdPtr, PtePtr, PudPtr, pgtable_t
 
@@ -215,7 +215,7 @@ class PgallocGeneric(PgtableGeneric):
 
     def pte_alloc_map_lock(
         self, mm: mm_struct, pmd: PmdPtr, address: int
-    ) -> tuple[PtePtr, object] | None:
+    ) -> tuple[PtePtr, spinlock_t] | None:
         if self.pte_alloc(mm, pmd):
             return None
         return self.pte_offset_map_lock(mm, pmd, address)

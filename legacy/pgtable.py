@@ -23,10 +23,19 @@ from legacy.types import (
     PudPtr,
     p4d_t,
     pgd_t,
+    pgprot_t,
     pmd_t,
     pte_t,
     pud_t,
 )
+
+# pgtbl_mod_mask bits: which levels a kernel-mapping change modified, for
+# arch_sync_kernel_mappings() (ARCH_PAGE_TABLE_SYNC_MASK).
+PGTBL_PGD_MODIFIED = 1 << 0
+PGTBL_P4D_MODIFIED = 1 << 1
+PGTBL_PUD_MODIFIED = 1 << 2
+PGTBL_PMD_MODIFIED = 1 << 3
+PGTBL_PTE_MODIFIED = 1 << 4
 
 
 class PgtableGeneric(Machine):
@@ -115,7 +124,8 @@ class PgtableGeneric(Machine):
         return self.pmd_page_vaddr(self.pmdp_get(pmd)) + self.pte_index(a)
 
     def pmd_off(self, mm: mm_struct, va: int) -> PmdPtr:
-        return self.pmd_offset(self.pud_offset(self.p4d_offset(self.pgd_offset(mm, va), va), va), va)
+        p4d = self.p4d_offset(self.pgd_offset(mm, va), va)
+        return self.pmd_offset(self.pud_offset(p4d, va), va)
 
     def pmd_off_k(self, va: int) -> PmdPtr:
         return self.pmd_off(self.init_mm, va)
@@ -315,6 +325,53 @@ class PgtableGeneric(Machine):
     def pmd_populate_kernel(self, mm: mm_struct, pmd: PmdPtr, pte: PtePtr) -> None:
         raise NotImplementedError
 
+    # PTE value primitives the mm/ call sites use (asm/pgtable.h; no generic version).
+    def pte_pfn(self, pte: pte_t) -> int:
+        raise NotImplementedError
+
+    def pfn_pte(self, page_nr: int, pgprot: pgprot_t) -> pte_t:
+        raise NotImplementedError
+
+    def pte_write(self, pte: pte_t) -> bool:
+        raise NotImplementedError
+
+    def pte_special(self, pte: pte_t) -> bool:
+        raise NotImplementedError
+
+    def pte_mkspecial(self, pte: pte_t) -> pte_t:
+        raise NotImplementedError
+
+    def pte_wrprotect(self, pte: pte_t) -> pte_t:
+        raise NotImplementedError
+
+    def pte_mkclean(self, pte: pte_t) -> pte_t:
+        raise NotImplementedError
+
+    def pte_mkold(self, pte: pte_t) -> pte_t:
+        raise NotImplementedError
+
+    def pte_dirty(self, pte: pte_t) -> bool:
+        raise NotImplementedError
+
+    # Generic read-modify-write defaults (include/linux/pgtable.h, !__HAVE_ARCH_PTEP_*).
+    def ptep_get_and_clear(self, mm: mm_struct, addr: int, ptep: PtePtr) -> pte_t:
+        pte = self.ptep_get(ptep)
+        self.pte_clear(mm, addr, ptep)
+        return pte
+
+    def ptep_get_and_clear_full(self, mm: mm_struct, addr: int, ptep: PtePtr, full: int) -> pte_t:
+        return self.ptep_get_and_clear(mm, addr, ptep)
+
+    def ptep_set_wrprotect(self, mm: mm_struct, addr: int, ptep: PtePtr) -> None:
+        old_pte = self.ptep_get(ptep)
+        self.set_pte_at(mm, addr, ptep, self.pte_wrprotect(old_pte))
+
+    # Kconfig: CONFIG_HAVE_MOVE_PMD / CONFIG_HAVE_MOVE_PUD (mremap moves whole tables).
+    HAVE_MOVE_PMD = False
+    HAVE_MOVE_PUD = False
+    ARCH_HAS_PTE_SPECIAL = True
+    """Kconfig: a software pte bit marks pfn mappings without a struct page."""
+
     # -- none_or_clear_bad (include/linux/pgtable.h, mm/pgtable-generic.c) ---------------
 
     def pgd_ERROR(self, what: str, val: int) -> None:
@@ -419,10 +476,103 @@ class PgtableGeneric(Machine):
         spin_lock(ptl)
         return ptl
 
+    # -- huge pmd/pud values (asm/pgtable.h; used by legacy.mm.huge_memory, mprotect) -------
+
+    def pte_modify(self, pte: pte_t, newprot: pgprot_t) -> pte_t:
+        raise NotImplementedError
+
+    def pmd_pfn(self, pmd: pmd_t) -> int:
+        raise NotImplementedError
+
+    def pud_pfn(self, pud: pud_t) -> int:
+        raise NotImplementedError
+
+    def pfn_pmd(self, page_nr: int, pgprot: pgprot_t) -> pmd_t:
+        raise NotImplementedError
+
+    def pfn_pud(self, page_nr: int, pgprot: pgprot_t) -> pud_t:
+        raise NotImplementedError
+
+    def pmd_pgprot(self, pmd: pmd_t) -> pgprot_t:
+        raise NotImplementedError
+
+    def pud_pgprot(self, pud: pud_t) -> pgprot_t:
+        raise NotImplementedError
+
+    def pgprot_large_2_4k(self, pgprot: pgprot_t) -> pgprot_t:
+        """The protection of a huge leaf rewritten for 4K leaves (x86's name, pgtable_types.h;
+        arm64 sets ``PTE_TYPE_PAGE`` in ``split_pmd``).  Huge-page splits need it."""
+        raise NotImplementedError
+
+    def pmd_modify(self, pmd: pmd_t, newprot: pgprot_t) -> pmd_t:
+        raise NotImplementedError
+
+    def pud_modify(self, pud: pud_t, newprot: pgprot_t) -> pud_t:
+        raise NotImplementedError
+
+    def pmd_mkhuge(self, pmd: pmd_t) -> pmd_t:
+        raise NotImplementedError
+
+    def pud_mkhuge(self, pud: pud_t) -> pud_t:
+        raise NotImplementedError
+
+    def pmd_mkinvalid(self, pmd: pmd_t) -> pmd_t:
+        raise NotImplementedError
+
+    def pmd_write(self, pmd: pmd_t) -> bool:
+        raise NotImplementedError
+
+    def pud_write(self, pud: pud_t) -> bool:
+        raise NotImplementedError
+
+    def pmd_wrprotect(self, pmd: pmd_t) -> pmd_t:
+        raise NotImplementedError
+
+    def pud_wrprotect(self, pud: pud_t) -> pud_t:
+        raise NotImplementedError
+
+    def pmd_mkold(self, pmd: pmd_t) -> pmd_t:
+        raise NotImplementedError
+
+    def pud_mkold(self, pud: pud_t) -> pud_t:
+        raise NotImplementedError
+
+    # Defaults of include/linux/pgtable.h for an architecture without the feature.
+    def pmd_special(self, pmd: pmd_t) -> bool:
+        """!CONFIG_ARCH_SUPPORTS_PMD_PFNMAP."""
+        return False
+
+    def pmd_mkspecial(self, pmd: pmd_t) -> pmd_t:
+        return pmd
+
+    def pud_special(self, pud: pud_t) -> bool:
+        """!CONFIG_ARCH_SUPPORTS_PUD_PFNMAP."""
+        return False
+
+    def pud_mkspecial(self, pud: pud_t) -> pud_t:
+        return pud
+
+    def pmd_mksoft_dirty(self, pmd: pmd_t) -> pmd_t:
+        """!CONFIG_HAVE_ARCH_SOFT_DIRTY."""
+        return pmd
+
+    # !CONFIG_HAVE_ARCH_HUGE_VMAP stubs not in legacy.huge_mm (mm/vmalloc.c callers).
+    def p4d_free_pud_page(self, p4d: P4dPtr, addr: int) -> int:
+        return 0
+
+    def pud_free_pmd_page(self, pud: PudPtr, addr: int) -> int:
+        return 0
+
+    def pmd_free_pte_page(self, pmd: PmdPtr, addr: int) -> int:
+        return 0
+
     # -- PTE mapping family (include/linux/mm.h, mm/pgtable-generic.c, 6.5+) -------------
 
     def pmd_trans_huge(self, pmd: pmd_t) -> bool:
         return self.pmd_leaf(pmd)
+
+    def pud_trans_huge(self, pud: pud_t) -> bool:
+        return self.pud_leaf(pud)
 
     def _pte_offset_map(self, pmd: PmdPtr, addr: int) -> tuple[PtePtr, pmd_t] | None:
         pmdval = self.pmdp_get_lockless(pmd)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from arches import CONFIGS, ArchConfig, get_config
+from legacy.arm64.pgtable import Arm64_4K_48Kernel
 from legacy.generic import GenericKernel
+from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel
 from legacy.x86.pgtable_64 import X86_64Kernel
 
 KernelFactory = Callable[[ArchConfig], GenericKernel]
@@ -13,6 +15,9 @@ KernelFactory = Callable[[ArchConfig], GenericKernel]
 KERNELS: dict[str, KernelFactory] = {
     "x86_64": lambda c: X86_64Kernel(c, la57=False),
     "x86_64-la57": lambda c: X86_64Kernel(c, la57=True),
+    "i386": I386Kernel,
+    "i386-pae": I386PaeKernel,
+    "arm64-4k-48": Arm64_4K_48Kernel,
 }
 
 

@@ -12,9 +12,7 @@ kernel's direct map is the identity: a table's "virtual" address is its physical
 
 from __future__ import annotations
 
-from typing import NewType
-
-from typing_extensions import Self
+from typing import NewType, Self
 
 pte_t = NewType("pte_t", int)
 pmd_t = NewType("pmd_t", int)
@@ -45,7 +43,7 @@ class EntryPtr:
         return (self.pa - base.pa) // self.size
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.pa == self.pa  # type: ignore[attr-defined]
+        return isinstance(other, EntryPtr) and type(other) is type(self) and other.pa == self.pa
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.pa))

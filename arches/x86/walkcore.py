@@ -4,7 +4,7 @@ A paging mode is a root address taken from CR3 and a list of :class:`EntryRule`,
 saying how a present entry of that level is decoded: where the next table or the page is, which
 bits are reserved, whether PS makes it a leaf.  :class:`PagingWalker` does the rest the same way
 for every mode: the walk of one address (:meth:`~PagingWalker.translate`) and the enumeration of
-every leaf (:meth:`~PagingWalker.leaves`).  Both use :func:`decode`, so they cannot disagree.
+every leaf (:meth:`~PagingWalker.leaves`).  Both decode entries with :func:`decode`.
 
 A present entry that points at memory which is not an allocated frame makes the walk raise
 :class:`~arches.errors.PhysMemError`: the CPU would read garbage, the emulation calls it a bug.
@@ -21,6 +21,7 @@ from arches.config import Fault, Translation
 from arches.errors import BadInput
 from arches.memory import PhysMem
 
+# SDM names of the entry bits the walk reads (the Linux names are in arches.x86.bits).
 P = 1 << 0
 RW = 1 << 1
 US = 1 << 2
@@ -165,9 +166,9 @@ class PagingWalker:
         """Walk the tables for ``va`` as the CPU would (SDM §4.3, §4.4.2, §4.5.4)."""
         if not 0 <= va < 1 << self.word_bits:
             raise BadInput(f"virtual address {va:#x} does not fit in {self.word_bits} bits")
+        ws = self.setup(regs)
         if not self.canonical(va):
             return Fault(va, "non-canonical")
-        ws = self.setup(regs)
         table = ws.root
         writable = user = executable = True
         for level, rule in enumerate(ws.rules):

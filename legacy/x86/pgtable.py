@@ -8,6 +8,7 @@ the geometry, the physical mask and whether PROT_NONE entries have their PFN inv
 
 from __future__ import annotations
 
+from arches.errors import OutOfMemory
 from arches.x86.bits import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -26,9 +27,9 @@ from arches.x86.bits import (
     _PAGE_UFFD_WP,
     _PAGE_USER,
 )
-from legacy.generic import GenericKernel
-from legacy.mm_types import mm_struct
-from legacy.types import PmdPtr, PtePtr, pgprot_t, pmd_t, pte_t, pud_t
+from legacy.mm_types import mm_struct, vm_area_struct
+from legacy.types import P4dPtr, PmdPtr, PtePtr, PudPtr, pgprot_t, pmd_t, pte_t, pud_t
+from legacy.x86.thp import X86Thp
 
 PP_ = _PAGE_PRESENT
 RW_ = _PAGE_RW
@@ -43,8 +44,9 @@ _PAGE_KNL_ERRATUM_MASK = _PAGE_DIRTY | _PAGE_ACCESSED
 _PAGE_DIRTY_BITS = _PAGE_DIRTY  # | _PAGE_SAVED_DIRTY: no shadow stacks emulated
 
 
-class X86Kernel(GenericKernel):
-    """arch/x86/include/asm/pgtable.h: predicates, modifiers, pfn conversion, populate."""
+class X86Kernel(X86Thp):
+    """arch/x86/include/asm/pgtable.h: predicates, modifiers, pfn conversion, populate.
+    Huge-page helpers common to every paging mode are in :mod:`legacy.x86.thp`."""
 
     PHYSICAL_MASK_SHIFT: int
     """``__PHYSICAL_MASK_SHIFT`` of the paging mode."""
@@ -53,10 +55,25 @@ class X86Kernel(GenericKernel):
     PFN_INVERT = True
     """L1TF PFN inversion of PROT_NONE entries (pgtable-invert.h; not on 2-level)."""
     KNL_ERRATUM_MASK = _PAGE_KNL_ERRATUM_MASK
+    MEM_SOFT_DIRTY = True
+    """``CONFIG_MEM_SOFT_DIRTY``: ``HAVE_ARCH_SOFT_DIRTY`` is selected by X86_64 only; without
+    it ``_PAGE_SOFT_DIRTY`` is 0 (pgtable_types.h)."""
+    HAVE_ARCH_USERFAULTFD_WP = True
+    """``CONFIG_HAVE_ARCH_USERFAULTFD_WP`` (X86_64 only); without it ``_PAGE_UFFD_WP`` is 0."""
+    # arch/x86/Kconfig: select HAVE_ARCH_TRANSPARENT_HUGEPAGE, ARCH_WANT_GENERAL_HUGETLB
+    HAVE_ARCH_TRANSPARENT_HUGEPAGE = True
+    TRANSPARENT_HUGEPAGE = True
+    HUGETLB_PAGE = True
+    ARCH_WANT_GENERAL_HUGETLB = True
+    HAVE_MOVE_PMD = True  # arch/x86/Kconfig: select HAVE_MOVE_PMD
+    HAVE_MOVE_PUD = True  # arch/x86/Kconfig: select HAVE_MOVE_PUD
 
-    def fold_geometry(self) -> None:
-        super().fold_geometry()
-        m = (1 << 64) - 1
+    def derive_sizes(self) -> None:
+        """Masks and protections: derived once the geometry, folded levels included, is final."""
+        super().derive_sizes()
+        m = (1 << (8 * self.SIZEOF_PTE)) - 1  # pteval_t: unsigned long on 2-level, else u64
+        self._PAGE_SOFT_DIRTY = _PAGE_SOFT_DIRTY if self.MEM_SOFT_DIRTY else 0
+        self._PAGE_UFFD_WP = _PAGE_UFFD_WP if self.HAVE_ARCH_USERFAULTFD_WP else 0
         self.PHYSICAL_MASK = (1 << self.PHYSICAL_MASK_SHIFT) - 1
         page_mask = ~((1 << self.PAGE_SHIFT) - 1) & m
         self.PTE_PFN_MASK = page_mask & self.PHYSICAL_MASK
@@ -66,7 +83,7 @@ class X86Kernel(GenericKernel):
         self.supported_pte_mask = m if self.HAS_NX else m & ~_PAGE_NX
         self._PAGE_CHG_MASK = (
             self.PTE_PFN_MASK | _PAGE_PCD | _PAGE_PWT | _PAGE_SPECIAL | _PAGE_ACCESSED
-            | _PAGE_DIRTY_BITS | _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP
+            | _PAGE_DIRTY_BITS | self._PAGE_SOFT_DIRTY | self._PAGE_UFFD_WP
         )
         self._HPAGE_CHG_MASK = self._PAGE_CHG_MASK | _PAGE_PSE
         nx = _PAGE_NX if self.HAS_NX else 0
@@ -140,10 +157,12 @@ class X86Kernel(GenericKernel):
         return (pfn & self.pud_pfn_mask(pud)) >> self.PAGE_SHIFT
 
     def _check_pfn(self, page_nr: int, what: str) -> None:
-        if page_nr < 0 or (page_nr << self.PAGE_SHIFT) & ~self.PHYSICAL_MASK:
+        # page_nr is an unsigned long: on PAE that, not the 52-bit mask, is the limit (44 bits)
+        beyond = (page_nr << self.PAGE_SHIFT) & ~self.PHYSICAL_MASK
+        if not 0 <= page_nr <= self.ULONG_MASK or beyond:
             raise ValueError(
                 f"{what}: pfn {page_nr:#x} is beyond the physical mask "
-                f"({self.PHYSICAL_MASK_SHIFT} bits)"
+                f"({self.PHYSICAL_MASK_SHIFT} bits) or does not fit an unsigned long"
             )
 
     def pfn_pte(self, page_nr: int, pgprot: pgprot_t) -> pte_t:
@@ -213,7 +232,7 @@ class X86Kernel(GenericKernel):
         return bool(pte & _PAGE_SPECIAL)
 
     def pte_soft_dirty(self, pte: pte_t) -> bool:
-        return bool(pte & _PAGE_SOFT_DIRTY)
+        return bool(pte & self._PAGE_SOFT_DIRTY)
 
     # -- pte modifiers --------------------------------------------------------------------
 
@@ -236,7 +255,7 @@ class X86Kernel(GenericKernel):
         return self.pte_clear_flags(pte, _PAGE_NX)
 
     def pte_mkdirty(self, pte: pte_t) -> pte_t:
-        return self.pte_set_flags(pte, _PAGE_DIRTY | _PAGE_SOFT_DIRTY)
+        return self.pte_set_flags(pte, _PAGE_DIRTY | self._PAGE_SOFT_DIRTY)
 
     def pte_mkyoung(self, pte: pte_t) -> pte_t:
         return self.pte_set_flags(pte, _PAGE_ACCESSED)
@@ -244,8 +263,9 @@ class X86Kernel(GenericKernel):
     def pte_mkwrite_novma(self, pte: pte_t) -> pte_t:
         return self.pte_set_flags(pte, _PAGE_RW)
 
-    def pte_mkwrite(self, pte: pte_t) -> pte_t:
-        """``pte_mkwrite(pte, vma)`` without shadow-stack vmas: ``pte_mkwrite_novma``."""
+    def pte_mkwrite(self, pte: pte_t, vma: vm_area_struct | None = None) -> pte_t:
+        """``pte_mkwrite(pte, vma)`` (arch/x86/mm/pgtable.c) without shadow-stack vmas:
+        ``pte_mkwrite_novma``."""
         return self.pte_mkwrite_novma(pte)
 
     def pte_mkhuge(self, pte: pte_t) -> pte_t:
@@ -264,10 +284,10 @@ class X86Kernel(GenericKernel):
         return self.pte_set_flags(pte, _PAGE_SPECIAL)
 
     def pte_mksoft_dirty(self, pte: pte_t) -> pte_t:
-        return self.pte_set_flags(pte, _PAGE_SOFT_DIRTY)
+        return self.pte_set_flags(pte, self._PAGE_SOFT_DIRTY)
 
     def pte_clear_soft_dirty(self, pte: pte_t) -> pte_t:
-        return self.pte_clear_flags(pte, _PAGE_SOFT_DIRTY)
+        return self.pte_clear_flags(pte, self._PAGE_SOFT_DIRTY)
 
     def pte_modify(self, pte: pte_t, newprot: pgprot_t) -> pte_t:
         """Keep ``_PAGE_CHG_MASK`` (pfn, A/D, special...), take the rest from ``newprot``,
@@ -280,7 +300,9 @@ class X86Kernel(GenericKernel):
     # -- pmd ------------------------------------------------------------------------------
 
     def pmd_none(self, pmd: pmd_t) -> bool:
-        return (pmd & ~self.KNL_ERRATUM_MASK) == 0
+        """"Only check low word on 32-bit platforms, since it might be out of sync with upper
+        half": the value is cut to ``unsigned long`` (PAE ignores the high 32 bits)."""
+        return (pmd & self.ULONG_MASK & ~self.KNL_ERRATUM_MASK) == 0
 
     def pmd_present(self, pmd: pmd_t) -> bool:
         """Checks PSE too: a THP being split keeps PSE with P cleared."""
@@ -310,7 +332,7 @@ class X86Kernel(GenericKernel):
         return bool(pmd & _PAGE_SPECIAL)
 
     def pmd_soft_dirty(self, pmd: pmd_t) -> bool:
-        return bool(pmd & _PAGE_SOFT_DIRTY)
+        return bool(pmd & self._PAGE_SOFT_DIRTY)
 
     def pmd_mkold(self, pmd: pmd_t) -> pmd_t:
         return pmd_t(pmd & ~_PAGE_ACCESSED)
@@ -322,7 +344,7 @@ class X86Kernel(GenericKernel):
         return pmd_t(pmd & ~_PAGE_RW)
 
     def pmd_mkdirty(self, pmd: pmd_t) -> pmd_t:
-        return pmd_t(pmd | _PAGE_DIRTY | _PAGE_SOFT_DIRTY)
+        return pmd_t(pmd | _PAGE_DIRTY | self._PAGE_SOFT_DIRTY)
 
     def pmd_mkyoung(self, pmd: pmd_t) -> pmd_t:
         return pmd_t(pmd | _PAGE_ACCESSED)
@@ -330,7 +352,8 @@ class X86Kernel(GenericKernel):
     def pmd_mkwrite_novma(self, pmd: pmd_t) -> pmd_t:
         return pmd_t(pmd | _PAGE_RW)
 
-    def pmd_mkwrite(self, pmd: pmd_t) -> pmd_t:
+    def pmd_mkwrite(self, pmd: pmd_t, vma: vm_area_struct | None = None) -> pmd_t:
+        """``pmd_mkwrite(pmd, vma)`` without shadow-stack vmas."""
         return self.pmd_mkwrite_novma(pmd)
 
     def pmd_mkhuge(self, pmd: pmd_t) -> pmd_t:
@@ -340,10 +363,10 @@ class X86Kernel(GenericKernel):
         return pmd_t(pmd | _PAGE_SPECIAL)
 
     def pmd_mksoft_dirty(self, pmd: pmd_t) -> pmd_t:
-        return pmd_t(pmd | _PAGE_SOFT_DIRTY)
+        return pmd_t(pmd | self._PAGE_SOFT_DIRTY)
 
     def pmd_clear_soft_dirty(self, pmd: pmd_t) -> pmd_t:
-        return pmd_t(pmd & ~_PAGE_SOFT_DIRTY)
+        return pmd_t(pmd & ~self._PAGE_SOFT_DIRTY)
 
     def pmd_mkinvalid(self, pmd: pmd_t) -> pmd_t:
         """Clear P and PROTNONE, keep PSE, invert the PFN (arch/x86/include/asm/pgtable.h)."""
@@ -359,6 +382,59 @@ class X86Kernel(GenericKernel):
     def pmd_page_vaddr(self, pmd: pmd_t) -> PtePtr:
         return PtePtr(pmd & self.pmd_pfn_mask(pmd), self.SIZEOF_PTE)
 
+    # -- pud (asm/pgtable.h: predicates under CONFIG_PGTABLE_LEVELS > 2) --------------------
+
+    def pud_none(self, pud: pud_t) -> bool:
+        return (pud & ~self.KNL_ERRATUM_MASK) == 0
+
+    def pud_present(self, pud: pud_t) -> bool:
+        return bool(self.pud_flags(pud) & _PAGE_PRESENT)
+
+    def pud_bad(self, pud: pud_t) -> bool:
+        return (self.pud_flags(pud) & ~(_KERNPG_TABLE | _PAGE_USER)) != 0
+
+    def pud_leaf(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_PSE)
+
+    def pud_pgtable(self, pud: pud_t) -> PmdPtr:
+        return PmdPtr(pud & self.pud_pfn_mask(pud), self.SIZEOF_PMD)
+
+    def pud_write(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_RW)
+
+    def pud_dirty(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_DIRTY_BITS)
+
+    def pud_young(self, pud: pud_t) -> bool:
+        return bool(pud & _PAGE_ACCESSED)
+
+    def pud_mkold(self, pud: pud_t) -> pud_t:
+        return pud_t(pud & ~_PAGE_ACCESSED)
+
+    def pud_mkclean(self, pud: pud_t) -> pud_t:
+        return pud_t(pud & ~_PAGE_DIRTY_BITS)
+
+    def pud_wrprotect(self, pud: pud_t) -> pud_t:
+        return pud_t(pud & ~_PAGE_RW)
+
+    def pud_mkdirty(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_DIRTY | self._PAGE_SOFT_DIRTY)
+
+    def pud_mkyoung(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_ACCESSED)
+
+    def pud_mkwrite(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_RW)
+
+    def pud_mkhuge(self, pud: pud_t) -> pud_t:
+        return pud_t(pud | _PAGE_PSE)
+
+    def pud_modify(self, pud: pud_t, newprot: pgprot_t) -> pud_t:
+        oldval = pud
+        val = pud & self._HPAGE_CHG_MASK
+        val |= self.check_pgprot(newprot) & ~self._HPAGE_CHG_MASK
+        return pud_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PUD_PAGE_MASK))
+
     # -- populate (arch/x86/include/asm/pgalloc.h) ----------------------------------------
 
     def pmd_populate_kernel(self, mm: mm_struct, pmd: PmdPtr, pte: PtePtr) -> None:
@@ -373,6 +449,63 @@ class X86Kernel(GenericKernel):
         """Move the PAT bit from bit 7 (4K) to bit 12 (2M/1G)."""
         return (val & ~(_PAGE_PAT | _PAGE_PAT_LARGE)) | ((val & _PAGE_PAT) << 5)
 
+    def protval_large_2_4k(self, val: int) -> int:
+        """Move the PAT bit back from bit 12 to bit 7 (which drops PSE, the same bit)."""
+        return (val & ~(_PAGE_PAT | _PAGE_PAT_LARGE)) | ((val & _PAGE_PAT_LARGE) >> 5)
+
+    def pgprot_large_2_4k(self, pgprot: pgprot_t) -> pgprot_t:
+        return pgprot_t(self.protval_large_2_4k(pgprot))
+
+    def pmd_free_pte_page(self, pmd: PmdPtr, addr: int) -> int:
+        """Clear the pmd and free the (unmapped) PTE table it points to.  !CONFIG_X86_64
+        (PAE): only succeeds on an empty pmd, so ioremap never changes sync'd pmds."""
+        if self.config.word_bits != 64:
+            return int(self.pmd_none(self.pmdp_get(pmd)))
+        pte = self.pmd_page_vaddr(self.pmdp_get(pmd))
+        self.pmd_clear(pmd)
+        # flush_tlb_kernel_range(addr, addr + PAGE_SIZE-1): "INVLPG to clear all
+        # paging-structure caches" -- no TLB emulated.
+        self.pte_free_kernel(self.init_mm, pte)
+        return 1
+
+    def pud_free_pmd_page(self, pud: PudPtr, addr: int) -> int:
+        """X86_64: clear the pud, free the PMD table and every PTE table below it (the range
+        is unmapped).  0 if the bounce page ``pmd_sv`` cannot be allocated."""
+        pmd = self.pud_pgtable(self.pudp_get(pud))
+        try:
+            pmd_sv = self.mem.alloc_frame()  # __get_free_page(GFP_KERNEL): not a page table
+        except OutOfMemory:
+            return 0
+        for i in range(self.PTRS_PER_PMD):
+            val = self.pmdp_get(pmd + i)
+            self.mem.write(pmd_sv + i * self.SIZEOF_PMD, self.SIZEOF_PMD, val)
+            if not self.pmd_none(val):
+                self.pmd_clear(pmd + i)
+        self.pud_clear(pud)
+        # flush_tlb_kernel_range(addr, addr + PAGE_SIZE-1)
+        for i in range(self.PTRS_PER_PMD):
+            val = pmd_t(self.mem.read(pmd_sv + i * self.SIZEOF_PMD, self.SIZEOF_PMD))
+            if not self.pmd_none(val):
+                self.pte_free_kernel(self.init_mm, self.pmd_page_vaddr(val))
+        self.mem.free_frame(pmd_sv)
+        self.pmd_free(self.init_mm, pmd)  # pagetable_dtor(); free_page()
+        return 1
+
+    def arch_vmap_pmd_supported(self, prot: pgprot_t) -> bool:
+        """asm/vmalloc.h: ``boot_cpu_has(X86_FEATURE_PSE)``."""
+        return True
+
+    def arch_vmap_pud_supported(self, prot: pgprot_t) -> bool:
+        """asm/vmalloc.h: ``boot_cpu_has(X86_FEATURE_GBPAGES)`` on X86_64, else false."""
+        return self.config.word_bits == 64
+
+    def p4d_set_huge(self, p4d: P4dPtr, addr: int, prot: pgprot_t) -> int:
+        """"No 512GB pages yet -- always return 0" (also the stub of a folded p4d)."""
+        return 0
+
+    def p4d_clear_huge(self, p4d: P4dPtr) -> None:
+        pass
+
     def pmd_set_huge(self, pmd: PmdPtr, addr: int, prot: pgprot_t) -> int:
         """Bail out (0) on a populated non-leaf entry; else install a 2M/4M leaf."""
         cur = self.pmdp_get(pmd)
@@ -385,6 +518,20 @@ class X86Kernel(GenericKernel):
     def pmd_clear_huge(self, pmd: PmdPtr) -> int:
         if self.pmd_leaf(self.pmdp_get(pmd)):
             self.pmd_clear(pmd)
+            return 1
+        return 0
+
+    def pud_set_huge(self, pud: PudPtr, addr: int, prot: pgprot_t) -> int:
+        cur = self.pudp_get(pud)
+        if self.pud_present(cur) and not self.pud_leaf(cur):
+            return 0
+        prot = pgprot_t(self.protval_4k_2_large(prot) | _PAGE_PSE)
+        self.set_pud(pud, self.pfn_pud(addr >> self.PAGE_SHIFT, prot))
+        return 1
+
+    def pud_clear_huge(self, pud: PudPtr) -> int:
+        if self.pud_leaf(self.pudp_get(pud)):
+            self.pud_clear(pud)
             return 1
         return 0
 
@@ -438,3 +585,8 @@ class X86Kernel(GenericKernel):
         if changed and dirty:
             self.set_pmd(pmdp, entry)
         return int(changed)
+
+    def pudp_huge_get_and_clear(self, mm: mm_struct, addr: int, pudp: PudPtr) -> pud_t:
+        pud = self.pudp_get(pudp)
+        self.pud_clear(pudp)
+        return pud

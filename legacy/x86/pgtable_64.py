@@ -1,8 +1,9 @@
 """x86-64 4-level and 5-level paging, with the p4d folded at run time.
 
 Follows ``arch/x86/include/asm/pgtable_64.h``, ``pgtable_64_types.h``, ``pgtable.h``,
-``pgalloc.h``, ``arch/x86/mm/pgtable.c`` (``pgd_alloc``, ``pgd_ctor``, ``pgd_list``) and
-``arch/x86/mm/init_64.c`` (``sync_global_pgds``).  Five levels are compiled in; when
+``pgalloc.h`` and ``arch/x86/mm/init_64.c`` (``sync_global_pgds``); ``pgd_alloc``, ``pgd_ctor``
+and ``pgd_list`` (``arch/x86/mm/pgtable.c``) are shared with 32-bit x86 in
+:mod:`legacy.x86.pgd`.  Five levels are compiled in; when
 ``pgtable_l5_enabled()`` is false the p4d level is folded *at run time*: ``PTRS_PER_P4D`` is
 ``ptrs_per_p4d`` = 1, ``PGDIR_SHIFT`` is ``pgdir_shift`` = 39, ``p4d_offset`` returns the pgd
 pointer and the pgd predicates are constants -- the same effect as pgtable-nop4d.h, decided
@@ -12,32 +13,35 @@ when the CPU boots rather than when the kernel is compiled.
 from __future__ import annotations
 
 from arches import ArchConfig
-from arches.x86.bits import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_USER
-from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t
-from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, p4d_t, pgd_t, pgprot_t, pud_t
-from legacy.x86.pgtable import _KERNPG_TABLE, _PAGE_DIRTY_BITS, _PAGE_TABLE, X86Kernel
+from arches.x86.bits import _PAGE_PRESENT, _PAGE_USER
+from legacy.mm_types import mm_struct, spin_lock, spin_unlock
+from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, p4d_t, pgd_t, pud_t
+from legacy.x86.pgd import (  # noqa: F401  (PGTBL_* re-exported: they used to live here)
+    PGTBL_P4D_MODIFIED,
+    PGTBL_PGD_MODIFIED,
+    PGTBL_PMD_MODIFIED,
+    PGTBL_PTE_MODIFIED,
+    PGTBL_PUD_MODIFIED,
+    X86PgdKernel,
+)
+from legacy.x86.pgtable import _KERNPG_TABLE, _PAGE_TABLE
+from legacy.x86.swap import X86_64Swap
 
-PGTBL_PGD_MODIFIED = 1 << 0
-PGTBL_P4D_MODIFIED = 1 << 1
-PGTBL_PUD_MODIFIED = 1 << 2
-PGTBL_PMD_MODIFIED = 1 << 3
-PGTBL_PTE_MODIFIED = 1 << 4
 
-
-class X86_64Kernel(X86Kernel):
-    """x86-64 with 5-level support compiled in; ``la57`` is the CPU's CR4.LA57."""
+class X86_64Kernel(X86_64Swap, X86PgdKernel):
+    """x86-64 with 5-level support compiled in; ``la57`` is the CPU's CR4.LA57.  The swap
+    entry format is in :mod:`legacy.x86.swap`."""
 
     PHYSICAL_MASK_SHIFT = 52
+    # arch/x86/Kconfig: the "if X86_64" selects.
+    HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD = True
+    ARCH_ENABLE_THP_MIGRATION = True
+    HAVE_ARCH_HUGE_VMAP = True
+    NUMA_BALANCING = True
 
     def __init__(self, config: ArchConfig, la57: bool) -> None:
         self._l5 = la57
-        self.pgd_lock = spinlock_t("pgd_lock")
-        self.pgd_list: list[PgdPtr] = []
-        self.pgd_owner: dict[int, mm_struct] = {}
         super().__init__(config)
-        self.PAGE_OFFSET = config.kernel_range[0]
-        self.KERNEL_PGD_BOUNDARY = self.pgd_index(self.PAGE_OFFSET)
-        self.KERNEL_PGD_PTRS = self.PTRS_PER_PGD - self.KERNEL_PGD_BOUNDARY
         self.ARCH_PAGE_TABLE_SYNC_MASK = (
             PGTBL_PGD_MODIFIED if self._l5 else PGTBL_P4D_MODIFIED
         )
@@ -131,120 +135,10 @@ class X86_64Kernel(X86Kernel):
 
     # -- pud ------------------------------------------------------------------------------
 
-    def pud_none(self, pud: pud_t) -> bool:
-        return (pud & ~self.KNL_ERRATUM_MASK) == 0
-
-    def pud_present(self, pud: pud_t) -> bool:
-        return bool(self.pud_flags(pud) & _PAGE_PRESENT)
-
-    def pud_bad(self, pud: pud_t) -> bool:
-        return (self.pud_flags(pud) & ~(_KERNPG_TABLE | _PAGE_USER)) != 0
-
-    def pud_leaf(self, pud: pud_t) -> bool:
-        return bool(pud & _PAGE_PSE)
-
-    def pud_pgtable(self, pud: pud_t) -> PmdPtr:
-        return PmdPtr(pud & self.pud_pfn_mask(pud), self.SIZEOF_PMD)
-
     def pud_populate(self, mm: mm_struct, pud: PudPtr, pmd: PmdPtr) -> None:
         self.set_pud(pud, pud_t(_PAGE_TABLE | pmd.pa))
 
-    def pud_write(self, pud: pud_t) -> bool:
-        return bool(pud & _PAGE_RW)
-
-    def pud_dirty(self, pud: pud_t) -> bool:
-        return bool(pud & _PAGE_DIRTY_BITS)
-
-    def pud_young(self, pud: pud_t) -> bool:
-        return bool(pud & _PAGE_ACCESSED)
-
-    def pud_mkold(self, pud: pud_t) -> pud_t:
-        return pud_t(pud & ~_PAGE_ACCESSED)
-
-    def pud_mkclean(self, pud: pud_t) -> pud_t:
-        return pud_t(pud & ~_PAGE_DIRTY_BITS)
-
-    def pud_wrprotect(self, pud: pud_t) -> pud_t:
-        return pud_t(pud & ~_PAGE_RW)
-
-    def pud_mkdirty(self, pud: pud_t) -> pud_t:
-        return pud_t(pud | _PAGE_DIRTY)
-
-    def pud_mkyoung(self, pud: pud_t) -> pud_t:
-        return pud_t(pud | _PAGE_ACCESSED)
-
-    def pud_mkwrite(self, pud: pud_t) -> pud_t:
-        return pud_t(pud | _PAGE_RW)
-
-    def pud_mkhuge(self, pud: pud_t) -> pud_t:
-        return pud_t(pud | _PAGE_PSE)
-
-    def pud_modify(self, pud: pud_t, newprot: pgprot_t) -> pud_t:
-        oldval = pud
-        val = pud & self._HPAGE_CHG_MASK
-        val |= self.check_pgprot(newprot) & ~self._HPAGE_CHG_MASK
-        return pud_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PUD_PAGE_MASK))
-
-    def pud_set_huge(self, pud: PudPtr, addr: int, prot: pgprot_t) -> int:
-        cur = self.pudp_get(pud)
-        if self.pud_present(cur) and not self.pud_leaf(cur):
-            return 0
-        prot = pgprot_t(self.protval_4k_2_large(prot) | _PAGE_PSE)
-        self.set_pud(pud, self.pfn_pud(addr >> self.PAGE_SHIFT, prot))
-        return 1
-
-    def pud_clear_huge(self, pud: PudPtr) -> int:
-        if self.pud_leaf(self.pudp_get(pud)):
-            self.pud_clear(pud)
-            return 1
-        return 0
-
-    def pudp_huge_get_and_clear(self, mm: mm_struct, addr: int, pudp: PudPtr) -> pud_t:
-        pud = self.pudp_get(pudp)
-        self.pud_clear(pudp)
-        return pud
-
-    # -- pgd_alloc / pgd_free (arch/x86/mm/pgtable.c) ------------------------------------
-
-    def clone_pgd_range(self, dst: PgdPtr, src: PgdPtr, count: int) -> None:
-        self.mem.copy(dst.pa, src.pa, count * self.SIZEOF_PGD)
-
-    def pgd_ctor(self, mm: mm_struct, pgd: PgdPtr) -> None:
-        """Clone the kernel half from ``swapper_pg_dir``; add the pgd to ``pgd_list``."""
-        swapper_pg_dir = self.init_mm.pgd
-        self.clone_pgd_range(
-            pgd + self.KERNEL_PGD_BOUNDARY,
-            swapper_pg_dir + self.KERNEL_PGD_BOUNDARY,
-            self.KERNEL_PGD_PTRS,
-        )
-        self.pgd_owner[pgd.pa] = mm  # pgd_set_mm
-        self.pgd_list.append(pgd)  # pgd_list_add
-
-    def pgd_dtor(self, pgd: PgdPtr) -> None:
-        spin_lock(self.pgd_lock)
-        self.pgd_list.remove(pgd)
-        del self.pgd_owner[pgd.pa]
-        spin_unlock(self.pgd_lock)
-
-    def pgd_alloc(self, mm: mm_struct) -> PgdPtr | None:
-        pa = self._pagetable_alloc("pgd", mm)
-        if pa is None:
-            return None
-        pgd = PgdPtr(pa, self.SIZEOF_PGD)
-        mm.pgd = pgd
-        spin_lock(self.pgd_lock)
-        self.pgd_ctor(mm, pgd)
-        spin_unlock(self.pgd_lock)
-        return pgd
-
-    def pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None:
-        self.pgd_dtor(pgd)
-        self.pagetable_free(pgd.pa)
-
     # -- keeping the kernel half in sync (arch/x86/mm/init_64.c) --------------------------
-
-    def _pgd_list_entries(self, addr: int) -> list[tuple[PgdPtr, mm_struct]]:
-        return [(p + self.pgd_index(addr), self.pgd_owner[p.pa]) for p in self.pgd_list]
 
     def sync_global_pgds_l5(self, start: int, end: int) -> None:
         addr = start

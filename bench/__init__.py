@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): speed and memory, measured, never asserted in tests."""

@@ -1,0 +1,54 @@
+"""``python -m bench [--pages N] [--arch NAME] [--no-ratio]``: the project's benchmarks.
+
+1. Legacy workload on one configuration: pages/second for map, walk and unmap, and peak
+   RSS growth against the peak ``pgtables_bytes``.  Target: 262,144 pages (1 GiB) on
+   x86_64 in under 10 s in all, RSS growth at most 1.5x ``pgtables_bytes``.
+2. The same workload through the unified API: the unified/legacy time ratio per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.legacy_workload import run, traced_map_bytes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench")
+    ap.add_argument("--pages", type=int, default=262_144)
+    ap.add_argument("--arch", default="x86_64")
+    ap.add_argument("--no-ratio", action="store_true", help="skip the unified/legacy ratio")
+    args = ap.parse_args(argv)
+
+    phases, tables, rss = run(args.arch, args.pages)
+    total = sum(p.seconds for p in phases)
+    print(f"legacy API, {args.arch}, {args.pages} x 4K pages")
+    for p in phases:
+        print(f"  {p.name:6s} {p.seconds:7.2f} s  {p.pages_per_second:12,.0f} pages/s")
+    print(f"  total  {total:7.2f} s   (target < 10 s: {'ok' if total < 10 else 'MISSED'})")
+    ratio = rss / tables if tables else float("inf")
+    print(
+        f"  peak pgtables_bytes {tables:,} B; RSS growth {rss:,} B = {ratio:.2f}x "
+        f"(target <= 1.5x: {'ok' if ratio <= 1.5 else 'MISSED'})"
+    )
+    held, tables2 = traced_map_bytes(args.arch, args.pages)
+    print(
+        f"  Python heap held by the mapped machine (tracemalloc) {held:,} B = "
+        f"{held / tables2:.2f}x pgtables_bytes"
+    )
+    if not args.no_ratio:
+        try:
+            from bench.unified_vs_legacy import run_ratio
+        except ImportError:
+            print("unified/legacy ratio: bench.unified_vs_legacy not available")
+            return 0
+        ratios = run_ratio(args.pages)
+        print("unified API / legacy API time ratio (target <= 1.25):")
+        for name, r in ratios.items():
+            print(f"  {name:6s} {r:5.2f}x  {'ok' if r <= 1.25 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m ptshim``: the same as the ``ptshim`` console script."""
+
+import sys
+
+from ptshim.cli import main
+
+sys.exit(main())

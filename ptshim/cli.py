@@ -1,0 +1,290 @@
+"""The ``ptshim`` command (``design.md``, "CLI"; extensions in ``docs/cli.md``).
+
+Exit codes: 0 success; 1 a failed check or divergence; 2 bad input (one line on stderr).
+Every :class:`~arches.errors.PtshimError` is caught here: no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from arches.errors import BadInput, CheckFailed, PtshimError
+from ptshim.backends import API_NAMES, BACKENDS
+from ptshim.scenario import Scenario, load_scenario, scenario_paths
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(BadInput):
+    """A command line argparse rejects."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ptshim", description="Linux page-table API emulation: scenarios, "
+                "checks, exports and dumps.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("arches", help="list the configurations")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+
+    r = sub.add_parser("run", help="run a scenario (or a directory of them), verify, report")
+    r.add_argument("scenario", help="scenario file, or a directory of *.json scenarios")
+    r.add_argument("--arch", required=True, help="configuration name, or 'all'")
+    r.add_argument("--api", default="legacy", choices=API_NAMES)
+    r.add_argument("--export", metavar="DIR", help="write phys.bin and machine.json to DIR")
+
+    d = sub.add_parser("dump", help="run a scenario, then print the page tables (ptdump style)")
+    d.add_argument("scenario")
+    d.add_argument("--arch", required=True)
+    d.add_argument("--api", default="legacy", choices=API_NAMES)
+
+    f = sub.add_parser("diff", help="differential campaign legacy vs unified")
+    f.add_argument("--arch", default="all")
+    f.add_argument("--examples", type=int, default=100)
+    f.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "arches":
+            return cmd_arches(args.json)
+        if args.command == "run":
+            return cmd_run(args.scenario, args.arch, args.api, args.export)
+        if args.command == "dump":
+            return cmd_dump(args.scenario, args.arch, args.api)
+        return cmd_diff(args)
+    except CheckFailed as e:
+        _err(f"check failed: {e}")
+        return EXIT_FAIL
+    except PtshimError as e:
+        _err(f"error: {e}")
+        return EXIT_BAD_INPUT
+    except SystemExit as e:  # --help / --version
+        return e.code if isinstance(e.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _err(message: str) -> None:
+    print("ptshim: " + " ".join(message.split()), file=sys.stderr)
+
+
+# -- arches ----------------------------------------------------------------------------------
+
+
+def arch_facts(name: str) -> dict[str, Any]:
+    """What ``ptshim arches`` says about one configuration (booting its kernel for the
+    folding facts)."""
+    from legacy import boot
+
+    k = boot(name)
+    c = k.config
+    folded = [
+        lvl for lvl, flag, ptrs in (
+            ("p4d", k.PAGETABLE_P4D_FOLDED, k.PTRS_PER_P4D),
+            ("pud", k.PAGETABLE_PUD_FOLDED, k.PTRS_PER_PUD),
+            ("pmd", k.PAGETABLE_PMD_FOLDED, k.PTRS_PER_PMD),
+        ) if flag or ptrs == 1
+    ]
+    return {
+        "name": c.name,
+        "family": c.family,
+        "description": c.description,
+        "levels": len(c.hw_levels),
+        "hw_levels": [
+            {"name": lv.name, "shift": lv.shift, "entries": lv.entries,
+             "entry_size": lv.entry_size, "table_bytes": lv.table_bytes, "leaf": lv.leaf_ok}
+            for lv in c.hw_levels
+        ],
+        "folded": folded,
+        "page_size": c.page_size,
+        "leaf_sizes": list(c.leaf_sizes),
+        "word_bits": c.word_bits,
+        "va_bits": c.va_bits,
+        "phys_bits": c.phys_bits,
+        "roots": list(c.roots),
+        "endianness": c.endianness,
+        "user_range": list(c.user_range),
+        "kernel_range": list(c.kernel_range),
+        "table_bytes": {
+            "pgd": k.PTRS_PER_PGD * k.SIZEOF_PGD,
+            "p4d": k.PTRS_PER_P4D * k.SIZEOF_P4D,
+            "pud": k.PTRS_PER_PUD * k.SIZEOF_PUD,
+            "pmd": k.PTRS_PER_PMD * k.SIZEOF_PMD,
+            "pte": k.PTRS_PER_PTE * k.SIZEOF_PTE,
+        },
+    }
+
+
+def _size(n: int) -> str:
+    for unit in ("", "K", "M", "G", "T", "P"):
+        if n < 1024 or n % 1024:
+            return f"{n}{unit}"
+        n //= 1024
+    return f"{n}E"
+
+
+def cmd_arches(as_json: bool) -> int:
+    from legacy import arch_names
+
+    facts = [arch_facts(n) for n in arch_names()]
+    if as_json:
+        print(json.dumps(facts, indent=1))
+        return EXIT_OK
+    head = ("name", "levels", "folded", "page", "leaves", "VA bits", "roots", "endian",
+            "tables (bytes)")
+    rows = [head]
+    for f in facts:
+        rows.append((
+            f["name"],
+            f"{f['levels']} " + "/".join(lv["name"] for lv in f["hw_levels"]),
+            ",".join(f["folded"]) or "-",
+            _size(f["page_size"]),
+            ",".join(_size(s) for s in f["leaf_sizes"]),
+            str(f["va_bits"]),
+            ",".join(f["roots"]),
+            f["endianness"],
+            "/".join(str(lv["table_bytes"]) for lv in f["hw_levels"]),
+        ))
+    _table(rows)
+    return EXIT_OK
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "ok", "FAIL", "n/a"
+    detail: str
+
+
+def run_one(scenario: Scenario, arch: str, api: str, export_dir: str | None = None
+            ) -> tuple[Outcome, str]:
+    """Run, verify, (export,) tear down.  Returns the outcome and a summary line.
+    :class:`BadInput` (and unknown-arch) propagate; other failures become "FAIL"."""
+    from ptshim.session import Session
+
+    s = Session(arch, api)
+    s.validate(scenario)  # bad input for this configuration: raised before anything runs
+    try:
+        s.run(scenario)
+        stats = s.verify()
+        if export_dir is not None:
+            from ptshim.export import export
+
+            export(s, export_dir)
+        s.teardown()
+    except BadInput:
+        raise
+    except PtshimError as e:
+        return Outcome("FAIL", str(e)), f"{arch}: {scenario.name}: FAIL: {e}"
+    summary = f"{arch}: {scenario.name}: ok ({api}): {stats.describe()}; teardown clean"
+    return Outcome("ok", f"{stats.tables}t/{stats.pgtables_bytes}B"), summary
+
+
+def cmd_run(path: str, arch: str, api: str, export_dir: str | None) -> int:
+    from arches import get_config
+    from legacy import arch_names
+
+    if api not in BACKENDS:
+        raise BadInput(f"--api {api}: the {api} backend is not available yet "
+                       f"(available: {', '.join(BACKENDS)})")
+    arches = arch_names() if arch == "all" else [arch]
+    for a in arches:
+        get_config(a)  # UnknownArch with the list of names
+    paths = scenario_paths(path)
+    scenarios = [load_scenario(p) for p in paths]
+    if len(arches) == 1 and len(scenarios) == 1 and not Path(path).is_dir():
+        outcome, summary = run_one(scenarios[0], arches[0], api, export_dir)
+        if outcome.status == "FAIL":
+            raise CheckFailed(outcome.detail)
+        print(summary)
+        return EXIT_OK
+    if export_dir is not None:
+        raise BadInput("--export needs one scenario file and one --arch")
+    return run_matrix(scenarios, arches, api)
+
+
+def run_matrix(scenarios: list[Scenario], arches: list[str], api: str) -> int:
+    """Every scenario on every configuration: one table, failures listed below it."""
+    rows: list[list[str]] = [["arch"] + [s.name for s in scenarios]]
+    failures: list[str] = []
+    for a in arches:
+        row = [a]
+        for sc in scenarios:
+            try:
+                outcome, _ = run_one(sc, a, api)
+            except BadInput:
+                outcome = Outcome("n/a", "")
+            if outcome.status == "FAIL":
+                failures.append(f"{a}: {sc.name}: {' '.join(outcome.detail.split())}")
+            row.append(outcome.status + (f" {outcome.detail}" if outcome.status == "ok" else ""))
+        rows.append(row)
+    _table(rows)
+    print("cells: ok <page-table frames charged to the process mm>t/<pgtables_bytes>B; "
+          "n/a = the scenario is not valid input for that configuration")
+    for f in failures:
+        print("FAIL " + f)
+    total = len(arches) * len(scenarios)
+    ok = sum(c.startswith("ok") for r in rows[1:] for c in r[1:])
+    print(f"{ok}/{total} ok, {len(failures)} FAIL, {total - ok - len(failures)} n/a "
+          f"(api {api})")
+    return EXIT_FAIL if failures else EXIT_OK
+
+
+# -- dump, diff --------------------------------------------------------------------------
+
+
+def cmd_dump(path: str, arch: str, api: str) -> int:
+    from ptshim.dump import dump_session
+    from ptshim.session import Session
+
+    if Path(path).is_dir():
+        raise BadInput(f"{path}: dump takes one scenario file, not a directory")
+    scenario = load_scenario(path)
+    s = Session(arch, api)
+    s.run(scenario)
+    print(dump_session(s), end="")
+    s.verify()
+    s.teardown()
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Delegates to ``ptshim.diff.main(args)`` (the differential harness's module)."""
+    import importlib
+
+    try:
+        harness = importlib.import_module("ptshim.diff")
+    except ModuleNotFoundError as e:
+        if e.name != "ptshim.diff":
+            raise
+        raise BadInput("ptshim diff: the differential harness is not available yet") from None
+    return int(harness.main(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,397 @@
+"""Scenarios: parsing (:func:`parse_scenario`, :func:`load_scenario`) and validation against one
+booted configuration (:class:`Limits`, :func:`check_op`, :func:`validate`).
+
+The format is fixed by ``design.md`` ("Scenario format")::
+
+    {"ops": [OP, ...]}
+    {"op": "map",     "va": INT, "pa": INT, "size": INT, "prot": PROT, "user": BOOL,
+                      "page_size": INT}
+    {"op": "unmap",   "va": INT, "size": INT}
+    {"op": "protect", "va": INT, "size": INT, "prot": PROT}
+
+Integers are JSON integers or ``"0x…"`` strings.  Every error is a :class:`BadInput` whose
+message names the op by its index in ``ops`` (0-based) and its kind, then the field:
+``op 3 (map): va 0x1234 is not a multiple of page_size 0x1000``.
+
+Validation happens before the machine is touched: :func:`validate` checks every op of a
+scenario against the configuration and against a simulated model, so a bad scenario fails
+without any op having run.  Details and rationale: ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from arches.errors import BadInput
+from legacy import GenericKernel
+from ptshim.model import PROTS, Extent, Model, Prot, SplitSize
+
+OpKind = Literal["map", "unmap", "protect"]
+
+_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # op: (required fields, optional fields); "comment" is allowed everywhere.
+    "map": (frozenset({"va", "pa", "size", "prot"}), frozenset({"user", "page_size"})),
+    "unmap": (frozenset({"va", "size"}), frozenset()),
+    "protect": (frozenset({"va", "size", "prot"}), frozenset()),
+}
+
+@dataclass(frozen=True)
+class MapOp:
+    index: int
+    va: int
+    pa: int
+    size: int
+    prot: Prot
+    user: bool | None
+    """None when the scenario omits it: the range decides (true in the user range)."""
+    page_size: int | None
+    """None when the scenario omits it: the base page size."""
+    kind: Literal["map"] = "map"
+
+    @property
+    def end(self) -> int:
+        return self.va + self.size
+
+@dataclass(frozen=True)
+class UnmapOp:
+    index: int
+    va: int
+    size: int
+    kind: Literal["unmap"] = "unmap"
+
+    @property
+    def end(self) -> int:
+        return self.va + self.size
+
+@dataclass(frozen=True)
+class ProtectOp:
+    index: int
+    va: int
+    size: int
+    prot: Prot
+    kind: Literal["protect"] = "protect"
+
+    @property
+    def end(self) -> int:
+        return self.va + self.size
+
+Op = MapOp | UnmapOp | ProtectOp
+
+@dataclass(frozen=True)
+class Scenario:
+    ops: tuple[Op, ...]
+    name: str = "scenario"
+
+    def to_json(self) -> dict[str, Any]:
+        """The scenario in the contract's format (hex strings for addresses)."""
+        return {"ops": [op_to_json(op) for op in self.ops]}
+
+def op_to_json(op: Op) -> dict[str, Any]:
+    out: dict[str, Any] = {"op": op.kind, "va": hex(op.va)}
+    if isinstance(op, MapOp):
+        out["pa"] = hex(op.pa)
+    out["size"] = hex(op.size)
+    if isinstance(op, MapOp | ProtectOp):
+        out["prot"] = op.prot
+    if isinstance(op, MapOp):
+        if op.user is not None:
+            out["user"] = op.user
+        if op.page_size is not None:
+            out["page_size"] = hex(op.page_size)
+    return out
+
+def op_label(op: Op) -> str:
+    return f"op {op.index} ({op.kind})"
+
+# -- parsing -----------------------------------------------------------------------------
+
+def _int(where: str, name: str, value: object) -> int:
+    if isinstance(value, bool):  # JSON true/false are Python ints: refuse them
+        raise BadInput(f"{where}: {name} must be an integer or a \"0x...\" string, not {value!r}")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text.lower().startswith("0x"):
+            raise BadInput(
+                f"{where}: {name} {value!r} is a string but not a \"0x...\" hexadecimal number"
+            )
+        try:
+            n = int(text[2:], 16)
+        except ValueError:
+            raise BadInput(f"{where}: {name} {value!r} is not a hexadecimal number") from None
+    else:
+        raise BadInput(
+            f"{where}: {name} must be an integer or a \"0x...\" string, not "
+            f"{type(value).__name__}"
+        )
+    if n < 0:
+        raise BadInput(f"{where}: {name} {n} is negative")
+    return n
+
+def _prot(where: str, value: object) -> Prot:
+    for p in PROTS:
+        if value == p:
+            return p
+    raise BadInput(f"{where}: prot {value!r} is not one of {', '.join(PROTS)}")
+
+def parse_op(index: int, raw: object) -> Op:
+    """One op from its JSON value; checks field names and types only."""
+    where = f"op {index}"
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: an op must be a JSON object, not {type(raw).__name__}")
+    kind = raw.get("op")
+    if kind not in _FIELDS:
+        raise BadInput(f"{where}: \"op\" must be one of map, unmap, protect, not {kind!r}")
+    where = f"op {index} ({kind})"
+    required, optional = _FIELDS[kind]
+    missing = sorted(required - raw.keys())
+    if missing:
+        raise BadInput(f"{where}: missing field{'s' if len(missing) > 1 else ''} "
+                       + ", ".join(missing))
+    unknown = sorted(raw.keys() - required - optional - {"op", "comment"})
+    if unknown:
+        raise BadInput(f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
+                       + ", ".join(unknown))
+    va = _int(where, "va", raw["va"])
+    size = _int(where, "size", raw["size"])
+    if kind == "map":
+        user = raw.get("user")
+        if user is not None and not isinstance(user, bool):
+            raise BadInput(f"{where}: user must be true or false, not {user!r}")
+        ps = raw.get("page_size")
+        return MapOp(
+            index,
+            va,
+            _int(where, "pa", raw["pa"]),
+            size,
+            _prot(where, raw["prot"]),
+            user,
+            None if ps is None else _int(where, "page_size", ps),
+        )
+    if kind == "unmap":
+        return UnmapOp(index, va, size)
+    return ProtectOp(index, va, size, _prot(where, raw["prot"]))
+
+def parse_scenario(data: object, name: str = "scenario") -> Scenario:
+    """A scenario from decoded JSON.  Top-level keys other than ``ops`` are ignored (room
+    for ``description``, ``seed``...)."""
+    if not isinstance(data, dict):
+        raise BadInput(f"{name}: a scenario must be a JSON object with \"ops\", not "
+                       f"{type(data).__name__}")
+    ops = data.get("ops")
+    if not isinstance(ops, list):
+        raise BadInput(f"{name}: \"ops\" must be a list of ops")
+    return Scenario(tuple(parse_op(i, raw) for i, raw in enumerate(ops)), name)
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and parse a scenario file; unreadable files and bad JSON are :class:`BadInput`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise BadInput(f"{p}: cannot read scenario: {reason}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{p}: invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    try:
+        return parse_scenario(data, p.stem)
+    except BadInput as e:
+        raise BadInput(f"{p}: {e}") from None
+
+def scenario_paths(path: str | Path) -> list[Path]:
+    """``path`` itself, or every ``*.json`` in it (sorted) when it is a directory."""
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(p.glob("*.json"))
+        if not found:
+            raise BadInput(f"{p}: directory holds no *.json scenario")
+        return found
+    if not p.exists():
+        raise BadInput(f"{p}: no such scenario file or directory")
+    return [p]
+
+# -- validation against a configuration ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Limits:
+    """What a booted kernel on one configuration accepts (derived from the config and the
+    kernel's geometry)."""
+
+    arch: str
+    word_bits: int
+    phys_bits: int
+    page_size: int
+    hw_leaf_sizes: tuple[int, ...]
+    """Leaf sizes the hardware supports at some level (``ArchConfig.leaf_sizes``)."""
+    user_range: tuple[int, int]
+    kernel_range: tuple[int, int]
+    user_leaf_sizes: tuple[int, ...]
+    """Sizes a user map can use: PTEs, and PMD/PUD leaves when the kernel has transparent
+    huge pages at that level (``insert_pfn_pmd``/``insert_pfn_pud``)."""
+    kernel_leaf_sizes: tuple[int, ...]
+    """Sizes a kernel map can use: PTEs, and PMD/PUD leaves with ``HAVE_ARCH_HUGE_VMAP``."""
+
+    @classmethod
+    def from_kernel(cls, k: GenericKernel) -> Limits:
+        """User huge leaves need ``CONFIG_TRANSPARENT_HUGEPAGE`` (and
+        ``HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD`` for puds), kernel ones ``HAVE_ARCH_HUGE_VMAP``
+        and ``arch_vmap_p?d_supported(PAGE_KERNEL)``; and the hardware must allow a leaf of
+        that size.  A folded pmd has its parent's size (i386: the 4M PDE is the pmd)."""
+        c = k.config
+        hw = c.leaf_sizes
+        thp = k.has_transparent_hugepage()
+        user = {k.PAGE_SIZE}
+        if thp:
+            user.add(k.PMD_SIZE)
+            if k.has_transparent_pud_hugepage():
+                user.add(k.PUD_SIZE)
+        kernel = {k.PAGE_SIZE}
+        if k.HAVE_ARCH_HUGE_VMAP:
+            if k.arch_vmap_pmd_supported(k.PAGE_KERNEL):
+                kernel.add(k.PMD_SIZE)
+            if k.arch_vmap_pud_supported(k.PAGE_KERNEL):
+                kernel.add(k.PUD_SIZE)
+        return cls(
+            arch=c.name,
+            word_bits=c.word_bits,
+            phys_bits=c.phys_bits,
+            page_size=c.page_size,
+            hw_leaf_sizes=hw,
+            user_range=c.user_range,
+            kernel_range=c.kernel_range,
+            user_leaf_sizes=tuple(sorted(s for s in user if s in hw)),
+            kernel_leaf_sizes=tuple(sorted(s for s in kernel if s in hw)),
+        )
+
+
+def _sizes(sizes: Sequence[int]) -> str:
+    return ", ".join(f"{s:#x}" for s in sizes)
+
+def _range(r: tuple[int, int]) -> str:
+    return f"[{r[0]:#x}, {r[1]:#x})"
+
+def space_of(where: str, va: int, size: int, lim: Limits) -> bool:
+    """True for the user range, False for the kernel range; anything else is an error."""
+    end = va + size
+    top = 1 << lim.word_bits
+    if va >= top or end > top:
+        raise BadInput(
+            f"{where}: range [{va:#x}, {end:#x}) goes beyond the {lim.word_bits}-bit "
+            f"address space of {lim.arch}"
+        )
+    for user, r, name in ((True, lim.user_range, "user"), (False, lim.kernel_range, "kernel")):
+        if r[0] <= va and end <= r[1]:
+            return user
+        if r[0] <= va < r[1] or r[0] < end <= r[1] or (va < r[0] and end > r[1]):
+            raise BadInput(
+                f"{where}: range [{va:#x}, {end:#x}) straddles the boundary of the {name} "
+                f"range {_range(r)} of {lim.arch}"
+            )
+    raise BadInput(
+        f"{where}: range [{va:#x}, {end:#x}) is neither in the user range "
+        f"{_range(lim.user_range)} nor in the kernel range {_range(lim.kernel_range)} of "
+        f"{lim.arch} (a hole or non-canonical)"
+    )
+
+def check_op(op: Op, lim: Limits, model: Model) -> bool:
+    """Validate one op against the configuration and the current model; raise
+    :class:`BadInput` naming the op and the field.  Returns whether the op is in the user
+    range (True) or the kernel range (False)."""
+    where = op_label(op)
+    page_size = lim.page_size
+    if isinstance(op, MapOp) and op.page_size is not None:
+        page_size = op.page_size
+        if page_size not in lim.hw_leaf_sizes:
+            raise BadInput(
+                f"{where}: page_size {page_size:#x} is not a leaf size of {lim.arch} "
+                f"(leaf sizes: {_sizes(lim.hw_leaf_sizes)})"
+            )
+    if op.size == 0:
+        raise BadInput(f"{where}: size is 0")
+    fields = [("va", op.va)] + ([("pa", op.pa)] if isinstance(op, MapOp) else [])
+    for name, value in fields + [("size", op.size)]:
+        if value % page_size:
+            raise BadInput(
+                f"{where}: {name} {value:#x} is not a multiple of page_size {page_size:#x}"
+            )
+    user = space_of(where, op.va, op.size, lim)
+    if isinstance(op, MapOp):
+        if op.user is not None and op.user != user:
+            if op.user:
+                raise BadInput(
+                    f"{where}: user is true but va {op.va:#x} is in the kernel range "
+                    f"{_range(lim.kernel_range)} (kernel mappings must have user false)"
+                )
+            raise BadInput(
+                f"{where}: user is false but va {op.va:#x} is in the user range "
+                f"{_range(lim.user_range)} (user-range mappings belong to the process)"
+            )
+        allowed = lim.user_leaf_sizes if user else lim.kernel_leaf_sizes
+        if page_size not in allowed:
+            raise BadInput(
+                f"{where}: page_size {page_size:#x} is a hardware leaf size but the kernel "
+                f"of {lim.arch} cannot map {'user' if user else 'kernel'} pages of that "
+                f"size (it can: {_sizes(allowed)})"
+            )
+        last = op.pa + op.size - 1
+        if last >> lim.phys_bits:
+            shift = lim.page_size.bit_length() - 1
+            raise BadInput(
+                f"{where}: pa {op.pa:#x} + size {op.size:#x} needs pfn {last >> shift:#x}, "
+                f"beyond the {lim.phys_bits}-bit physical address space (max pfn "
+                f"{((1 << lim.phys_bits) - 1) >> shift:#x})"
+            )
+        hit = model.overlapping(op.va, op.end)
+        if hit:
+            e = hit[0]
+            raise BadInput(
+                f"{where}: range [{op.va:#x}, {op.end:#x}) overlaps the existing mapping "
+                f"[{e.va:#x}, {e.end:#x})"
+            )
+    elif isinstance(op, ProtectOp):
+        hole = model.first_hole(op.va, op.end)
+        if hole is not None:
+            raise BadInput(
+                f"{where}: range [{op.va:#x}, {op.end:#x}) is not fully mapped: "
+                f"[{hole[0]:#x}, {hole[1]:#x}) is not mapped (mprotect would fail with ENOMEM)"
+            )
+    return user
+
+def apply_to_model(op: Op, user: bool, lim: Limits, model: Model, split: SplitSize) -> None:
+    """The model's side of a successful op (the machine's side is the backend's)."""
+    if isinstance(op, MapOp):
+        ps = lim.page_size if op.page_size is None else op.page_size
+        model.add(Extent(op.va, op.size, op.pa, op.prot, user, ps))
+    elif isinstance(op, UnmapOp):
+        model.remove(op.va, op.end, split)
+    else:
+        model.protect(op.va, op.end, op.prot, split)
+
+def validate(
+    scenario: Scenario,
+    lim: Limits,
+    split: SplitSize,
+    model: Model | None = None,
+) -> None:
+    """Check every op in order against a copy of ``model`` (empty by default), applying each
+    to the copy, so the whole scenario is known good before anything runs."""
+    sim = Model() if model is None else model.copy()
+    for op in scenario.ops:
+        user = check_op(op, lim, sim)
+        apply_to_model(op, user, lim, sim, split)
+
+def load_json_scenario(data: Mapping[str, object] | str, name: str = "scenario") -> Scenario:
+    """Convenience for tests and the harness: a scenario from a dict or a JSON string."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as e:
+            raise BadInput(f"{name}: invalid JSON: {e.msg}") from None
+    return parse_scenario(data, name)

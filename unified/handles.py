@@ -1,0 +1,67 @@
+"""The three things the unified API distinguishes (review point R1): a *table*, a pointer to
+one *entry* in a table, and an entry *value*.
+
+They are separate classes, so ``mypy --strict`` rejects passing one where another is meant
+(``read(table)``, ``descend(value)``...).  A handle carries its level alongside the legacy
+pointer (R12): nothing is packed into pointer bits, and no table is found by masking an
+entry's address, so tables smaller or larger than a page (16-byte arm64 pgds, 32-byte PAE
+PDPTs, 16 KiB s390 CRSTs) need no special case.  Values are Python ints, so 64-bit entries
+on 32-bit configurations (PAE) and multi-word entries fit whole (R11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from legacy import EntryPtr, mm_struct
+from unified.levels import LevelGroup
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A page table at one real level: the hardware table whose first entry is ``first``.
+
+    ``va`` is the first virtual address its entry 0 maps; ``parent`` is the entry that
+    points to it, or None for a root (a root is freed only with its mm)."""
+
+    group: LevelGroup
+    first: EntryPtr
+    """Legacy pointer to entry 0, typed as the group's top level (``pgd_t *`` for a root)."""
+    va: int
+    mm: mm_struct
+    parent: Entry | None
+
+    @property
+    def level(self) -> int:
+        return self.group.level
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A pointer to one entry of ``table`` (Andy's ``ptep_t``): ``index`` is its slot,
+    ``ptr`` the legacy pointer at the group's lowest level, ``va`` the first address it maps."""
+
+    table: Table
+    index: int
+    ptr: EntryPtr
+    va: int
+
+    @property
+    def level(self) -> int:
+        return self.table.group.level
+
+    @property
+    def mm(self) -> mm_struct:
+        return self.table.mm
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """The value read from an entry at ``level`` (the raw bits, in the legacy encoding)."""
+
+    level: int
+    raw: int

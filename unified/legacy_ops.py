@@ -1,0 +1,483 @@
+"""The bridge: each legacy level's functions under one shape.
+
+This is the only module of ``unified`` that names per-level legacy functions; everything
+else asks it "read the entry at this level", "is this value a leaf" and so on.  It holds no
+architecture knowledge: the five columns below are the kernel's generic names, and the
+kernel object supplies their per-architecture meaning (folding included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from legacy import (
+    EntryPtr,
+    GenericKernel,
+    P4dPtr,
+    PgdPtr,
+    PmdPtr,
+    PtePtr,
+    PudPtr,
+    mm_struct,
+    p4d_t,
+    pgd_t,
+    pmd_t,
+    pte_t,
+    pud_t,
+    spinlock_t,
+    vm_area_struct,
+)
+from legacy.mm.mmu_gather import mmu_gather
+from unified.levels import Level
+
+
+@dataclass(frozen=True)
+class LegacyLevel:
+    """One legacy level (pgd/p4d/pud/pmd/pte) seen through a uniform interface.
+
+    Values travel as plain ints here; the typed unified handles wrap them."""
+
+    level: Level
+    ptrs: int
+    """``PTRS_PER_X``."""
+    shift: int
+    """``X_SHIFT`` (``PAGE_SHIFT`` for pte)."""
+    entry_size: int
+    """``sizeof(X_t)``."""
+    make_ptr: Callable[[int], EntryPtr]
+    get: Callable[[EntryPtr], int]
+    set: Callable[[mm_struct, int, EntryPtr, int], None]
+    none: Callable[[int], bool]
+    present: Callable[[int], bool]
+    bad: Callable[[int], bool]
+    leaf: Callable[[int], bool]
+    clear: Callable[[mm_struct, int, EntryPtr], None]
+    index: Callable[[int], int]
+    addr_end: Callable[[int, int], int]
+
+
+def _ptr(cls: type[EntryPtr], size: int) -> Callable[[int], EntryPtr]:
+    return lambda pa: cls(pa, size)
+
+
+def legacy_levels(k: GenericKernel) -> dict[Level, LegacyLevel]:
+    """The five legacy levels of kernel ``k``."""
+    m = k.ULONG_MASK
+
+    def pte_addr_end(addr: int, end: int) -> int:
+        nxt = (addr + k.PAGE_SIZE) & k.PAGE_MASK & m
+        return nxt if ((nxt - 1) & m) < ((end - 1) & m) else end
+
+    return {
+        Level.PTE: LegacyLevel(
+            Level.PTE, k.PTRS_PER_PTE, k.PAGE_SHIFT, k.SIZEOF_PTE,
+            _ptr(PtePtr, k.SIZEOF_PTE),
+            lambda p: k.ptep_get(PtePtr(p.pa, p.size)),
+            lambda mm, a, p, v: k.set_pte_at(mm, a, PtePtr(p.pa, p.size), pte_t(v)),
+            lambda v: k.pte_none(pte_t(v)),
+            lambda v: k.pte_present(pte_t(v)),
+            lambda v: False,
+            lambda v: k.pte_present(pte_t(v)),
+            lambda mm, a, p: k.pte_clear(mm, a, PtePtr(p.pa, p.size)),
+            k.pte_index,
+            pte_addr_end,
+        ),
+        Level.PMD: LegacyLevel(
+            Level.PMD, k.PTRS_PER_PMD, k.PMD_SHIFT, k.SIZEOF_PMD,
+            _ptr(PmdPtr, k.SIZEOF_PMD),
+            lambda p: k.pmdp_get(PmdPtr(p.pa, p.size)),
+            lambda mm, a, p, v: k.set_pmd_at(mm, a, PmdPtr(p.pa, p.size), pmd_t(v)),
+            lambda v: k.pmd_none(pmd_t(v)),
+            lambda v: k.pmd_present(pmd_t(v)),
+            lambda v: k.pmd_bad(pmd_t(v)),
+            lambda v: k.pmd_leaf(pmd_t(v)),
+            lambda mm, a, p: k.pmd_clear(PmdPtr(p.pa, p.size)),
+            k.pmd_index,
+            k.pmd_addr_end,
+        ),
+        Level.PUD: LegacyLevel(
+            Level.PUD, k.PTRS_PER_PUD, k.PUD_SHIFT, k.SIZEOF_PUD,
+            _ptr(PudPtr, k.SIZEOF_PUD),
+            lambda p: k.pudp_get(PudPtr(p.pa, p.size)),
+            lambda mm, a, p, v: k.set_pud_at(mm, a, PudPtr(p.pa, p.size), pud_t(v)),
+            lambda v: k.pud_none(pud_t(v)),
+            lambda v: k.pud_present(pud_t(v)),
+            lambda v: k.pud_bad(pud_t(v)),
+            lambda v: k.pud_leaf(pud_t(v)),
+            lambda mm, a, p: k.pud_clear(PudPtr(p.pa, p.size)),
+            k.pud_index,
+            k.pud_addr_end,
+        ),
+        Level.P4D: LegacyLevel(
+            Level.P4D, k.PTRS_PER_P4D, k.P4D_SHIFT, k.SIZEOF_P4D,
+            _ptr(P4dPtr, k.SIZEOF_P4D),
+            lambda p: k.p4dp_get(P4dPtr(p.pa, p.size)),
+            lambda mm, a, p, v: k.set_p4d(P4dPtr(p.pa, p.size), p4d_t(v)),
+            lambda v: k.p4d_none(p4d_t(v)),
+            lambda v: k.p4d_present(p4d_t(v)),
+            lambda v: k.p4d_bad(p4d_t(v)),
+            lambda v: k.p4d_leaf(p4d_t(v)),
+            lambda mm, a, p: k.p4d_clear(P4dPtr(p.pa, p.size)),
+            k.p4d_index,
+            k.p4d_addr_end,
+        ),
+        Level.PGD: LegacyLevel(
+            Level.PGD, k.PTRS_PER_PGD, k.PGDIR_SHIFT, k.SIZEOF_PGD,
+            _ptr(PgdPtr, k.SIZEOF_PGD),
+            lambda p: k.pgdp_get(PgdPtr(p.pa, p.size)),
+            lambda mm, a, p, v: k.set_pgd(PgdPtr(p.pa, p.size), pgd_t(v)),
+            lambda v: k.pgd_none(pgd_t(v)),
+            lambda v: k.pgd_present(pgd_t(v)),
+            lambda v: k.pgd_bad(pgd_t(v)),
+            lambda v: k.pgd_leaf(pgd_t(v)),
+            lambda mm, a, p: k.pgd_clear(PgdPtr(p.pa, p.size)),
+            k.pgd_index,
+            k.pgd_addr_end,
+        ),
+    }
+
+
+def descend_offset(k: GenericKernel, child: Level, parent_ptr: EntryPtr, addr: int) -> EntryPtr:
+    """``child_offset(parent, addr)``: the legacy step from a parent entry to the child
+    level's entry for ``addr`` (a cast when ``child`` is folded)."""
+    if child is Level.P4D:
+        return k.p4d_offset(PgdPtr(parent_ptr.pa, parent_ptr.size), addr)
+    if child is Level.PUD:
+        return k.pud_offset(P4dPtr(parent_ptr.pa, parent_ptr.size), addr)
+    if child is Level.PMD:
+        return k.pmd_offset(PudPtr(parent_ptr.pa, parent_ptr.size), addr)
+    if child is Level.PTE:
+        return k.pte_offset_kernel(PmdPtr(parent_ptr.pa, parent_ptr.size), addr)
+    raise ValueError("the pgd level has no parent entry")
+
+
+def alloc_below(
+    k: GenericKernel, mm: mm_struct, child: Level, parent_ptr: EntryPtr, addr: int
+) -> bool:
+    """Allocate-and-install the ``child`` table under ``parent_ptr`` with the legacy
+    ``*_alloc`` wrapper (its allocate, lock, recheck, populate and accounting).  False on
+    -ENOMEM."""
+    if child is Level.P4D:
+        return k.p4d_alloc(mm, PgdPtr(parent_ptr.pa, parent_ptr.size), addr) is not None
+    if child is Level.PUD:
+        return k.pud_alloc(mm, P4dPtr(parent_ptr.pa, parent_ptr.size), addr) is not None
+    if child is Level.PMD:
+        return k.pmd_alloc(mm, PudPtr(parent_ptr.pa, parent_ptr.size), addr) is not None
+    if child is Level.PTE:
+        if mm is k.init_mm:
+            return k.pte_alloc_kernel(PmdPtr(parent_ptr.pa, parent_ptr.size), addr) is not None
+        return k.pte_alloc(mm, PmdPtr(parent_ptr.pa, parent_ptr.size)) == 0
+    raise ValueError("the pgd is allocated with the mm (pgd_alloc), not under an entry")
+
+
+def free_level(k: GenericKernel, mm: mm_struct, level: Level, first: EntryPtr) -> None:
+    """Free a table whose first entry is ``first`` and undo its charge, as the legacy
+    ``free_p*_range`` functions do (``pXd_free`` + ``mm_dec_nr_*``)."""
+    if level is Level.PTE:
+        if mm is k.init_mm:
+            k.pte_free_kernel(mm, PtePtr(first.pa, first.size))
+            return
+        k.pte_free(mm, PtePtr(first.pa, first.size))
+        k.mm_dec_nr_ptes(mm)
+    elif level is Level.PMD:
+        k.pmd_free(mm, PmdPtr(first.pa, first.size))
+        k.mm_dec_nr_pmds(mm)
+    elif level is Level.PUD:
+        k.pud_free(mm, PudPtr(first.pa, first.size))
+        k.mm_dec_nr_puds(mm)
+    elif level is Level.P4D:
+        k.p4d_free(mm, P4dPtr(first.pa, first.size))
+    else:
+        raise ValueError("the pgd is freed with its mm (pgd_free)")
+
+
+def lockptr(k: GenericKernel, mm: mm_struct, level: Level, table_first: EntryPtr,
+            parent_ptr: EntryPtr | None) -> spinlock_t:
+    """The lock the kernel takes for entries of a table at ``level``: the split PTE lock of
+    the PTE table, the split PMD lock of the PMD table, else ``mm->page_table_lock``."""
+    if level is Level.PTE:
+        return k.ptep_lockptr(mm, PtePtr(table_first.pa, table_first.size))
+    if level is Level.PMD:
+        return k.pmd_lockptr(mm, PmdPtr(table_first.pa, table_first.size))
+    del parent_ptr
+    return k.pud_lockptr(mm, PudPtr(table_first.pa, table_first.size))
+
+
+def none_or_clear_bad(k: GenericKernel, level: Level, ptr: EntryPtr) -> bool:
+    """``pXd_none_or_clear_bad(ptr)`` at ``level``, the legacy check itself: it reports the
+    bad entry (``pXd_ERROR``) before clearing it, and where the folding headers make
+    ``pXd_clear_bad`` a no-op (``__PAGETABLE_P4D_FOLDED``...) it skips without clearing."""
+    if level is Level.PGD:
+        return k.pgd_none_or_clear_bad(PgdPtr(ptr.pa, ptr.size))
+    if level is Level.P4D:
+        return k.p4d_none_or_clear_bad(P4dPtr(ptr.pa, ptr.size))
+    if level is Level.PUD:
+        return k.pud_none_or_clear_bad(PudPtr(ptr.pa, ptr.size))
+    if level is Level.PMD:
+        return k.pmd_none_or_clear_bad(PmdPtr(ptr.pa, ptr.size))
+    raise ValueError("the pte level has no pte_none_or_clear_bad")
+
+
+# -- per-level adapters for the call-site ports (unified.mm) -------------------------------
+#
+# The ports in :mod:`unified.mm` are written once for every level; whatever the kernel names
+# per level (``pfn_pte`` / ``pfn_pmd`` / ``pfn_pud``, ``pte_free_tlb`` / ``pmd_free_tlb``...)
+# is looked up here, in one :class:`LevelOps` per legacy level.  The callables are bound
+# legacy methods wherever the legacy signature already fits (no wrapper on hot paths); a
+# field that has no meaning at a level raises :class:`LevelHasNo` when called.
+
+
+class LevelHasNo(Exception):
+    """A per-level operation called at a level where the kernel has no such function."""
+
+
+def _none(what: str, level: Level) -> Callable[..., Any]:
+    def fail(*args: object) -> Any:
+        raise LevelHasNo(f"the {level.legacy_name} level has no {what}")
+
+    return fail
+
+
+@dataclass(frozen=True)
+class LevelOps:
+    """The legacy functions of one level, as the call-site ports use them.
+
+    Entry values are ints; pointers are the legacy pointers of the level (``PtePtr``...).
+    Three groups of fields:
+
+    - *entries at this level*: read/write/clear, predicates, the leaf value makers
+      (``pfn_entry`` = ``pfn_pte``/``pfn_pmd``/``pfn_pud``; ``mkhuge`` is the identity at
+      the PTE level), get-and-clear, write-protect, invalidate, TLB tracking;
+    - *a table whose entries are at this level*: allocate, free, account, free through the
+      ``mmu_gather`` (``pte_free_tlb``...), and the table's lock;
+    - *an entry at this level pointing to a lower table*: ``populate`` (``pmd_populate``...),
+      ``pgtable`` (``pmd_pgtable``...), the huge-vmap helpers (``pmd_set_huge``,
+      ``pmd_clear_huge``, ``pmd_free_pte_page``, ``arch_vmap_pmd_supported``) and the
+      ``PGTBL_*_MODIFIED`` bit.
+    """
+
+    level: Level
+    shift: int
+    size: int
+    mask: int
+    pages: int
+    """Base pages one entry maps (``1 << (shift - PAGE_SHIFT)``)."""
+    # entries
+    get: Callable[[Any], int]
+    set_at: Callable[[mm_struct, int, Any, int], None]
+    none: Callable[[int], bool]
+    present: Callable[[int], bool]
+    bad: Callable[[int], bool]
+    leaf: Callable[[int], bool]
+    trans_huge: Callable[[int], bool]
+    """``pmd_trans_huge``/``pud_trans_huge`` (False at other levels): the THP code's test."""
+    swap: Callable[[int], bool]
+    """``is_swap_pmd`` at the PMD level (a non-present, non-none huge entry), else False."""
+    none_or_clear_bad: Callable[[Any], bool]
+    """``pXd_none_or_clear_bad`` (the legacy function, ``pgd_ERROR`` log included)."""
+    pfn: Callable[[int], int]
+    pgprot: Callable[[int], int]
+    pfn_entry: Callable[[int, int], int]
+    mkhuge: Callable[[int], int]
+    mkspecial: Callable[[int], int]
+    special: Callable[[int], bool]
+    modify: Callable[[int, int], int]
+    write: Callable[[int], bool]
+    wrprotect: Callable[[int], int]
+    mkold: Callable[[int], int]
+    mkclean: Callable[[int], int]
+    mksoft_dirty: Callable[[int], int]
+    set_wrprotect: Callable[[mm_struct, int, Any], None]
+    get_and_clear: Callable[[mm_struct, int, Any], int]
+    get_and_clear_full: Callable[[vm_area_struct, int, Any, int], int]
+    invalidate: Callable[[vm_area_struct, int, Any], int]
+    """``pmdp_invalidate`` (the PUD level's ``pudp_invalidate`` only reads, as legacy's)."""
+    invalidate_ad: Callable[[vm_area_struct, int, Any], int]
+    split_prot: Callable[[int], int]
+    """Protection of the next-level leaves a huge leaf splits into: ``pgprot_large_2_4k
+    (pmd_pgprot())`` for a PMD, ``pud_pgprot()`` (PSE kept) for a PUD."""
+    tlb_remove_entry: Callable[[GenericKernel, mmu_gather, Any, int], None]
+    # tables whose entries are at this level
+    alloc_one: Callable[[mm_struct, int], Any]
+    """``pte_alloc_one`` (``pte_alloc_one_kernel`` for init_mm), ``pmd_alloc_one``..."""
+    free: Callable[[mm_struct, Any], None]
+    inc_nr: Callable[[mm_struct], None]
+    dec_nr: Callable[[mm_struct], None]
+    free_tlb: Callable[[GenericKernel, mmu_gather, Any, int], None]
+    lockptr: Callable[[mm_struct, Any], spinlock_t]
+    """The lock of the table holding the entry at ``ptr`` (split PTE/PMD lock, else
+    ``mm->page_table_lock``)."""
+    # entries pointing to a lower table
+    populate: Callable[[mm_struct, Any, Any], None]
+    pgtable: Callable[[int], Any]
+    alloc_track: Callable[[mm_struct, Any, int], int]
+    """The raw ``__pXd_alloc`` of the table *below* this entry (``__pte_alloc_kernel`` for
+    the PMD level), as ``pXd_alloc_track`` calls it: 0 or -ENOMEM."""
+    vmap_supported: Callable[[int], bool]
+    set_huge: Callable[[Any, int, int], int]
+    clear_huge: Callable[[Any], int]
+    free_lower: Callable[[Any, int], int]
+    """``pmd_free_pte_page``/``pud_free_pmd_page``/``p4d_free_pud_page``."""
+    modified: int
+    """``PGTBL_<level>_MODIFIED``."""
+
+
+def _ident(v: int) -> int:
+    return v
+
+
+def _false(v: int) -> bool:
+    return False
+
+
+def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
+    """The :class:`LevelOps` of every legacy level of ``k``; ``kernel`` selects the
+    ``init_mm`` variants (``pte_alloc_one_kernel``, ``pte_free_kernel``,
+    ``pmd_populate_kernel``)."""
+    from legacy.mm.internal import is_swap_pmd
+    from legacy.mm.mmu_gather import (
+        p4d_free_tlb,
+        pmd_free_tlb,
+        pte_free_tlb,
+        pud_free_tlb,
+        tlb_remove_pmd_tlb_entry,
+        tlb_remove_pud_tlb_entry,
+        tlb_remove_tlb_entry,
+    )
+    from legacy.pgtable import (
+        PGTBL_P4D_MODIFIED,
+        PGTBL_PGD_MODIFIED,
+        PGTBL_PMD_MODIFIED,
+        PGTBL_PTE_MODIFIED,
+        PGTBL_PUD_MODIFIED,
+    )
+
+    m = k.ULONG_MASK
+    f = cast(Any, k)  # the legacy methods take typed values/pointers; ints are their runtime form
+
+    def geometry(level: Level, shift: int) -> dict[str, Any]:
+        size = 1 << shift
+        return {"level": level, "shift": shift, "size": size, "mask": ~(size - 1) & m,
+                "pages": size >> k.PAGE_SHIFT}
+
+    def nothing(level: Level) -> dict[str, Any]:
+        return {
+            name: _none(name, level) for name in (
+                "pfn", "pgprot", "pfn_entry", "mkspecial", "modify", "write", "wrprotect",
+                "mkold", "mkclean", "mksoft_dirty", "set_wrprotect", "get_and_clear",
+                "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
+                "tlb_remove_entry", "alloc_one", "free", "free_tlb", "populate", "pgtable",
+                "alloc_track", "set_huge", "clear_huge", "free_lower",
+            )
+        }
+
+    def pmd_split_prot(v: int) -> int:
+        return f.pgprot_large_2_4k(f.pmd_pgprot(v))  # type: ignore[no-any-return]
+
+    def pte_none_or_clear_bad(p: Any) -> bool:
+        return f.pte_none(f.ptep_get(p))  # type: ignore[no-any-return]
+
+    def pte_free_tlb_(kk: GenericKernel, tlb: mmu_gather, first: Any, addr: int) -> None:
+        pte_free_tlb(kk, tlb, first, addr)
+
+    def pmd_populate_(mm: mm_struct, pmd: Any, pte: Any) -> None:
+        if kernel:
+            f.pmd_populate_kernel(mm, pmd, pte)
+        else:
+            f.pmd_populate(mm, pmd, pte)
+
+    def pte_alloc_track(mm: mm_struct, pmd: Any, addr: int) -> int:
+        return f._pte_alloc_kernel(pmd)  # type: ignore[no-any-return]
+
+    def pudp_read(vma: vm_area_struct, addr: int, pud: Any) -> int:
+        return f.pudp_get(pud)  # type: ignore[no-any-return]
+
+    def no_dec(mm: mm_struct) -> None:
+        pass
+
+    pte = {**nothing(Level.PTE), **geometry(Level.PTE, k.PAGE_SHIFT)}
+    pte.update(
+        get=f.ptep_get, set_at=f.set_pte_at, none=f.pte_none, present=f.pte_present,
+        bad=_false, leaf=f.pte_present, trans_huge=_false, swap=_false,
+        none_or_clear_bad=pte_none_or_clear_bad, pfn=f.pte_pfn, pgprot=f.pte_pgprot,
+        pfn_entry=f.pfn_pte, mkhuge=_ident, mkspecial=f.pte_mkspecial, special=f.pte_special,
+        modify=f.pte_modify, write=f.pte_write, wrprotect=f.pte_wrprotect, mkold=f.pte_mkold,
+        mkclean=f.pte_mkclean, set_wrprotect=f.ptep_set_wrprotect,
+        get_and_clear=f.ptep_get_and_clear,
+        get_and_clear_full=lambda vma, a, p, full: f.ptep_get_and_clear_full(
+            vma.vm_mm, a, p, full),
+        tlb_remove_entry=tlb_remove_tlb_entry,
+        alloc_one=(lambda mm, a: f.pte_alloc_one_kernel(mm)) if kernel
+        else (lambda mm, a: f.pte_alloc_one(mm)),
+        free=f.pte_free_kernel if kernel else f.pte_free,
+        inc_nr=f.mm_inc_nr_ptes, dec_nr=f.mm_dec_nr_ptes, free_tlb=pte_free_tlb_,
+        lockptr=f.ptep_lockptr, vmap_supported=_false, modified=PGTBL_PTE_MODIFIED,
+    )
+    pmd = {**nothing(Level.PMD), **geometry(Level.PMD, k.PMD_SHIFT)}
+    pmd.update(
+        get=f.pmdp_get, set_at=f.set_pmd_at, none=f.pmd_none, present=f.pmd_present,
+        bad=f.pmd_bad, leaf=f.pmd_leaf, trans_huge=f.pmd_trans_huge,
+        swap=lambda v: is_swap_pmd(k, v), none_or_clear_bad=f.pmd_none_or_clear_bad,
+        pfn=f.pmd_pfn, pgprot=f.pmd_pgprot, pfn_entry=f.pfn_pmd, mkhuge=f.pmd_mkhuge,
+        mkspecial=f.pmd_mkspecial, special=f.pmd_special, modify=f.pmd_modify,
+        write=f.pmd_write, wrprotect=f.pmd_wrprotect, mkold=f.pmd_mkold,
+        mksoft_dirty=f.pmd_mksoft_dirty, set_wrprotect=f.pmdp_set_wrprotect,
+        get_and_clear=f.pmdp_huge_get_and_clear,
+        get_and_clear_full=f.pmdp_huge_get_and_clear_full, invalidate=f.pmdp_invalidate,
+        invalidate_ad=f.pmdp_invalidate_ad, split_prot=pmd_split_prot,
+        tlb_remove_entry=tlb_remove_pmd_tlb_entry, alloc_one=f.pmd_alloc_one,
+        free=f.pmd_free, inc_nr=f.mm_inc_nr_pmds, dec_nr=f.mm_dec_nr_pmds,
+        free_tlb=pmd_free_tlb, lockptr=f.pmd_lockptr, populate=pmd_populate_,
+        pgtable=f.pmd_pgtable, alloc_track=pte_alloc_track,
+        vmap_supported=f.arch_vmap_pmd_supported, set_huge=f.pmd_set_huge,
+        clear_huge=f.pmd_clear_huge, free_lower=f.pmd_free_pte_page,
+        modified=PGTBL_PMD_MODIFIED,
+    )
+    pud = {**nothing(Level.PUD), **geometry(Level.PUD, k.PUD_SHIFT)}
+    pud.update(
+        get=f.pudp_get, set_at=f.set_pud_at, none=f.pud_none, present=f.pud_present,
+        bad=f.pud_bad, leaf=f.pud_leaf, trans_huge=f.pud_trans_huge, swap=_false,
+        none_or_clear_bad=f.pud_none_or_clear_bad, pfn=f.pud_pfn, pgprot=f.pud_pgprot,
+        pfn_entry=f.pfn_pud, mkhuge=f.pud_mkhuge, mkspecial=f.pud_mkspecial,
+        special=f.pud_special, modify=f.pud_modify, write=f.pud_write,
+        wrprotect=f.pud_wrprotect, mkold=f.pud_mkold, set_wrprotect=f.pudp_set_wrprotect,
+        get_and_clear=f.pudp_huge_get_and_clear,
+        get_and_clear_full=f.pudp_huge_get_and_clear_full, invalidate=pudp_read,
+        invalidate_ad=pudp_read, split_prot=f.pud_pgprot,
+        tlb_remove_entry=tlb_remove_pud_tlb_entry, alloc_one=f.pud_alloc_one,
+        free=f.pud_free, inc_nr=f.mm_inc_nr_puds, dec_nr=f.mm_dec_nr_puds,
+        free_tlb=pud_free_tlb, lockptr=f.pud_lockptr, populate=f.pud_populate,
+        pgtable=f.pud_pgtable, alloc_track=f._pmd_alloc,
+        vmap_supported=f.arch_vmap_pud_supported, set_huge=f.pud_set_huge,
+        clear_huge=f.pud_clear_huge, free_lower=f.pud_free_pmd_page,
+        modified=PGTBL_PUD_MODIFIED,
+    )
+
+    def p4d_clear_huge(p: Any) -> int:
+        f.p4d_clear_huge(p)  # void in the kernel ("No 512GB pages yet")
+        return 0
+
+    p4d = {**nothing(Level.P4D), **geometry(Level.P4D, k.P4D_SHIFT)}
+    p4d.update(
+        get=f.p4dp_get, set_at=lambda mm, a, p, v: f.set_p4d(p, v), none=f.p4d_none,
+        present=f.p4d_present, bad=f.p4d_bad, leaf=f.p4d_leaf, trans_huge=_false,
+        swap=_false, none_or_clear_bad=f.p4d_none_or_clear_bad, mkhuge=_ident,
+        special=_false, alloc_one=f.p4d_alloc_one, free=f.p4d_free, inc_nr=no_dec,
+        dec_nr=no_dec, free_tlb=p4d_free_tlb, lockptr=f.pud_lockptr, populate=f.p4d_populate,
+        pgtable=f.p4d_pgtable, alloc_track=f._pud_alloc,
+        vmap_supported=f.arch_vmap_p4d_supported, set_huge=f.p4d_set_huge,
+        clear_huge=p4d_clear_huge, free_lower=f.p4d_free_pud_page,
+        modified=PGTBL_P4D_MODIFIED,
+    )
+    pgd = {**nothing(Level.PGD), **geometry(Level.PGD, k.PGDIR_SHIFT)}
+    pgd.update(
+        get=f.pgdp_get, set_at=lambda mm, a, p, v: f.set_pgd(p, v), none=f.pgd_none,
+        present=f.pgd_present, bad=f.pgd_bad, leaf=f.pgd_leaf, trans_huge=_false,
+        swap=_false, none_or_clear_bad=f.pgd_none_or_clear_bad, mkhuge=_ident,
+        special=_false, inc_nr=no_dec, dec_nr=no_dec, lockptr=f.pud_lockptr,
+        populate=f.pgd_populate, pgtable=f.pgd_page_vaddr, alloc_track=f._p4d_alloc,
+        vmap_supported=_false, clear_huge=lambda p: 0, modified=PGTBL_PGD_MODIFIED,
+    )
+    return {ops["level"]: LevelOps(**ops) for ops in (pte, pmd, pud, p4d, pgd)}

@@ -1,0 +1,262 @@
+"""The unified page-table API: level-generic access built only from legacy calls.
+
+``PageTables(k)`` wraps one booted legacy kernel.  Its vocabulary (docs/unified-api.md):
+
+- **level**: :class:`~unified.levels.Level`, 0 = PTE, growing toward the root; folded levels
+  are skipped (R2).
+- **table** / **entry** / **value**: :class:`~unified.handles.Table`,
+  :class:`~unified.handles.Entry`, :class:`~unified.handles.Value` (R1).
+- **root**: the table the MMU starts from for an address, :meth:`root_for`; the kernel's own
+  root is :meth:`kernel_root` (R4, R5).  Roots are real tables; there is no pseudo-entry
+  standing for CR3/TTBR that a caller could write to (R8).
+- **leaf**: a present entry that maps memory rather than a lower table (a PTE, or a huge
+  PMD/PUD).
+- **range end**: :meth:`range_end`, the end of what the current entry covers, clipped to the
+  walk's end (R3).
+
+Every method is a composition of legacy API calls through :mod:`unified.legacy_ops`; no
+method knows an architecture (R9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from legacy import BadInput, EntryPtr, GenericKernel, mm_struct, spin_lock, spin_unlock, spinlock_t
+from unified.handles import Entry, Table, Value
+from unified.legacy_ops import (
+    LegacyLevel,
+    alloc_below,
+    descend_offset,
+    free_level,
+    legacy_levels,
+    lockptr,
+)
+from unified.legacy_ops import none_or_clear_bad as legacy_none_or_clear_bad
+from unified.levels import Level, LevelGroup, real_levels
+
+
+class PageTables:
+    """Level-generic page-table operations for the kernel ``k``."""
+
+    def __init__(self, k: GenericKernel) -> None:
+        self.k = k
+        self.legacy: dict[Level, LegacyLevel] = legacy_levels(k)
+        self._groups: dict[int, tuple[LevelGroup, ...]] = {}
+
+    # -- levels ----------------------------------------------------------------------
+
+    def levels(self, mm: mm_struct) -> tuple[LevelGroup, ...]:
+        """The real levels of ``mm``, root first (discovered from the legacy folding
+        predicates; cached per mm)."""
+        groups = self._groups.get(id(mm))
+        if groups is None:
+            groups = self._groups[id(mm)] = real_levels(self.k, mm)
+        return groups
+
+    def level_size(self, group: LevelGroup) -> int:
+        """Bytes one entry at this level maps (``1 << X_SHIFT`` of the group's top)."""
+        return 1 << self.legacy[group.top].shift
+
+    def entries_per_table(self, group: LevelGroup) -> int:
+        return self.legacy[group.top].ptrs
+
+    def lower(self, group: LevelGroup, mm: mm_struct) -> LevelGroup | None:
+        """The next real level below ``group``, or None at the PTE level."""
+        groups = self.levels(mm)
+        i = groups.index(group)
+        return groups[i + 1] if i + 1 < len(groups) else None
+
+    # -- roots (R4, R5, R8) --------------------------------------------------------------
+
+    def root_for(self, mm: mm_struct, addr: int) -> Table:
+        """The root table the MMU uses for ``addr`` while ``mm`` is current.
+
+        On architectures with one root per mm (x86, RISC-V), that is ``mm->pgd`` for every
+        address: the kernel half is cloned into it.  Where the kernel has a root of its own
+        (arm64 TTBR1 = ``swapper_pg_dir``, ``k.SEPARATE_KERNEL_ROOT``), a kernel address
+        gets the kernel root even for a user ``mm`` -- walking the user pgd for it would
+        find nothing, since ``pgd_alloc`` there clones nothing (or, worse, the user mapping
+        that aliases the address's low bits)."""
+        if (mm is not self.k.init_mm and self.is_kernel_address(addr)
+                and self.k.SEPARATE_KERNEL_ROOT):
+            mm = self.k.init_mm
+        return self._root(mm)
+
+    def kernel_root(self) -> Table:
+        """The root of ``init_mm`` (``swapper_pg_dir``): Andy's ``ptp_get_kernel_root()``."""
+        return self._root(self.k.init_mm)
+
+    def is_kernel_address(self, addr: int) -> bool:
+        return addr >= self.k.TASK_SIZE
+
+    def _root(self, mm: mm_struct) -> Table:
+        return Table(self.levels(mm)[0], mm.pgd, 0, mm, None)
+
+    # -- entries (R1) --------------------------------------------------------------------
+
+    def _entry(self, table: Table, index: int, va: int) -> Entry:
+        group = table.group
+        ptr: EntryPtr = table.first + index
+        for member in group.members[1:]:
+            ptr = descend_offset(self.k, member, ptr, va)
+        return Entry(table, index, ptr, va)
+
+    def entry(self, table: Table, addr: int) -> Entry:
+        """The entry of ``table`` that maps ``addr`` (``pXd_offset`` for this level)."""
+        top = self.legacy[table.group.top]
+        span_mask = ~((1 << top.shift) - 1) & self.k.ULONG_MASK
+        return self._entry(table, top.index(addr), addr & span_mask)
+
+    def entry_at(self, table: Table, index: int) -> Entry:
+        """Entry number ``index`` of ``table``.  Its ``va`` is ``table.va + index * size``,
+        not sign-extended: walk by address for canonical upper-half addresses."""
+        if not 0 <= index < self.entries_per_table(table.group):
+            raise BadInput(f"index {index} is outside a level-{table.level} table")
+        va = (table.va + index * self.level_size(table.group)) & self.k.ULONG_MASK
+        return self._entry(table, index, va)
+
+    def entries(self, table: Table, addr: int, end: int) -> Iterator[tuple[Entry, int, int]]:
+        """``(entry, addr, next)`` for each entry of ``table`` covering ``[addr, end)``, the
+        loop every legacy ``*_range`` function writes by hand."""
+        m = self.k.ULONG_MASK
+        while True:
+            e = self.entry(table, addr)
+            nxt = self.range_end(e, addr, end)
+            yield e, addr, nxt
+            addr = nxt
+            if addr == end or addr == 0 and end & m == 0:
+                return
+
+    def read(self, entry: Entry) -> Value:
+        """``pXdp_get(ptr)`` at the entry's level."""
+        return Value(entry.level, self.legacy[Level(entry.level)].get(entry.ptr))
+
+    def write(self, entry: Entry, value: Value) -> None:
+        """``set_pte_at``/``set_pmd_at``/``set_pud_at``/``set_p4d``/``set_pgd``."""
+        if value.level != entry.level:
+            raise BadInput(f"level-{value.level} value written to a level-{entry.level} entry")
+        self.legacy[Level(entry.level)].set(entry.mm, entry.va, entry.ptr, value.raw)
+
+    def clear(self, entry: Entry) -> None:
+        """``pte_clear``/``pmd_clear``/... at the entry's level."""
+        self.legacy[Level(entry.level)].clear(entry.mm, entry.va, entry.ptr)
+
+    # -- values ------------------------------------------------------------------------
+
+    def is_none(self, v: Value) -> bool:
+        return self.legacy[Level(v.level)].none(v.raw)
+
+    def is_present(self, v: Value) -> bool:
+        return self.legacy[Level(v.level)].present(v.raw)
+
+    def is_bad(self, v: Value) -> bool:
+        return self.legacy[Level(v.level)].bad(v.raw)
+
+    def is_leaf(self, v: Value) -> bool:
+        """A present entry that maps memory: any present PTE, a huge PMD/PUD (``pXd_leaf``)."""
+        return self.legacy[Level(v.level)].leaf(v.raw)
+
+    def is_table(self, v: Value) -> bool:
+        """A present entry that points to a lower table (not none, not a leaf, not bad)."""
+        lv = self.legacy[Level(v.level)]
+        return v.level != Level.PTE and not lv.none(v.raw) and not lv.leaf(v.raw) and (
+            not lv.bad(v.raw)
+        )
+
+    def none_or_clear_bad(self, entry: Entry) -> bool:
+        """``pXd_none_or_clear_bad`` of the entry's level: True if the entry is empty, or was
+        bad (then reported and cleared, unless folding makes ``pXd_clear_bad`` a no-op).
+        Unlike the legacy call, never clears a leaf (a huge PMD/PUD is not "bad")."""
+        v = self.read(entry)
+        if self.is_none(v):
+            return True
+        if v.level == Level.PTE or self.is_leaf(v):
+            return False
+        return legacy_none_or_clear_bad(self.k, Level(entry.level), entry.ptr)
+
+    # -- boundaries (R3) -------------------------------------------------------------
+
+    def range_end(self, entry: Entry, addr: int, end: int) -> int:
+        """The end of the range ``entry`` covers, clipped to the walk's ``end``.
+
+        Returns the next multiple of this level's size above ``addr``, or ``end`` if that
+        comes first.  The comparison is ``boundary - 1 < end - 1`` in unsigned
+        arithmetic: at the top of the address space the boundary wraps to 0, and a walk
+        to the very top passes ``end == 0``; subtracting one turns both into the largest
+        address, so a wrapped boundary never looks smaller than ``end`` and the loop
+        ``addr = next; if addr == end: stop`` ends exactly at the top.  It is the legacy
+        ``pXd_addr_end`` of the level (``p?d_addr_end``, never the folded ``end``-only
+        variant, since a real level is never folded)."""
+        return self.legacy[entry.table.group.top].addr_end(addr, end)
+
+    # -- walking (R6) -----------------------------------------------------------------
+
+    def descend(self, entry: Entry) -> Table:
+        """The lower table ``entry`` points to, as a new handle one real level down.
+
+        Nothing is mutated: the caller keeps ``entry``.  The step skips folded levels, so
+        the level number may drop by more than one (x86-64 4-level: 3 → 2; i386: 1 → 0).
+        Raises :class:`BadInput` if the entry is not a table (none, a leaf, or bad)."""
+        v = self.read(entry)
+        if not self.is_table(v):
+            raise BadInput(f"level-{entry.level} entry at {entry.va:#x} is not a table")
+        child = self.lower(entry.table.group, entry.mm)
+        assert child is not None
+        first = descend_offset(self.k, child.top, entry.ptr, entry.va)
+        return Table(child, first, entry.va, entry.mm, entry)
+
+    # -- allocation and freeing (R7) ------------------------------------------------------
+
+    def ensure_table(self, entry: Entry) -> Table | None:
+        """The table below ``entry``, allocated and installed first if the entry is none.
+
+        Allocation is the legacy ``*_alloc`` of the lower level, so it takes the kernel's
+        race logic (allocate, lock, recheck, populate or free the loser) and its accounting
+        (``mm_inc_nr_*``).  Returns None on -ENOMEM; raises on a leaf."""
+        child = self.lower(entry.table.group, entry.mm)
+        if child is None:
+            raise BadInput("a PTE entry has no table below it")
+        if self.is_none(self.read(entry)) and not alloc_below(
+            self.k, entry.mm, child.top, entry.ptr, entry.va
+        ):
+            return None
+        return self.descend(entry)
+
+    def free_table(self, table: Table) -> None:
+        """Unlink ``table`` from its parent entry and free it, as ``free_p*_range`` does:
+        clear the parent entry, free the table (dropping its split lock) and undo its
+        ``pgtables_bytes`` charge.
+
+        Takes a table, never an entry or a value.  Refuses a root (freed with its mm by
+        ``pgd_free``) and a table that still has a non-empty entry (something would be left
+        pointing at freed memory)."""
+        if table.parent is None:
+            raise BadInput("a root table is freed with its mm (pgd_free), not by free_table")
+        for i in range(self.entries_per_table(table.group)):
+            if not self.is_none(self.read(self.entry_at(table, i))):
+                raise BadInput(
+                    f"level-{table.level} table at {table.first.pa:#x} still maps "
+                    f"something (entry {i}); unmap it before freeing the table"
+                )
+        self.clear(table.parent)
+        free_level(self.k, table.mm, table.group.top, table.first)
+
+    # -- locking -----------------------------------------------------------------------
+
+    def lockptr(self, table: Table) -> spinlock_t:
+        """The lock the kernel takes to change ``table``'s entries."""
+        return lockptr(
+            self.k, table.mm, Level(table.level), table.first,
+            None if table.parent is None else table.parent.ptr,
+        )
+
+    @contextmanager
+    def locked(self, table: Table) -> Iterator[spinlock_t]:
+        ptl = self.lockptr(table)
+        spin_lock(ptl)
+        try:
+            yield ptl
+        finally:
+            spin_unlock(ptl)
