@@ -107,6 +107,9 @@ class ArchConfig:
     """Names of the roots the hardware uses, e.g. ('cr3',) or ('ttbr0_el1', 'ttbr1_el1')."""
     walker: HardwareWalker
     make_registers: RegisterBuilder
+    has_nx: bool = True
+    """Whether a present, readable page can be made non-executable (x86 32-bit paging has
+    no XD bit: every readable page is executable)."""
     notes: tuple[str, ...] = field(default=())
 
     @property

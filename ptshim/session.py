@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation
+from arches.config import ArchConfig, Fault, Translation
 from arches.errors import BadInput, CheckFailed, OutOfMemory
 from legacy import GenericKernel, boot, mm_struct
 from legacy.types import EntryPtr
@@ -39,14 +39,11 @@ from ptshim.scenario import (
     validate,
 )
 
-NO_EXECUTE_DISABLE = frozenset({"i386"})
-"""Configurations whose hardware cannot make a readable page non-executable (32-bit x86
-paging has no XD bit, Intel SDM Vol. 3A §4.3): the walker reports every page executable."""
 
-
-def hw_prot(arch: str, prot: Prot) -> str:
-    """What the hardware walker reports for a mapping made with ``prot``."""
-    if arch in NO_EXECUTE_DISABLE and "x" not in prot:
+def hw_prot(config: ArchConfig, prot: Prot) -> str:
+    """What the hardware walker reports for a mapping made with ``prot`` (without an NX
+    bit, e.g. 32-bit x86 paging, every readable page is executable)."""
+    if not config.has_nx and "x" not in prot:
         return prot + "x"
     return prot
 
@@ -184,7 +181,7 @@ class Session:
     def expected_runs(self, user: bool | None = None) -> list[Run]:
         """The model as runs of leaves, as the hardware should show them."""
         return runs_of(
-            (e.va, e.pa, e.size, e.page_size, hw_prot(self.config.name, e.prot), e.user)
+            (e.va, e.pa, e.size, e.page_size, hw_prot(self.config, e.prot), e.user)
             for e in self.model
             if e.prot != "none" and (user is None or e.user == user)
         )

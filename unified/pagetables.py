@@ -27,10 +27,12 @@ from legacy import BadInput, EntryPtr, GenericKernel, mm_struct, spin_lock, spin
 from unified.handles import Entry, Table, Value
 from unified.legacy_ops import (
     LegacyLevel,
+    LevelOps,
     alloc_below,
     descend_offset,
     free_level,
     legacy_levels,
+    level_ops,
     lockptr,
 )
 from unified.legacy_ops import none_or_clear_bad as legacy_none_or_clear_bad
@@ -44,6 +46,12 @@ class PageTables:
         self.k = k
         self.legacy: dict[Level, LegacyLevel] = legacy_levels(k)
         self._groups: dict[int, tuple[LevelGroup, ...]] = {}
+        self._lower: dict[tuple[int, LevelGroup], LevelGroup | None] = {}
+        self._by_int: tuple[LegacyLevel, ...] = tuple(self.legacy[Level(i)] for i in range(5))
+        """``self.legacy`` indexed by the int level (no ``Level(n)`` on hot paths)."""
+        self._ops: dict[bool, dict[Level, LevelOps]] = {
+            False: level_ops(k, kernel=False), True: level_ops(k, kernel=True),
+        }
 
     # -- levels ----------------------------------------------------------------------
 
@@ -64,9 +72,24 @@ class PageTables:
 
     def lower(self, group: LevelGroup, mm: mm_struct) -> LevelGroup | None:
         """The next real level below ``group``, or None at the PTE level."""
+        key = (id(mm), group)
+        try:
+            return self._lower[key]
+        except KeyError:
+            pass
         groups = self.levels(mm)
         i = groups.index(group)
-        return groups[i + 1] if i + 1 < len(groups) else None
+        low = self._lower[key] = groups[i + 1] if i + 1 < len(groups) else None
+        return low
+
+    def ops(self, mm: mm_struct) -> dict[Level, LevelOps]:
+        """The per-level legacy adapters (:class:`~unified.legacy_ops.LevelOps`) for tables
+        of ``mm`` (``init_mm`` has its own: ``pte_alloc_one_kernel``, ``pmd_populate_kernel``)."""
+        return self._ops[mm.is_init_mm]
+
+    def is_bottom(self, table: Table) -> bool:
+        """True for a PTE table: every entry is a leaf slot, none points to a table."""
+        return table.group.bottom is Level.PTE
 
     # -- roots (R4, R5, R8) --------------------------------------------------------------
 
@@ -121,46 +144,88 @@ class PageTables:
         """``(entry, addr, next)`` for each entry of ``table`` covering ``[addr, end)``, the
         loop every legacy ``*_range`` function writes by hand."""
         m = self.k.ULONG_MASK
+        group = table.group
+        top = self.legacy[group.top]
+        size = 1 << top.shift
+        span_mask = ~(size - 1) & m
+        index = top.index(addr)
+        members = group.members[1:]
+        first = table.first
+        k = self.k
+        last = (end - 1) & m
         while True:
-            e = self.entry(table, addr)
-            nxt = self.range_end(e, addr, end)
-            yield e, addr, nxt
+            va = addr & span_mask
+            nxt = (va + size) & m
+            if ((nxt - 1) & m) >= last:  # range_end(): boundary - 1 < end - 1, else end
+                nxt = end
+            ptr: EntryPtr = first + index
+            for member in members:
+                ptr = descend_offset(k, member, ptr, va)
+            yield Entry(table, index, ptr, va), addr, nxt
             addr = nxt
             if addr == end or addr == 0 and end & m == 0:
                 return
+            index += 1
+
+    def slots(self, table: Table, addr: int, end: int) -> Iterator[tuple[EntryPtr, int, int]]:
+        """``(legacy pointer, addr, next)`` for each entry of ``table`` covering ``[addr,
+        end)``: :meth:`entries` without building :class:`Entry` handles, for the loops over
+        the hundreds of entries of one table (a PTE table's leaves).  The pointer is typed
+        at the entry's level (``PtePtr``...)."""
+        m = self.k.ULONG_MASK
+        group = table.group
+        top = self.legacy[group.top]
+        size = 1 << top.shift
+        span_mask = ~(size - 1) & m
+        members = group.members[1:]
+        ptr: EntryPtr = table.first + top.index(addr)
+        last = (end - 1) & m
+        if not members:
+            while True:
+                nxt = ((addr & span_mask) + size) & m
+                if ((nxt - 1) & m) >= last:
+                    nxt = end
+                yield ptr, addr, nxt
+                addr = nxt
+                if addr == end or addr == 0 and end & m == 0:
+                    return
+                ptr = ptr + 1
+        for e, a, nxt in self.entries(table, addr, end):
+            yield e.ptr, a, nxt
 
     def read(self, entry: Entry) -> Value:
         """``pXdp_get(ptr)`` at the entry's level."""
-        return Value(entry.level, self.legacy[Level(entry.level)].get(entry.ptr))
+        level = entry.table.group.bottom
+        return Value(level, self._by_int[level].get(entry.ptr))
 
     def write(self, entry: Entry, value: Value) -> None:
         """``set_pte_at``/``set_pmd_at``/``set_pud_at``/``set_p4d``/``set_pgd``."""
         if value.level != entry.level:
             raise BadInput(f"level-{value.level} value written to a level-{entry.level} entry")
-        self.legacy[Level(entry.level)].set(entry.mm, entry.va, entry.ptr, value.raw)
+        self._by_int[entry.level].set(entry.mm, entry.va, entry.ptr, value.raw)
 
     def clear(self, entry: Entry) -> None:
         """``pte_clear``/``pmd_clear``/... at the entry's level."""
-        self.legacy[Level(entry.level)].clear(entry.mm, entry.va, entry.ptr)
+        self._by_int[entry.level].clear(entry.mm, entry.va, entry.ptr)
 
     # -- values ------------------------------------------------------------------------
 
     def is_none(self, v: Value) -> bool:
-        return self.legacy[Level(v.level)].none(v.raw)
+        return self._by_int[v.level].none(v.raw)
 
     def is_present(self, v: Value) -> bool:
-        return self.legacy[Level(v.level)].present(v.raw)
+        return self._by_int[v.level].present(v.raw)
 
     def is_bad(self, v: Value) -> bool:
-        return self.legacy[Level(v.level)].bad(v.raw)
+        return self._by_int[v.level].bad(v.raw)
 
     def is_leaf(self, v: Value) -> bool:
         """A present entry that maps memory: any present PTE, a huge PMD/PUD (``pXd_leaf``)."""
-        return self.legacy[Level(v.level)].leaf(v.raw)
+        return self._by_int[v.level].leaf(v.raw)
 
     def is_table(self, v: Value) -> bool:
         """A present entry that points to a lower table (not none, not a leaf, not bad)."""
-        lv = self.legacy[Level(v.level)]
+        lv = self._by_int[v.level]
         return v.level != Level.PTE and not lv.none(v.raw) and not lv.leaf(v.raw) and (
             not lv.bad(v.raw)
         )

@@ -108,6 +108,7 @@ I386 = ArchConfig(
         "No execute-disable: every mapped page is executable; 4-byte entries have no bit 63.",
         "With MAXPHYADDR 32 there is no PSE-36: bits 21:13 of a 4M PDE are reserved.",
     ),
+    has_nx=False,
 )
 
 I386_PAE = ArchConfig(

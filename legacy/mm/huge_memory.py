@@ -78,9 +78,9 @@ def _pud_trans_huge_lock(k: GenericKernel, pud: PudPtr, vma: vm_area_struct) -> 
     return None
 
 
-def pudp_invalidate(k: GenericKernel, vma: vm_area_struct, address: int, pudp: PudPtr) -> pud_t:
-    """arch/x86/mm/pgtable.c ``pudp_invalidate``.  Without concurrent walkers the transient
-    ``pud_mkinvalid`` value is never observed, so only the read is emulated."""
+def _pudp_invalidate(k: GenericKernel, vma: vm_area_struct, address: int, pudp: PudPtr) -> pud_t:
+    """``pudp_invalidate`` (arch/x86/mm/pgtable.c; no generic one).  Without concurrent
+    walkers the transient ``pud_mkinvalid`` value is never observed: only the read is kept."""
     return k.pudp_get(pudp)
 
 
@@ -205,11 +205,14 @@ def _split_huge_pud(k: GenericKernel, vma: vm_area_struct, pud: PudPtr, address:
         k.pmd_free(mm, new)
         return 0
     _fill_pmd_table(k, mm, new, old_pud, haddr)
-    pmd_ptl = k.pmd_lock(mm, new)
+    pmd_ptl = k.pmd_lockptr(mm, new)
+    if pmd_ptl is not ptl:
+        spin_lock(pmd_ptl)
     for i, pgtable in enumerate(deposits):
         k.mm_inc_nr_ptes(mm)
         k.pgtable_trans_huge_deposit(mm, new + i, pgtable)
-    spin_unlock(pmd_ptl)
+    if pmd_ptl is not ptl:
+        spin_unlock(pmd_ptl)
     k.mm_inc_nr_pmds(mm)
     k.pud_populate(mm, pud, new)
     spin_unlock(ptl)
@@ -295,16 +298,19 @@ def _set_pmd_pte(k: GenericKernel, kpte: PmdPtr | PudPtr, address: int) -> None:
     ``ARCH_PAGE_TABLE_SYNC_MASK``), write the new entry into each copy (the kernel walks
     ``pgd_list``; here every live mm).  ``arch_sync_kernel_mappings`` would not do: it only
     copies entries whose presence differs."""
-    val = k.pudp_get(kpte) if isinstance(kpte, PudPtr) else k.pmdp_get(kpte)
     for mm in k.mms:
         if mm is k.init_mm:
             continue
         pud = k.pud_offset(k.p4d_offset(k.pgd_offset(mm, address), address), address)
-        entry: PmdPtr | PudPtr = pud if isinstance(kpte, PudPtr) else k.pmd_offset(pud, address)
-        if entry.pa != kpte.pa:
-            spin_lock(mm.page_table_lock)
-            k._write(entry, val)
-            spin_unlock(mm.page_table_lock)
+        spin_lock(mm.page_table_lock)
+        if isinstance(kpte, PudPtr):
+            if pud.pa != kpte.pa:
+                k.set_pud(pud, k.pudp_get(kpte))
+        else:
+            pmd = k.pmd_offset(pud, address)
+            if pmd.pa != kpte.pa:
+                k.set_pmd(pmd, k.pmdp_get(kpte))
+        spin_unlock(mm.page_table_lock)
 
 
 # -- fork, mremap ----------------------------------------------------------------------
@@ -443,7 +449,7 @@ def change_huge_pud(k: GenericKernel, vma: vm_area_struct, pudp: PudPtr, addr: i
     ptl = _pud_trans_huge_lock(k, pudp, vma)
     if ptl is None:
         return 0
-    oldpud = pudp_invalidate(k, vma, addr, pudp)
+    oldpud = _pudp_invalidate(k, vma, addr, pudp)
     entry = k.pud_modify(oldpud, newprot)
     k.set_pud_at(mm, addr, pudp, entry)
     spin_unlock(ptl)

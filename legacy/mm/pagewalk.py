@@ -330,15 +330,13 @@ def walk_page_range(k: GenericKernel, mm: mm_struct, start: int, end: int,
 
             err = walk_page_test(k, start, next, walk)
             if err > 0:
-                # "positive return values are purely for controlling the pagewalk"
+                # "positive return values are purely for controlling the pagewalk, so
+                # should never be passed to the callers."
                 err = 0
-                start = next
-                if start < end:
-                    continue
+            elif err < 0:
                 break
-            if err < 0:
-                break
-            err = _walk_page_range(k, start, next, walk)
+            else:
+                err = _walk_page_range(k, start, next, walk)
         if err:
             break
         start = next
