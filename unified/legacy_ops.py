@@ -299,6 +299,10 @@ class LevelOps:
     """Protection of the next-level leaves a huge leaf splits into: ``pgprot_large_2_4k
     (pmd_pgprot())`` for a PMD, ``pud_pgprot()`` (PSE kept) for a PUD."""
     tlb_remove_entry: Callable[[GenericKernel, mmu_gather, Any, int], None]
+    deposit: Callable[[mm_struct, Any, Any], None]
+    """``pgtable_trans_huge_deposit(mm, pmdp, pgtable)`` (PMD level only)."""
+    withdraw: Callable[[mm_struct, Any], Any]
+    """``pgtable_trans_huge_withdraw(mm, pmdp)`` (PMD level only)."""
     # tables whose entries are at this level
     alloc_one: Callable[[mm_struct, int], Any]
     """``pte_alloc_one`` (``pte_alloc_one_kernel`` for init_mm), ``pmd_alloc_one``..."""
@@ -368,7 +372,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
                 "pfn", "pgprot", "pfn_entry", "mkspecial", "modify", "write", "wrprotect",
                 "mkold", "mkclean", "mksoft_dirty", "set_wrprotect", "get_and_clear",
                 "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
-                "tlb_remove_entry", "alloc_one", "free", "free_tlb", "populate", "pgtable",
+                "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb", "populate", "pgtable",
                 "alloc_track", "set_huge", "clear_huge", "free_lower",
             )
         }
@@ -427,7 +431,8 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         get_and_clear=f.pmdp_huge_get_and_clear,
         get_and_clear_full=f.pmdp_huge_get_and_clear_full, invalidate=f.pmdp_invalidate,
         invalidate_ad=f.pmdp_invalidate_ad, split_prot=pmd_split_prot,
-        tlb_remove_entry=tlb_remove_pmd_tlb_entry, alloc_one=f.pmd_alloc_one,
+        tlb_remove_entry=tlb_remove_pmd_tlb_entry, deposit=f.pgtable_trans_huge_deposit,
+        withdraw=f.pgtable_trans_huge_withdraw, alloc_one=f.pmd_alloc_one,
         free=f.pmd_free, inc_nr=f.mm_inc_nr_pmds, dec_nr=f.mm_dec_nr_pmds,
         free_tlb=pmd_free_tlb, lockptr=f.pmd_lockptr, populate=pmd_populate_,
         pgtable=f.pmd_pgtable, alloc_track=pte_alloc_track,
