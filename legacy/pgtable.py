@@ -552,8 +552,23 @@ class PgtableGeneric(Machine):
     def pud_mkspecial(self, pud: pud_t) -> pud_t:
         return pud
 
+    # !CONFIG_HAVE_ARCH_SOFT_DIRTY stubs (include/linux/pgtable.h).
+    def pte_soft_dirty(self, pte: pte_t) -> bool:
+        return False
+
+    def pte_mksoft_dirty(self, pte: pte_t) -> pte_t:
+        return pte
+
+    def pte_clear_soft_dirty(self, pte: pte_t) -> pte_t:
+        return pte
+
+    def pmd_soft_dirty(self, pmd: pmd_t) -> bool:
+        return False
+
     def pmd_mksoft_dirty(self, pmd: pmd_t) -> pmd_t:
-        """!CONFIG_HAVE_ARCH_SOFT_DIRTY."""
+        return pmd
+
+    def pmd_clear_soft_dirty(self, pmd: pmd_t) -> pmd_t:
         return pmd
 
     # !CONFIG_HAVE_ARCH_HUGE_VMAP stubs not in legacy.huge_mm (mm/vmalloc.c callers).

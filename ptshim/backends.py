@@ -364,8 +364,17 @@ class LegacyBackend:
 
 BackendFactory = Callable[[GenericKernel], Backend]
 
+def _unified_backend(k: GenericKernel) -> Backend:
+    """``--api unified``: :class:`ptshim.backends_unified.UnifiedBackend` (imported when
+    first used: it imports this module)."""
+    from ptshim.backends_unified import UnifiedBackend
+
+    return UnifiedBackend(k)
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "legacy": LegacyBackend,
+    "unified": _unified_backend,
 }
 """``--api`` name → backend factory.  The unified API adds its entry here."""
 

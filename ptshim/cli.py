@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--arch", default="all")
     f.add_argument("--examples", type=int, default=100)
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out", metavar="DIR", default=".",
+                   help="where a divergence's reproducer scenario is written (default: .)")
     return p
 
 

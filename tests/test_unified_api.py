@@ -915,3 +915,55 @@ def test_walk_range_again_revisits_like_legacy(name: str) -> None:
         (Level.PTE, h + off) for off in offs]
     assert image(uni.k) == image(leg.k)
     assert uni.mm.pgtables_bytes == leg.mm.pgtables_bytes
+
+
+# -- docs/unified-api.md ---------------------------------------------------------------------
+
+
+def test_doc_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every ```python block of docs/unified-api.md runs, in order, in one namespace; a
+    ``print(...)  # text`` line must print ``text``."""
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "unified-api.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", doc.read_text(), re.S | re.M)
+    assert len(blocks) >= 5
+    namespace: dict[str, object] = {"__name__": "unified_api_doc"}
+    for block in blocks:
+        expected = [line.split("#", 1)[1].strip() for line in block.splitlines()
+                    if line.startswith("print(") and "#" in line]
+        exec(compile(block, str(doc), "exec"), namespace)
+        out = capsys.readouterr().out.splitlines()
+        assert [o.strip() for o in out] == expected, block
+
+
+def test_doc_references_exist() -> None:
+    """Every ``tests/…py::name`` (and ``::name`` continuing it) and every ``unified/…py:name``
+    cited in docs/unified-api.md exists."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    text = (repo / "docs" / "unified-api.md").read_text()
+    missing: list[str] = []
+    current: Path | None = None
+    for m in re.finditer(r"`(tests/[\w/]+\.py)(?:::([\w]+)[^`]*)?`|`::([\w]+)[^`]*`", text):
+        if m.group(1):
+            current = repo / m.group(1)
+            if not current.exists():
+                missing.append(m.group(1))
+                continue
+            name = m.group(2)
+        else:
+            name = m.group(3)
+        if name and current is not None and current.exists():
+            if not re.search(rf"^def {name}\(", current.read_text(), re.M):
+                missing.append(f"{current.relative_to(repo)}::{name}")
+    for m in re.finditer(r"`(unified/[\w/]+\.py):([\w.,]+)", text):
+        src = (repo / m.group(1)).read_text()
+        for dotted in m.group(2).split(","):
+            for part in dotted.split("."):
+                if not re.search(rf"^\s*(?:def|class) {part}\b|^\s*{part}\s*[:=]", src, re.M):
+                    missing.append(f"{m.group(1)}:{part}")
+    assert not missing, f"docs/unified-api.md cites missing names: {missing}"

@@ -14,8 +14,8 @@ import legacy
 from arches.config import Fault, Translation
 from arches.errors import CheckFailed
 from legacy.mm_types import mm_struct
+from legacy.pgtable import PGTBL_PMD_MODIFIED
 from legacy.types import PgdPtr, PmdPtr, PtePtr, pgprot_t, pmd_t, pte_t, pud_t
-from legacy.x86.pgd import PGTBL_PMD_MODIFIED
 from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel, X86_32Kernel
 
 P, RW, US, A, D, PS, G = 1 << 0, 1 << 1, 1 << 2, 1 << 5, 1 << 6, 1 << 7, 1 << 8

@@ -63,8 +63,13 @@ def _ptr(cls: type[EntryPtr], size: int) -> Callable[[int], EntryPtr]:
 
 
 def legacy_levels(k: GenericKernel) -> dict[Level, LegacyLevel]:
-    """The five legacy levels of kernel ``k``."""
+    """The five legacy levels of kernel ``k``.
+
+    Reads and predicates are the bound legacy methods themselves (``f.ptep_get``...): an
+    entry's pointer already has its level's type and values are ints at run time, so a
+    wrapper would only cost time on the hot paths (the walker calls them per entry)."""
     m = k.ULONG_MASK
+    f = cast(Any, k)
 
     def pte_addr_end(addr: int, end: int) -> int:
         nxt = (addr + k.PAGE_SIZE) & k.PAGE_MASK & m
@@ -74,12 +79,12 @@ def legacy_levels(k: GenericKernel) -> dict[Level, LegacyLevel]:
         Level.PTE: LegacyLevel(
             Level.PTE, k.PTRS_PER_PTE, k.PAGE_SHIFT, k.SIZEOF_PTE,
             _ptr(PtePtr, k.SIZEOF_PTE),
-            lambda p: k.ptep_get(PtePtr(p.pa, p.size)),
+            f.ptep_get,
             lambda mm, a, p, v: k.set_pte_at(mm, a, PtePtr(p.pa, p.size), pte_t(v)),
-            lambda v: k.pte_none(pte_t(v)),
-            lambda v: k.pte_present(pte_t(v)),
+            f.pte_none,
+            f.pte_present,
             lambda v: False,
-            lambda v: k.pte_present(pte_t(v)),
+            f.pte_present,
             lambda mm, a, p: k.pte_clear(mm, a, PtePtr(p.pa, p.size)),
             k.pte_index,
             pte_addr_end,
@@ -87,12 +92,12 @@ def legacy_levels(k: GenericKernel) -> dict[Level, LegacyLevel]:
         Level.PMD: LegacyLevel(
             Level.PMD, k.PTRS_PER_PMD, k.PMD_SHIFT, k.SIZEOF_PMD,
             _ptr(PmdPtr, k.SIZEOF_PMD),
-            lambda p: k.pmdp_get(PmdPtr(p.pa, p.size)),
+            f.pmdp_get,
             lambda mm, a, p, v: k.set_pmd_at(mm, a, PmdPtr(p.pa, p.size), pmd_t(v)),
-            lambda v: k.pmd_none(pmd_t(v)),
-            lambda v: k.pmd_present(pmd_t(v)),
-            lambda v: k.pmd_bad(pmd_t(v)),
-            lambda v: k.pmd_leaf(pmd_t(v)),
+            f.pmd_none,
+            f.pmd_present,
+            f.pmd_bad,
+            f.pmd_leaf,
             lambda mm, a, p: k.pmd_clear(PmdPtr(p.pa, p.size)),
             k.pmd_index,
             k.pmd_addr_end,
@@ -100,12 +105,12 @@ def legacy_levels(k: GenericKernel) -> dict[Level, LegacyLevel]:
         Level.PUD: LegacyLevel(
             Level.PUD, k.PTRS_PER_PUD, k.PUD_SHIFT, k.SIZEOF_PUD,
             _ptr(PudPtr, k.SIZEOF_PUD),
-            lambda p: k.pudp_get(PudPtr(p.pa, p.size)),
+            f.pudp_get,
             lambda mm, a, p, v: k.set_pud_at(mm, a, PudPtr(p.pa, p.size), pud_t(v)),
-            lambda v: k.pud_none(pud_t(v)),
-            lambda v: k.pud_present(pud_t(v)),
-            lambda v: k.pud_bad(pud_t(v)),
-            lambda v: k.pud_leaf(pud_t(v)),
+            f.pud_none,
+            f.pud_present,
+            f.pud_bad,
+            f.pud_leaf,
             lambda mm, a, p: k.pud_clear(PudPtr(p.pa, p.size)),
             k.pud_index,
             k.pud_addr_end,
@@ -113,12 +118,12 @@ def legacy_levels(k: GenericKernel) -> dict[Level, LegacyLevel]:
         Level.P4D: LegacyLevel(
             Level.P4D, k.PTRS_PER_P4D, k.P4D_SHIFT, k.SIZEOF_P4D,
             _ptr(P4dPtr, k.SIZEOF_P4D),
-            lambda p: k.p4dp_get(P4dPtr(p.pa, p.size)),
+            f.p4dp_get,
             lambda mm, a, p, v: k.set_p4d(P4dPtr(p.pa, p.size), p4d_t(v)),
-            lambda v: k.p4d_none(p4d_t(v)),
-            lambda v: k.p4d_present(p4d_t(v)),
-            lambda v: k.p4d_bad(p4d_t(v)),
-            lambda v: k.p4d_leaf(p4d_t(v)),
+            f.p4d_none,
+            f.p4d_present,
+            f.p4d_bad,
+            f.p4d_leaf,
             lambda mm, a, p: k.p4d_clear(P4dPtr(p.pa, p.size)),
             k.p4d_index,
             k.p4d_addr_end,
@@ -126,12 +131,12 @@ def legacy_levels(k: GenericKernel) -> dict[Level, LegacyLevel]:
         Level.PGD: LegacyLevel(
             Level.PGD, k.PTRS_PER_PGD, k.PGDIR_SHIFT, k.SIZEOF_PGD,
             _ptr(PgdPtr, k.SIZEOF_PGD),
-            lambda p: k.pgdp_get(PgdPtr(p.pa, p.size)),
+            f.pgdp_get,
             lambda mm, a, p, v: k.set_pgd(PgdPtr(p.pa, p.size), pgd_t(v)),
-            lambda v: k.pgd_none(pgd_t(v)),
-            lambda v: k.pgd_present(pgd_t(v)),
-            lambda v: k.pgd_bad(pgd_t(v)),
-            lambda v: k.pgd_leaf(pgd_t(v)),
+            f.pgd_none,
+            f.pgd_present,
+            f.pgd_bad,
+            f.pgd_leaf,
             lambda mm, a, p: k.pgd_clear(PgdPtr(p.pa, p.size)),
             k.pgd_index,
             k.pgd_addr_end,
@@ -233,9 +238,10 @@ class LevelHasNo(Exception):
     """A per-level operation called at a level where the kernel has no such function."""
 
 
-def _none(what: str, level: Level) -> Callable[..., Any]:
+def _none(what: str, level: Level | None) -> Callable[..., Any]:
     def fail(*args: object) -> Any:
-        raise LevelHasNo(f"the {level.legacy_name} level has no {what}")
+        where = "this kernel" if level is None else f"the {level.legacy_name} level"
+        raise LevelHasNo(f"{where} has no {what}")
 
     return fail
 
@@ -267,6 +273,8 @@ class LevelOps:
     # entries
     get: Callable[[Any], int]
     set_at: Callable[[mm_struct, int, Any, int], None]
+    clear: Callable[[mm_struct, int, Any], None]
+    """``pte_clear(mm, addr, ptep)``, ``pmd_clear(pmdp)``..."""
     none: Callable[[int], bool]
     present: Callable[[int], bool]
     bad: Callable[[int], bool]
@@ -299,6 +307,13 @@ class LevelOps:
     """Protection of the next-level leaves a huge leaf splits into: ``pgprot_large_2_4k
     (pmd_pgprot())`` for a PMD, ``pud_pgprot()`` (PSE kept) for a PUD."""
     tlb_remove_entry: Callable[[GenericKernel, mmu_gather, Any, int], None]
+    moved: Callable[[int], int]
+    """The value a leaf moved by mremap gets: under ``CONFIG_MEM_SOFT_DIRTY`` the soft-dirty
+    bit (``move_soft_dirty_pte``, ``move_soft_dirty_pmd``); ``move_huge_pud`` keeps the
+    value."""
+    can_move_table: bool
+    """mremap may move the whole lower table under an entry of this level:
+    ``CONFIG_HAVE_MOVE_PMD`` (PMD), ``CONFIG_HAVE_MOVE_PUD`` with a real PMD level (PUD)."""
     deposit: Callable[[mm_struct, Any, Any], None]
     """``pgtable_trans_huge_deposit(mm, pmdp, pgtable)`` (PMD level only)."""
     withdraw: Callable[[mm_struct, Any], Any]
@@ -358,12 +373,18 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         PGTBL_PUD_MODIFIED,
     )
 
-    m = k.ULONG_MASK
+    mask = k.ULONG_MASK
     f = cast(Any, k)  # the legacy methods take typed values/pointers; ints are their runtime form
+
+    def m(name: str) -> Any:
+        """The bound legacy method ``name``; one an architecture does not provide raises
+        :class:`LevelHasNo` when called (not when the adapters are built)."""
+        fn = getattr(k, name, None)
+        return fn if fn is not None else _none(name, None)
 
     def geometry(level: Level, shift: int) -> dict[str, Any]:
         size = 1 << shift
-        return {"level": level, "shift": shift, "size": size, "mask": ~(size - 1) & m,
+        return {"level": level, "shift": shift, "size": size, "mask": ~(size - 1) & mask,
                 "pages": size >> k.PAGE_SHIFT}
 
     def nothing(level: Level) -> dict[str, Any]:
@@ -372,8 +393,8 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
                 "pfn", "pgprot", "pfn_entry", "mkspecial", "modify", "write", "wrprotect",
                 "mkold", "mkclean", "mksoft_dirty", "set_wrprotect", "get_and_clear",
                 "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
-                "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb", "populate", "pgtable",
-                "alloc_track", "set_huge", "clear_huge", "free_lower",
+                "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb",
+                "populate", "pgtable", "alloc_track", "set_huge", "clear_huge", "free_lower",
             )
         }
 
@@ -401,62 +422,84 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
     def no_dec(mm: mm_struct) -> None:
         pass
 
+    def pte_moved(v: int) -> int:
+        # mm/mremap.c move_soft_dirty_pte(): "Set soft dirty bit so we can notice in
+        # userspace the ptes were moved."
+        if k.MEM_SOFT_DIRTY:
+            if f.pte_present(v):
+                return f.pte_mksoft_dirty(v)  # type: ignore[no-any-return]
+            if f.is_swap_pte(v):
+                return f.pte_swp_mksoft_dirty(v)  # type: ignore[no-any-return]
+        return v
+
+    def pmd_moved(v: int) -> int:
+        if k.MEM_SOFT_DIRTY and f.pmd_present(v):
+            return f.pmd_mksoft_dirty(v)  # type: ignore[no-any-return]
+        return v
+
     pte = {**nothing(Level.PTE), **geometry(Level.PTE, k.PAGE_SHIFT)}
     pte.update(
-        get=f.ptep_get, set_at=f.set_pte_at, none=f.pte_none, present=f.pte_present,
-        bad=_false, leaf=f.pte_present, trans_huge=_false, swap=_false,
-        none_or_clear_bad=pte_none_or_clear_bad, pfn=f.pte_pfn, pgprot=f.pte_pgprot,
-        pfn_entry=f.pfn_pte, mkhuge=_ident, mkspecial=f.pte_mkspecial, special=f.pte_special,
-        modify=f.pte_modify, write=f.pte_write, wrprotect=f.pte_wrprotect, mkold=f.pte_mkold,
-        mkclean=f.pte_mkclean, set_wrprotect=f.ptep_set_wrprotect,
-        get_and_clear=f.ptep_get_and_clear,
+        get=m("ptep_get"), set_at=m("set_pte_at"), clear=m("pte_clear"), none=m("pte_none"),
+        present=m("pte_present"), bad=_false, leaf=m("pte_present"), trans_huge=_false, swap=_false,
+        none_or_clear_bad=pte_none_or_clear_bad, pfn=m("pte_pfn"), pgprot=m("pte_pgprot"),
+        pfn_entry=m("pfn_pte"), mkhuge=_ident, mkspecial=m("pte_mkspecial"),
+        special=m("pte_special"),
+        modify=m("pte_modify"), write=m("pte_write"), wrprotect=m("pte_wrprotect"),
+        mkold=m("pte_mkold"),
+        mkclean=m("pte_mkclean"), set_wrprotect=m("ptep_set_wrprotect"),
+        get_and_clear=m("ptep_get_and_clear"),
         get_and_clear_full=lambda vma, a, p, full: f.ptep_get_and_clear_full(
             vma.vm_mm, a, p, full),
-        tlb_remove_entry=tlb_remove_tlb_entry,
+        tlb_remove_entry=tlb_remove_tlb_entry, moved=pte_moved, can_move_table=False,
         alloc_one=(lambda mm, a: f.pte_alloc_one_kernel(mm)) if kernel
         else (lambda mm, a: f.pte_alloc_one(mm)),
-        free=f.pte_free_kernel if kernel else f.pte_free,
-        inc_nr=f.mm_inc_nr_ptes, dec_nr=f.mm_dec_nr_ptes, free_tlb=pte_free_tlb_,
-        lockptr=f.ptep_lockptr, vmap_supported=_false, modified=PGTBL_PTE_MODIFIED,
+        free=m("pte_free_kernel") if kernel else f.pte_free,
+        inc_nr=m("mm_inc_nr_ptes"), dec_nr=m("mm_dec_nr_ptes"), free_tlb=pte_free_tlb_,
+        lockptr=m("ptep_lockptr"), vmap_supported=_false, modified=PGTBL_PTE_MODIFIED,
     )
     pmd = {**nothing(Level.PMD), **geometry(Level.PMD, k.PMD_SHIFT)}
     pmd.update(
-        get=f.pmdp_get, set_at=f.set_pmd_at, none=f.pmd_none, present=f.pmd_present,
-        bad=f.pmd_bad, leaf=f.pmd_leaf, trans_huge=f.pmd_trans_huge,
-        swap=lambda v: is_swap_pmd(k, v), none_or_clear_bad=f.pmd_none_or_clear_bad,
-        pfn=f.pmd_pfn, pgprot=f.pmd_pgprot, pfn_entry=f.pfn_pmd, mkhuge=f.pmd_mkhuge,
-        mkspecial=f.pmd_mkspecial, special=f.pmd_special, modify=f.pmd_modify,
-        write=f.pmd_write, wrprotect=f.pmd_wrprotect, mkold=f.pmd_mkold,
-        mksoft_dirty=f.pmd_mksoft_dirty, set_wrprotect=f.pmdp_set_wrprotect,
-        get_and_clear=f.pmdp_huge_get_and_clear,
-        get_and_clear_full=f.pmdp_huge_get_and_clear_full, invalidate=f.pmdp_invalidate,
-        invalidate_ad=f.pmdp_invalidate_ad, split_prot=pmd_split_prot,
-        tlb_remove_entry=tlb_remove_pmd_tlb_entry, deposit=f.pgtable_trans_huge_deposit,
-        withdraw=f.pgtable_trans_huge_withdraw, alloc_one=f.pmd_alloc_one,
-        free=f.pmd_free, inc_nr=f.mm_inc_nr_pmds, dec_nr=f.mm_dec_nr_pmds,
-        free_tlb=pmd_free_tlb, lockptr=f.pmd_lockptr, populate=pmd_populate_,
-        pgtable=f.pmd_pgtable, alloc_track=pte_alloc_track,
-        vmap_supported=f.arch_vmap_pmd_supported, set_huge=f.pmd_set_huge,
-        clear_huge=f.pmd_clear_huge, free_lower=f.pmd_free_pte_page,
+        get=m("pmdp_get"), set_at=m("set_pmd_at"), clear=lambda mm, a, p: f.pmd_clear(p),
+        none=m("pmd_none"), present=m("pmd_present"),
+        bad=m("pmd_bad"), leaf=m("pmd_leaf"), trans_huge=m("pmd_trans_huge"),
+        swap=lambda v: is_swap_pmd(k, v), none_or_clear_bad=m("pmd_none_or_clear_bad"),
+        pfn=m("pmd_pfn"), pgprot=m("pmd_pgprot"), pfn_entry=m("pfn_pmd"), mkhuge=m("pmd_mkhuge"),
+        mkspecial=m("pmd_mkspecial"), special=m("pmd_special"), modify=m("pmd_modify"),
+        write=m("pmd_write"), wrprotect=m("pmd_wrprotect"), mkold=m("pmd_mkold"),
+        mksoft_dirty=m("pmd_mksoft_dirty"), set_wrprotect=m("pmdp_set_wrprotect"),
+        get_and_clear=m("pmdp_huge_get_and_clear"),
+        get_and_clear_full=m("pmdp_huge_get_and_clear_full"), invalidate=m("pmdp_invalidate"),
+        invalidate_ad=m("pmdp_invalidate_ad"), split_prot=pmd_split_prot,
+        tlb_remove_entry=tlb_remove_pmd_tlb_entry, moved=pmd_moved,
+        can_move_table=bool(k.HAVE_MOVE_PMD), deposit=m("pgtable_trans_huge_deposit"),
+        withdraw=m("pgtable_trans_huge_withdraw"), alloc_one=m("pmd_alloc_one"),
+        free=m("pmd_free"), inc_nr=m("mm_inc_nr_pmds"), dec_nr=m("mm_dec_nr_pmds"),
+        free_tlb=pmd_free_tlb, lockptr=m("pmd_lockptr"), populate=pmd_populate_,
+        pgtable=m("pmd_pgtable"), alloc_track=pte_alloc_track,
+        vmap_supported=m("arch_vmap_pmd_supported"), set_huge=m("pmd_set_huge"),
+        clear_huge=m("pmd_clear_huge"), free_lower=m("pmd_free_pte_page"),
         modified=PGTBL_PMD_MODIFIED,
     )
     pud = {**nothing(Level.PUD), **geometry(Level.PUD, k.PUD_SHIFT)}
     pud.update(
-        get=f.pudp_get, set_at=f.set_pud_at, none=f.pud_none, present=f.pud_present,
-        bad=f.pud_bad, leaf=f.pud_leaf, trans_huge=f.pud_trans_huge, swap=_false,
-        none_or_clear_bad=f.pud_none_or_clear_bad, pfn=f.pud_pfn, pgprot=f.pud_pgprot,
-        pfn_entry=f.pfn_pud, mkhuge=f.pud_mkhuge, mkspecial=f.pud_mkspecial,
-        special=f.pud_special, modify=f.pud_modify, write=f.pud_write,
-        wrprotect=f.pud_wrprotect, mkold=f.pud_mkold, set_wrprotect=f.pudp_set_wrprotect,
-        get_and_clear=f.pudp_huge_get_and_clear,
-        get_and_clear_full=f.pudp_huge_get_and_clear_full, invalidate=pudp_read,
-        invalidate_ad=pudp_read, split_prot=f.pud_pgprot,
-        tlb_remove_entry=tlb_remove_pud_tlb_entry, alloc_one=f.pud_alloc_one,
-        free=f.pud_free, inc_nr=f.mm_inc_nr_puds, dec_nr=f.mm_dec_nr_puds,
-        free_tlb=pud_free_tlb, lockptr=f.pud_lockptr, populate=f.pud_populate,
-        pgtable=f.pud_pgtable, alloc_track=f._pmd_alloc,
-        vmap_supported=f.arch_vmap_pud_supported, set_huge=f.pud_set_huge,
-        clear_huge=f.pud_clear_huge, free_lower=f.pud_free_pmd_page,
+        get=m("pudp_get"), set_at=m("set_pud_at"), clear=lambda mm, a, p: f.pud_clear(p),
+        none=m("pud_none"), present=m("pud_present"),
+        bad=m("pud_bad"), leaf=m("pud_leaf"), trans_huge=m("pud_trans_huge"), swap=_false,
+        none_or_clear_bad=m("pud_none_or_clear_bad"), pfn=m("pud_pfn"), pgprot=m("pud_pgprot"),
+        pfn_entry=m("pfn_pud"), mkhuge=m("pud_mkhuge"), mkspecial=m("pud_mkspecial"),
+        special=m("pud_special"), modify=m("pud_modify"), write=m("pud_write"),
+        wrprotect=m("pud_wrprotect"), mkold=m("pud_mkold"), set_wrprotect=m("pudp_set_wrprotect"),
+        get_and_clear=m("pudp_huge_get_and_clear"),
+        get_and_clear_full=m("pudp_huge_get_and_clear_full"), invalidate=pudp_read,
+        invalidate_ad=pudp_read, split_prot=m("pud_pgprot"),
+        tlb_remove_entry=tlb_remove_pud_tlb_entry, moved=_ident,
+        can_move_table=bool(k.HAVE_MOVE_PUD) and not k.PAGETABLE_PMD_FOLDED,
+        alloc_one=m("pud_alloc_one"),
+        free=m("pud_free"), inc_nr=m("mm_inc_nr_puds"), dec_nr=m("mm_dec_nr_puds"),
+        free_tlb=pud_free_tlb, lockptr=m("pud_lockptr"), populate=m("pud_populate"),
+        pgtable=m("pud_pgtable"), alloc_track=m("_pmd_alloc"),
+        vmap_supported=m("arch_vmap_pud_supported"), set_huge=m("pud_set_huge"),
+        clear_huge=m("pud_clear_huge"), free_lower=m("pud_free_pmd_page"),
         modified=PGTBL_PUD_MODIFIED,
     )
 
@@ -466,23 +509,27 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
 
     p4d = {**nothing(Level.P4D), **geometry(Level.P4D, k.P4D_SHIFT)}
     p4d.update(
-        get=f.p4dp_get, set_at=lambda mm, a, p, v: f.set_p4d(p, v), none=f.p4d_none,
-        present=f.p4d_present, bad=f.p4d_bad, leaf=f.p4d_leaf, trans_huge=_false,
-        swap=_false, none_or_clear_bad=f.p4d_none_or_clear_bad, mkhuge=_ident,
-        special=_false, alloc_one=f.p4d_alloc_one, free=f.p4d_free, inc_nr=no_dec,
-        dec_nr=no_dec, free_tlb=p4d_free_tlb, lockptr=f.pud_lockptr, populate=f.p4d_populate,
-        pgtable=f.p4d_pgtable, alloc_track=f._pud_alloc,
-        vmap_supported=f.arch_vmap_p4d_supported, set_huge=f.p4d_set_huge,
-        clear_huge=p4d_clear_huge, free_lower=f.p4d_free_pud_page,
+        get=m("p4dp_get"), set_at=lambda mm, a, p, v: f.set_p4d(p, v),
+        clear=lambda mm, a, p: f.p4d_clear(p), none=m("p4d_none"),
+        present=m("p4d_present"), bad=m("p4d_bad"), leaf=m("p4d_leaf"), trans_huge=_false,
+        swap=_false, none_or_clear_bad=m("p4d_none_or_clear_bad"), mkhuge=_ident,
+        moved=_ident, can_move_table=False,
+        special=_false, alloc_one=m("p4d_alloc_one"), free=m("p4d_free"), inc_nr=no_dec,
+        dec_nr=no_dec, free_tlb=p4d_free_tlb, lockptr=m("pud_lockptr"), populate=m("p4d_populate"),
+        pgtable=m("p4d_pgtable"), alloc_track=m("_pud_alloc"),
+        vmap_supported=m("arch_vmap_p4d_supported"), set_huge=m("p4d_set_huge"),
+        clear_huge=p4d_clear_huge, free_lower=m("p4d_free_pud_page"),
         modified=PGTBL_P4D_MODIFIED,
     )
     pgd = {**nothing(Level.PGD), **geometry(Level.PGD, k.PGDIR_SHIFT)}
     pgd.update(
-        get=f.pgdp_get, set_at=lambda mm, a, p, v: f.set_pgd(p, v), none=f.pgd_none,
-        present=f.pgd_present, bad=f.pgd_bad, leaf=f.pgd_leaf, trans_huge=_false,
-        swap=_false, none_or_clear_bad=f.pgd_none_or_clear_bad, mkhuge=_ident,
-        special=_false, inc_nr=no_dec, dec_nr=no_dec, lockptr=f.pud_lockptr,
-        populate=f.pgd_populate, pgtable=f.pgd_page_vaddr, alloc_track=f._p4d_alloc,
+        get=m("pgdp_get"), set_at=lambda mm, a, p, v: f.set_pgd(p, v),
+        clear=lambda mm, a, p: f.pgd_clear(p), none=m("pgd_none"),
+        present=m("pgd_present"), bad=m("pgd_bad"), leaf=m("pgd_leaf"), trans_huge=_false,
+        swap=_false, none_or_clear_bad=m("pgd_none_or_clear_bad"), mkhuge=_ident,
+        moved=_ident, can_move_table=False,
+        special=_false, inc_nr=no_dec, dec_nr=no_dec, lockptr=m("pud_lockptr"),
+        populate=m("pgd_populate"), pgtable=m("pgd_page_vaddr"), alloc_track=m("_p4d_alloc"),
         vmap_supported=_false, clear_huge=lambda p: 0, modified=PGTBL_PGD_MODIFIED,
     )
     return {ops["level"]: LevelOps(**ops) for ops in (pte, pmd, pud, p4d, pgd)}

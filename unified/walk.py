@@ -38,6 +38,9 @@ def walk_range(
 ) -> None:
     """Visit every entry of ``table`` and the tables below it that covers ``[start, end)``
     (``end == 0`` is the top of the address space), root to leaf, in address order."""
+    if table.group.bottom == 0:
+        _walk_leaves(pt, table, start, end, visit, hole)
+        return
     for entry, addr, nxt in pt.entries(table, start, end):
         while True:
             value = pt.read(entry)
@@ -51,3 +54,45 @@ def walk_range(
             if action is Action.SUBTREE and pt.is_table(pt.read(entry)):
                 walk_range(pt, pt.descend(entry), addr, nxt, visit, hole)
             break
+
+
+def _walk_leaves(
+    pt: PageTables,
+    table: Table,
+    start: int,
+    end: int,
+    visit: Visit,
+    hole: Hole | None,
+) -> None:
+    """:func:`walk_range` on a PTE table, the loop that runs for most entries: the same
+    visits, with the entry handles built directly (a PTE table has no folded members and no
+    entry below it, so there is nothing to descend into after ``visit``)."""
+    k = pt.k
+    m = k.ULONG_MASK
+    lv = pt.legacy[table.group.top]
+    get, none = lv.get, lv.none
+    size = 1 << lv.shift
+    level = table.group.bottom
+    index = lv.index(start)
+    ptr = table.first + index
+    again = Action.AGAIN
+    # Entries [start, end) of one table: every one spans ``size`` except possibly the
+    # first and last (clipped to the walk's range).
+    va = start & ~(size - 1) & m
+    last_va = (end - 1) & ~(size - 1) & m
+    addr = start
+    while True:
+        nxt = end if va == last_va else va + size
+        while True:
+            raw = get(ptr)
+            if none(raw):
+                if hole is not None:
+                    hole(addr, nxt, level)
+                break
+            if visit(Entry(table, index, ptr, va), Value(level, raw), addr, nxt) is not again:
+                break
+        if va == last_va:
+            return
+        va = addr = nxt
+        index += 1
+        ptr = ptr + 1

@@ -23,9 +23,6 @@ from legacy.mm.vma import find_vma_intersection, insert_vm_struct, vm_area_dup
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock, vm_area_struct
 from legacy.types import PmdPtr, PudPtr, pte_t
 
-CONFIG_MEM_SOFT_DIRTY = False
-"""mm/Kconfig ``MEM_SOFT_DIRTY`` (default n): moved ptes would get the soft-dirty bit."""
-
 NORMAL_PMD, HPAGE_PMD, NORMAL_PUD, HPAGE_PUD = range(4)
 """``enum pgt_entry``."""
 
@@ -95,8 +92,11 @@ def move_pte(k: GenericKernel, pte: pte_t, old_addr: int, new_addr: int) -> pte_
 
 def move_soft_dirty_pte(k: GenericKernel, pte: pte_t) -> pte_t:
     """Set soft dirty bit so we can notice in userspace the ptes were moved."""
-    if CONFIG_MEM_SOFT_DIRTY:
-        raise NotImplementedError("CONFIG_MEM_SOFT_DIRTY is not emulated")
+    if k.MEM_SOFT_DIRTY:  # CONFIG_MEM_SOFT_DIRTY
+        if k.pte_present(pte):
+            pte = k.pte_mksoft_dirty(pte)
+        elif k.is_swap_pte(pte):
+            pte = k.pte_swp_mksoft_dirty(pte)
     return pte
 
 

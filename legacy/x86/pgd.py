@@ -27,11 +27,6 @@ from legacy.x86.pgtable import X86Kernel
 
 # include/linux/pgtable.h: page-table modification bits (pgtbl_mod_mask) that tell the vmalloc
 # and ioremap code when to call arch_sync_kernel_mappings() (ARCH_PAGE_TABLE_SYNC_MASK).
-PGTBL_PGD_MODIFIED = 1 << 0
-PGTBL_P4D_MODIFIED = 1 << 1
-PGTBL_PUD_MODIFIED = 1 << 2
-PGTBL_PMD_MODIFIED = 1 << 3
-PGTBL_PTE_MODIFIED = 1 << 4
 
 
 class X86PgdKernel(X86Kernel):

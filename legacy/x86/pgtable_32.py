@@ -41,8 +41,9 @@ from arches.x86.bits import (
 )
 from legacy.folding import Nopmd, Nopud
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock
+from legacy.pgtable import PGTBL_PMD_MODIFIED
 from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, p4d_t, pgd_t, pgprot_t, pmd_t, pud_t
-from legacy.x86.pgd import PGTBL_PMD_MODIFIED, X86PgdKernel
+from legacy.x86.pgd import X86PgdKernel
 
 
 class X86_32Kernel(X86PgdKernel):

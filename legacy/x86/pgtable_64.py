@@ -15,15 +15,9 @@ from __future__ import annotations
 from arches import ArchConfig
 from arches.x86.bits import _PAGE_PRESENT, _PAGE_USER
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock
+from legacy.pgtable import PGTBL_P4D_MODIFIED, PGTBL_PGD_MODIFIED
 from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, p4d_t, pgd_t, pud_t
-from legacy.x86.pgd import (  # noqa: F401  (PGTBL_* re-exported: they used to live here)
-    PGTBL_P4D_MODIFIED,
-    PGTBL_PGD_MODIFIED,
-    PGTBL_PMD_MODIFIED,
-    PGTBL_PTE_MODIFIED,
-    PGTBL_PUD_MODIFIED,
-    X86PgdKernel,
-)
+from legacy.x86.pgd import X86PgdKernel
 from legacy.x86.pgtable import _KERNPG_TABLE, _PAGE_TABLE
 from legacy.x86.swap import X86_64Swap
 

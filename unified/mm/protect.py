@@ -1,0 +1,136 @@
+"""Changing the protection of a range: a level-generic ``change_protection``
+(mm/mprotect.c ``change_protection_range`` -> ``change_p4d_range`` ... ``change_pte_range``,
+``change_huge_pmd``/``change_huge_pud``).
+
+At every level, for each entry covering the range: an empty entry is left alone; a huge
+leaf the range covers whole is rewritten in place (under its lock: invalidate, ``pXd_modify``,
+set), one the range covers partly is split first and the walk goes on below it; a table is
+descended into.  In a PTE table each present entry gets ``pte_modify`` between
+``ptep_get_and_clear`` and ``set_pte_at`` (``ptep_modify_prot_start``/``_commit``) under the
+table's lock.  Returns the number of base pages whose entry was rewritten.
+
+As on the legacy path, the new protection is passed explicitly and no ``mmu_gather`` is
+used; ``init_mm`` ranges (a pseudo-vma) take the same walk.
+"""
+
+from __future__ import annotations
+
+from legacy import spin_lock, spin_unlock, vm_area_struct
+from unified.handles import Entry, Table
+from unified.mm._common import BUG_ON, ops_of
+from unified.mm.split import split_huge_leaf
+from unified.pagetables import PageTables
+
+__all__ = ["change_protection", "change_range", "set_memory_prot"]
+
+
+def _huge(pt: PageTables, vma: vm_area_struct, level: int, v: int) -> bool:
+    """A huge leaf for ``change_protection``: the legacy walk tests ``pmd_trans_huge`` at
+    the PMD level and ``pud_leaf`` at the PUD level; either predicate counts here (they
+    agree on every huge leaf the emulated kernels make)."""
+    lv = ops_of(pt, vma.vm_mm, level)
+    return lv.trans_huge(v) or lv.leaf(v)
+
+
+def _change_leaves(pt: PageTables, vma: vm_area_struct, table: Table, addr: int, end: int,
+                   newprot: int) -> int:
+    mm = vma.vm_mm
+    lv = ops_of(pt, mm, table.level)
+    get, present = lv.get, lv.present
+    get_and_clear, set_at, modify = lv.get_and_clear, lv.set_at, lv.modify
+    pages = 0
+    ptl = pt.lockptr(table)
+    spin_lock(ptl)
+    try:
+        for ptr, a, _ in pt.slots(table, addr, end):
+            if present(get(ptr)):
+                old = get_and_clear(mm, a, ptr)
+                set_at(mm, a, ptr, modify(old, newprot))
+                pages += 1
+    finally:
+        spin_unlock(ptl)
+    return pages
+
+
+def _change_huge_leaf(pt: PageTables, vma: vm_area_struct, entry: Entry, newprot: int) -> int:
+    """``change_huge_pmd``/``change_huge_pud``: 0 if not huge any more under the lock, else
+    the base pages the leaf maps."""
+    mm = vma.vm_mm
+    lv = ops_of(pt, mm, entry.level)
+    ptl = lv.lockptr(mm, entry.ptr)
+    spin_lock(ptl)
+    try:
+        if not _huge(pt, vma, entry.level, lv.get(entry.ptr)):
+            return 0
+        # "Can't clear PMD or it can race with concurrent zapping"
+        old = lv.invalidate_ad(vma, entry.va, entry.ptr)
+        lv.set_at(mm, entry.va, entry.ptr, lv.modify(old, newprot))
+    finally:
+        spin_unlock(ptl)
+    return lv.pages
+
+
+def change_range(pt: PageTables, vma: vm_area_struct, table: Table, addr: int, end: int,
+                 newprot: int) -> int:
+    """Apply ``newprot`` below ``table`` in ``[addr, end)``; the pages changed."""
+    if pt.is_bottom(table):
+        return _change_leaves(pt, vma, table, addr, end, newprot)
+    m = pt.k.ULONG_MASK
+    lv = ops_of(pt, vma.vm_mm, table.level)
+    pages = 0
+    for entry, a, nxt in pt.entries(table, addr, end):
+        while True:  # again:
+            v = lv.get(entry.ptr)
+            if lv.none(v):
+                break
+            if _huge(pt, vma, table.level, v):
+                if (nxt - a) & m != lv.size:
+                    split_huge_leaf(pt, vma, entry)
+                    continue
+                ret = _change_huge_leaf(pt, vma, entry, newprot)
+                if not ret:
+                    continue
+                pages += ret
+                break
+            if not lv.none_or_clear_bad(entry.ptr):
+                pages += change_range(pt, vma, pt.descend(entry), a, nxt, newprot)
+            break
+    return pages
+
+
+def change_protection(pt: PageTables, vma: vm_area_struct, start: int, end: int,
+                      newprot: int) -> int:
+    """Apply ``newprot`` to every mapped page of ``[start, end)`` in ``vma``; returns the
+    number of base pages whose entry was rewritten."""
+    BUG_ON(start >= end, f"change_protection: {start:#x} >= {end:#x}")
+    return change_range(pt, vma, pt.root_for(vma.vm_mm, start), start, end, newprot)
+
+
+def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> None:
+    """Kernel-range protection change the ``set_memory_*`` way (arch/arm64/mm/pageattr.c
+    ``__change_memory_common``, as the legacy backend does it): one walk of ``init_mm``
+    (:func:`~unified.walk.walk_range`) that rewrites every leaf with ``pXd_modify`` --
+    whole huge leaves, whose subtree is skipped, and present PTEs.  The huge leaves
+    straddling ``start`` or ``end`` must have been split first."""
+    from unified.handles import Value
+    from unified.walk import Action, walk_range
+
+    k = pt.k
+    m = k.ULONG_MASK
+    mm = k.init_mm
+
+    def visit(entry: Entry, value: Value, addr: int, nxt: int) -> Action:
+        lv = ops_of(pt, mm, entry.level)
+        v = value.raw
+        if entry.level == 0:
+            if lv.present(v):
+                lv.set_at(mm, addr, entry.ptr, lv.modify(v, newprot))
+            return Action.CONTINUE
+        if lv.leaf(v):
+            BUG_ON((nxt - addr) & m != lv.size,
+                   f"set_memory: huge level-{entry.level} leaf at {addr:#x} partly covered")
+            lv.set_at(mm, addr, entry.ptr, lv.modify(v, newprot))
+            return Action.CONTINUE
+        return Action.SUBTREE
+
+    walk_range(pt, pt.kernel_root(), start, end, visit)
