@@ -24,7 +24,7 @@ from typing import Protocol
 
 from arches.errors import BadInput, CheckFailed, OutOfMemory
 from legacy import GenericKernel, mm_struct, vm_area_struct
-from legacy.types import PmdPtr, PtePtr, PudPtr, pgprot_t
+from legacy.types import PmdPtr, PudPtr, pgprot_t
 from ptshim.model import Prot
 
 ENOMEM = -12
@@ -84,7 +84,7 @@ class CallSites:
     split_huge_pmd: Callable[[GenericKernel, Vma, PmdPtr, int], None]
     """Raises :class:`OutOfMemory` (nothing changed) when it cannot allocate."""
     split_huge_pud: Callable[[GenericKernel, Vma, PudPtr, int], None]
-    walk_kernel_page_table_range: Callable[..., int]
+    change_memory_common: Callable[..., int]
     """``(k, start, end, ops)``: the no-vma walk of ``init_mm`` (mm/pagewalk.c)."""
     mmput: Callable[[GenericKernel, mm_struct], None]
 
@@ -100,7 +100,7 @@ def legacy_call_sites() -> CallSites:
     from legacy.mm.memory import remap_pfn_range
     from legacy.mm.mmap import do_munmap, mmap_region, mmput
     from legacy.mm.mprotect import change_protection
-    from legacy.mm.pagewalk import walk_kernel_page_table_range
+    from legacy.mm.pageattr import change_memory_common
     from legacy.mm.vma import find_vma, split_vma
     from legacy.mm.vmalloc import vmap_range, vunmap_range
 
@@ -117,7 +117,7 @@ def legacy_call_sites() -> CallSites:
         vunmap_range=vunmap_range,
         split_huge_pmd=split_huge_pmd,
         split_huge_pud=split_huge_pud,
-        walk_kernel_page_table_range=walk_kernel_page_table_range,
+        change_memory_common=change_memory_common,
         mmput=mmput,
     )
 
@@ -170,9 +170,8 @@ class LegacyBackend:
       log2(page_size)``; on failure ``vunmap_range`` (what ``free_vm_area`` does);
     - kernel unmap: split the huge leaves straddling an edge (``split_huge_p?d`` on an
       ``init_mm`` pseudo-vma: cpa's ``split_large_page``), then ``vunmap_range``;
-    - kernel protect: ``set_memory_*`` the arm64 way: split the straddling huge leaves, then
-      a ``walk_kernel_page_table_range`` that applies ``pXd_modify`` to every leaf
-      (:meth:`protect_kernel` says why not ``change_protection``);
+    - kernel protect: ``set_memory_*``: split the straddling huge leaves, then
+      ``change_memory_common`` (legacy/mm/pageattr.py);
     - teardown: ``mmput``.
     """
 
@@ -256,12 +255,13 @@ class LegacyBackend:
     def map_kernel(self, va: int, size: int, pa: int, prot: Prot, page_size: int) -> None:
         k, cs = self.k, self.cs
         shift = page_size.bit_length() - 1
+        end = (va + size) & k.ULONG_MASK  # unsigned long: 0 at the very top
         try:
-            err = cs.vmap_range(k, va, va + size, pa, kernel_pgprot(k, prot), shift)
+            err = cs.vmap_range(k, va, end, pa, kernel_pgprot(k, prot), shift)
         except OutOfMemory:
             err = ENOMEM
         if err:
-            cs.vunmap_range(k, va, va + size)
+            cs.vunmap_range(k, va, end)
             raise self._error("vmap_range", err)
 
     def unmap_kernel(self, va: int, size: int) -> None:
@@ -273,7 +273,7 @@ class LegacyBackend:
         for edge in (va, end):
             if edge:
                 self._split_kernel_leaf_at(edge)
-        self.cs.vunmap_range(k, va, va + size)
+        self.cs.vunmap_range(k, va, end)
 
     def _kernel_vma(self, va: int, end: int, prot: pgprot_t, flags: int = 0) -> vm_area_struct:
         """A pseudo-vma of ``init_mm`` for the call sites that take a vma."""
@@ -301,51 +301,16 @@ class LegacyBackend:
             self.cs.split_huge_pmd(k, vma, pmd, addr)
 
     def protect_kernel(self, va: int, size: int, prot: Prot) -> None:
-        """``set_memory_*`` as arm64 does it since 2025 (arch/arm64/mm/pageattr.c,
-        ``__change_memory_common``): split the huge leaves straddling the edges, then
-        ``walk_kernel_page_table_range`` with ``pud_entry``/``pmd_entry`` callbacks that
-        rewrite whole leaves (``pXd_modify``) and skip their subtree, and a ``pte_entry``
-        that rewrites present ptes.
-
-        Not ``change_protection`` on an ``init_mm`` pseudo-vma: that takes the split PTE
-        lock of the kernel's PTE tables with ``pte_offset_map_lock``, and kernel PTE tables
-        have none (``pte_alloc_one_kernel`` runs no ``pagetable_pte_ctor``)."""
+        """``set_memory_*``: split the huge leaves straddling the edges, then
+        ``change_memory_common`` (legacy/mm/pageattr.py)."""
         k, cs = self.k, self.cs
-        newprot = kernel_pgprot(k, prot)
         end = (va + size) & k.ULONG_MASK
         for edge in (va, end):
             if edge:
                 self._split_kernel_leaf_at(edge)
-        from legacy.mm.pagewalk import ACTION_CONTINUE, mm_walk, mm_walk_ops
-
-        def pud_entry(pud: PudPtr, addr: int, next: int, walk: mm_walk) -> int:
-            v = k.pudp_get(pud)
-            if k.pud_leaf(v):
-                if (next - addr) & k.ULONG_MASK != k.PUD_SIZE:
-                    raise CheckFailed(f"set_memory: huge pud at {addr:#x} partly covered")
-                k.set_pud(pud, k.pud_modify(v, newprot))
-                walk.action = ACTION_CONTINUE
-            return 0
-
-        def pmd_entry(pmd: PmdPtr, addr: int, next: int, walk: mm_walk) -> int:
-            v = k.pmdp_get(pmd)
-            if k.pmd_leaf(v):
-                if (next - addr) & k.ULONG_MASK != k.PMD_SIZE:
-                    raise CheckFailed(f"set_memory: huge pmd at {addr:#x} partly covered")
-                k.set_pmd(pmd, k.pmd_modify(v, newprot))
-                walk.action = ACTION_CONTINUE
-            return 0
-
-        def pte_entry(pte: PtePtr, addr: int, next: int, walk: mm_walk) -> int:
-            v = k.ptep_get(pte)
-            if k.pte_present(v):
-                k.set_pte_at(k.init_mm, addr, pte, k.pte_modify(v, newprot))
-            return 0
-
-        ops = mm_walk_ops(pud_entry=pud_entry, pmd_entry=pmd_entry, pte_entry=pte_entry)
-        ret = cs.walk_kernel_page_table_range(k, va, va + size, ops)
+        ret = cs.change_memory_common(k, va, end, kernel_pgprot(k, prot))
         if ret:
-            raise self._error("walk_kernel_page_table_range", ret)
+            raise self._error("change_memory_common", ret)
 
     def teardown(self, mm: mm_struct) -> None:
         self.cs.mmput(self.k, mm)

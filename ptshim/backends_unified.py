@@ -43,11 +43,6 @@ from unified.mm.protect import set_memory_prot
 __all__ = ["UnifiedBackend", "unified_call_sites"]
 
 
-def _no_legacy_walk(*args: object) -> int:
-    raise CheckFailed("the unified backend walks kernel tables with unified.walk, not with "
-                      "legacy mm_walk_ops (UnifiedBackend.protect_kernel)")
-
-
 def unified_call_sites(pt: PageTables) -> CallSites:
     """The :class:`CallSites` of the unified ports, bound to ``pt`` (the kernel argument
     of the legacy signatures must be ``pt.k``)."""
@@ -98,7 +93,7 @@ def unified_call_sites(pt: PageTables) -> CallSites:
         vunmap_range=lambda k_, addr, end: vunmap_range(pt, addr, end),
         split_huge_pmd=split_at(Level.PMD),
         split_huge_pud=split_at(Level.PUD),
-        walk_kernel_page_table_range=_no_legacy_walk,
+        change_memory_common=lambda k_, start, end, prot: set_memory_prot(pt, start, end, prot),
         mmput=lambda k_, mm: mmput(pt, mm),
     )
 

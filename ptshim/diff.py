@@ -182,9 +182,8 @@ class ScenarioGen:
         big = max(self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes)
         span = max(big, self.pmd) * 4
         first = -(-lo // span) * span + (span if user and lo == 0 else 0)
-        # The kernel window stays clear of the last page of the address space: there the
-        # kernel's ``end`` wraps to 0 (vmap/vunmap BUG_ON(addr >= end)), and the legacy
-        # backend passes the unwrapped ``va + size`` (see docs/unified-ports.md).
+        # The kernel window stays clear of the last page of the address space, which
+        # scenarios may not touch (vmap_range BUG_ONs when ``end`` wraps to 0).
         last = (hi - (span if user else 2 * span)) // span * span
         if last < first:
             return first

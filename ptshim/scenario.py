@@ -265,7 +265,9 @@ class Limits:
             page_size=c.page_size,
             hw_leaf_sizes=hw,
             user_range=c.user_range,
-            kernel_range=c.kernel_range,
+            # The kernel never maps the very last page: vmap_range_noflush() BUG_ONs on
+            # addr >= end, and an end at the top of the address space wraps to 0.
+            kernel_range=(c.kernel_range[0], min(c.kernel_range[1], c.addr_mask + 1 - c.page_size)),
             user_leaf_sizes=tuple(sorted(s for s in user if s in hw)),
             kernel_leaf_sizes=tuple(sorted(s for s in kernel if s in hw)),
         )

@@ -964,6 +964,7 @@ def test_doc_references_exist() -> None:
         src = (repo / m.group(1)).read_text()
         for dotted in m.group(2).split(","):
             for part in dotted.split("."):
-                if not re.search(rf"^\s*(?:def|class) {part}\b|^\s*{part}\s*[:=]", src, re.M):
+                pattern = rf"^\s*(?:def|class) {part}\b|^\s*(?:self\.)?{part}\s*[:=]"
+                if not re.search(pattern, src, re.M):
                     missing.append(f"{m.group(1)}:{part}")
     assert not missing, f"docs/unified-api.md cites missing names: {missing}"

@@ -12,6 +12,7 @@ on 32-bit configurations (PAE) and multi-word entries fit whole (R11).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from legacy import EntryPtr, mm_struct
 from unified.levels import LevelGroup
@@ -40,15 +41,20 @@ class Table:
         return self.parent is None
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
     """A pointer to one entry of ``table`` (Andy's ``ptep_t``): ``index`` is its slot,
-    ``ptr`` the legacy pointer at the group's lowest level, ``va`` the first address it maps."""
+    ``ptr`` the legacy pointer at the group's lowest level, ``va`` the first address it maps.
 
-    table: Table
-    index: int
-    ptr: EntryPtr
-    va: int
+    Immutable for the type checker (``Final`` attributes); a plain slotted class because the
+    walker makes one per visited entry and a frozen dataclass costs twice as much to build."""
+
+    __slots__ = ("table", "index", "ptr", "va")
+
+    def __init__(self, table: Table, index: int, ptr: EntryPtr, va: int) -> None:
+        self.table: Final = table
+        self.index: Final = index
+        self.ptr: Final = ptr
+        self.va: Final = va
 
     @property
     def level(self) -> int:
@@ -58,10 +64,31 @@ class Entry:
     def mm(self) -> mm_struct:
         return self.table.mm
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entry) and (self.table, self.index) == (other.table, other.index)
 
-@dataclass(frozen=True, slots=True)
+    def __hash__(self) -> int:
+        return hash((self.table, self.index))
+
+    def __repr__(self) -> str:
+        return f"Entry(level {self.level}, index {self.index}, va {self.va:#x}, {self.ptr!r})"
+
+
 class Value:
-    """The value read from an entry at ``level`` (the raw bits, in the legacy encoding)."""
+    """The value read from an entry at ``level`` (the raw bits, in the legacy encoding).
+    Immutable for the type checker, as :class:`Entry`."""
 
-    level: int
-    raw: int
+    __slots__ = ("level", "raw")
+
+    def __init__(self, level: int, raw: int) -> None:
+        self.level: Final = level
+        self.raw: Final = raw
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Value) and (self.level, self.raw) == (other.level, other.raw)
+
+    def __hash__(self) -> int:
+        return hash((self.level, self.raw))
+
+    def __repr__(self) -> str:
+        return f"Value(level {self.level}, {self.raw:#x})"

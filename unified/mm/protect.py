@@ -18,7 +18,7 @@ from __future__ import annotations
 from legacy import spin_lock, spin_unlock, vm_area_struct
 from unified.handles import Entry, Table
 from unified.mm._common import BUG_ON, ops_of
-from unified.mm.split import split_huge_leaf
+from unified.mm.split import _set_in_every_pgd, split_huge_leaf
 from unified.pagetables import PageTables
 
 __all__ = ["change_protection", "change_range", "set_memory_prot"]
@@ -106,12 +106,14 @@ def change_protection(pt: PageTables, vma: vm_area_struct, start: int, end: int,
     return change_range(pt, vma, pt.root_for(vma.vm_mm, start), start, end, newprot)
 
 
-def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> None:
-    """Kernel-range protection change the ``set_memory_*`` way (arch/arm64/mm/pageattr.c
-    ``__change_memory_common``, as the legacy backend does it): one walk of ``init_mm``
+def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> int:
+    """Kernel-range protection change, the unified ``change_memory_common``
+    (legacy/mm/pageattr.py): one walk of ``init_mm``
     (:func:`~unified.walk.walk_range`) that rewrites every leaf with ``pXd_modify`` --
     whole huge leaves, whose subtree is skipped, and present PTEs.  The huge leaves
-    straddling ``start`` or ``end`` must have been split first."""
+    straddling ``start`` or ``end`` must have been split first.  Where every pgd holds its
+    own copy of a level (``ARCH_PAGE_TABLE_SYNC_MASK``), a rewritten leaf is written into
+    each copy too (cpa's ``__set_pmd_pte``)."""
     from unified.handles import Value
     from unified.walk import Action, walk_range
 
@@ -130,7 +132,10 @@ def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> None:
             BUG_ON((nxt - addr) & m != lv.size,
                    f"set_memory: huge level-{entry.level} leaf at {addr:#x} partly covered")
             lv.set_at(mm, addr, entry.ptr, lv.modify(v, newprot))
+            if lv.modified & k.ARCH_PAGE_TABLE_SYNC_MASK:
+                _set_in_every_pgd(pt, entry)
             return Action.CONTINUE
         return Action.SUBTREE
 
     walk_range(pt, pt.kernel_root(), start, end, visit)
+    return 0
