@@ -261,7 +261,8 @@ class Limits:
         return cls(
             arch=c.name,
             word_bits=c.word_bits,
-            phys_bits=c.phys_bits,
+            # A pfn is an unsigned long: on i386-pae that, not the 52-bit mask, limits pa.
+            phys_bits=min(c.phys_bits, c.word_bits + c.page_shift),
             page_size=c.page_size,
             hw_leaf_sizes=hw,
             user_range=c.user_range,
@@ -341,6 +342,12 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
                 f"{where}: page_size {page_size:#x} is a hardware leaf size but the kernel "
                 f"of {lim.arch} cannot map {'user' if user else 'kernel'} pages of that "
                 f"size (it can: {_sizes(allowed)})"
+            )
+        if not user and op.prot == "none" and page_size != lim.page_size:
+            raise BadInput(
+                f"{where}: a kernel mapping with prot none must use base pages: the kernel's "
+                f"huge vmap (pXd_set_huge) is never given PAGE_NONE (x86 would invert the "
+                f"low PFN bits of the leaf, arm64 makes every block valid)"
             )
         last = op.pa + op.size - 1
         if last >> lim.phys_bits:

@@ -179,18 +179,35 @@ class Session:
         return list(self.config.walker.leaves(self.k.mem, regs))
 
     def expected_runs(self, user: bool | None = None) -> list[Run]:
-        """The model as runs of leaves, as the hardware should show them."""
+        """The model as runs of leaves, as the hardware should show them.  A kernel
+        mapping's page size is the *largest* leaf the kernel may use (vmap's
+        ``max_page_shift``: it falls back to smaller leaves when a huge one cannot be
+        installed), so kernel runs carry leaf size 0 here; :meth:`_check_kernel_leaf_sizes`
+        checks the bound."""
         return runs_of(
-            (e.va, e.pa, e.size, e.page_size, hw_prot(self.config, e.prot), e.user)
+            (e.va, e.pa, e.size, e.page_size if e.user else 0,
+             hw_prot(self.config, e.prot), e.user)
             for e in self.model
             if e.prot != "none" and (user is None or e.user == user)
         )
+
+    def _check_kernel_leaf_sizes(self, leaves: list[Translation]) -> list[str]:
+        out = []
+        for t in leaves:
+            if t.user:
+                continue
+            e = next((e for e in self.model if e.va <= t.va < e.end and not e.user), None)
+            if e is not None and t.size > e.page_size:
+                out.append(f"kernel leaf at {t.va:#x} of size {t.size:#x} is larger than the "
+                           f"mapping's page size {e.page_size:#x}")
+        return out
 
     def verify(self) -> Stats:
         """Compare the machine with the model; raise :class:`CheckFailed` on any difference.
 
         - the hardware walker's leaves, merged into runs, equal the model's extents (leaf
-          size, PA, protection and user/kernel included); PROT "none" extents have no leaf and
+          size (an upper bound for kernel mappings), PA, protection and user/kernel
+          included); PROT "none" extents have no leaf and
           a translation of them faults;
         - where one root serves both halves but the kernel keeps its own pgd (x86), the
           kernel half read through ``init_mm``'s pgd equals the model's kernel extents;
@@ -203,13 +220,16 @@ class Session:
         problems: list[str] = []
         leaves = self.hardware_leaves()
         if self.tainted is None:
-            got = runs_of((t.va, t.pa, t.size, t.size, t.prot, t.user) for t in leaves)
+            got = runs_of((t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user)
+                          for t in leaves)
             problems += compare_runs("hardware", got, self.expected_runs())
+            problems += self._check_kernel_leaf_sizes(leaves)
             problems += self._check_none_faults()
             if not self.k.SEPARATE_KERNEL_ROOT and self.k.init_mm.pgd.pa != self.mm.pgd.pa:
                 k_leaves = self.hardware_leaves(self.k.init_mm.pgd.pa)
                 got_k = runs_of(
-                    (t.va, t.pa, t.size, t.size, t.prot, t.user) for t in k_leaves
+                    (t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user)
+                    for t in k_leaves
                 )
                 problems += compare_runs("init_mm's pgd", got_k, self.expected_runs(False))
         problems += self._check_accounting()

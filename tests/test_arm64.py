@@ -492,7 +492,7 @@ def test_pfn_pte_round_trip(pfn: int, i: int) -> None:
 
 
 def test_pfn_beyond_phys_mask_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput):
         BOOTED.pfn_pte(1 << 36, BOOTED.PAGE_KERNEL)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import legacy
 from arches.config import Fault, Translation
-from arches.errors import CheckFailed
+from arches.errors import BadInput, CheckFailed
 from legacy.mm_types import mm_struct
 from legacy.pgtable import PGTBL_PMD_MODIFIED
 from legacy.types import PgdPtr, PmdPtr, PtePtr, pgprot_t, pmd_t, pte_t, pud_t
@@ -191,9 +191,9 @@ def test_i386_entry_values() -> None:
     # pfn beyond the 32-bit physical mask.
     assert k.pte_pfn(k.pfn_pte((1 << 20) - 1, k.PAGE_KERNEL)) == (1 << 20) - 1
     for bad in (1 << 20, -1):
-        with pytest.raises(ValueError):
+        with pytest.raises(BadInput):
             k.pfn_pte(bad, k.PAGE_KERNEL)
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput):
         k.pfn_pmd(1 << 20, k.PAGE_KERNEL)
 
 
@@ -214,7 +214,7 @@ def test_pae_entry_values() -> None:
     assert k.pmd_none(pmd_t(0x5 << 32)) and not k.pte_none(pte_t(0x5 << 32))
     # pfn is an unsigned long: 2^32 pfns (44 bits of physical address) at most.
     assert k.pte_pfn(k.pfn_pte((1 << 32) - 1, k.PAGE_KERNEL)) == (1 << 32) - 1
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput):
         k.pfn_pte(1 << 32, k.PAGE_KERNEL)
 
 

@@ -203,6 +203,10 @@ def lockptr(k: GenericKernel, mm: mm_struct, level: Level, table_first: EntryPtr
     """The lock the kernel takes for entries of a table at ``level``: the split PTE lock of
     the PTE table, the split PMD lock of the PMD table, else ``mm->page_table_lock``."""
     if level is Level.PTE:
+        if mm.is_init_mm:
+            # Kernel PTE tables have no split lock (pte_alloc_one_kernel runs no ctor):
+            # the kernel serialises them with init_mm.page_table_lock (__pte_alloc_kernel).
+            return mm.page_table_lock
         return k.ptep_lockptr(mm, PtePtr(table_first.pa, table_first.size))
     if level is Level.PMD:
         return k.pmd_lockptr(mm, PmdPtr(table_first.pa, table_first.size))

@@ -140,9 +140,23 @@ class PageTables:
         va = (table.va + index * self.level_size(table.group)) & self.k.ULONG_MASK
         return self._entry(table, index, va)
 
+    def _check_in_table(self, table: Table, addr: int, end: int) -> None:
+        """Refuse a range that runs off a (non-root) table: its loop would index the
+        entries of whatever lies after the table."""
+        if table.parent is None:
+            return
+        m = self.k.ULONG_MASK
+        span = self.entries_per_table(table.group) * self.level_size(table.group)
+        if not (0 <= addr - table.va < span and 0 <= ((end - 1) & m) - table.va < span):
+            raise BadInput(
+                f"range [{addr:#x}, {end:#x}) is not inside the level-{table.level} table "
+                f"mapping [{table.va:#x}, {table.va + span:#x})"
+            )
+
     def entries(self, table: Table, addr: int, end: int) -> Iterator[tuple[Entry, int, int]]:
         """``(entry, addr, next)`` for each entry of ``table`` covering ``[addr, end)``, the
         loop every legacy ``*_range`` function writes by hand."""
+        self._check_in_table(table, addr, end)
         m = self.k.ULONG_MASK
         group = table.group
         top = self.legacy[group.top]
@@ -172,6 +186,7 @@ class PageTables:
         end)``: :meth:`entries` without building :class:`Entry` handles, for the loops over
         the hundreds of entries of one table (a PTE table's leaves).  The pointer is typed
         at the entry's level (``PtePtr``...)."""
+        self._check_in_table(table, addr, end)
         m = self.k.ULONG_MASK
         group = table.group
         top = self.legacy[group.top]
@@ -299,6 +314,12 @@ class PageTables:
         pointing at freed memory)."""
         if table.parent is None:
             raise BadInput("a root table is freed with its mm (pgd_free), not by free_table")
+        parent = self.read(table.parent)
+        if not self.is_table(parent) or self.descend(table.parent).first != table.first:
+            raise BadInput(
+                f"stale handle: the level-{table.level} table at {table.first.pa:#x} is no "
+                f"longer linked from its parent entry"
+            )
         for i in range(self.entries_per_table(table.group)):
             if not self.is_none(self.read(self.entry_at(table, i))):
                 raise BadInput(

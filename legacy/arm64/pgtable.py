@@ -72,6 +72,7 @@ from arches.arm64.bits import (
     PUD_TYPE_SECT,
     PUD_TYPE_TABLE,
 )
+from arches.errors import BadInput
 from legacy.folding import Nop4d
 from legacy.generic import GenericKernel
 from legacy.mm_types import mm_struct, vm_area_struct
@@ -284,7 +285,7 @@ class Arm64Kernel(GenericKernel):
         """Not in the kernel (``pfn_pte`` trusts its caller): a pfn beyond ``PHYS_MASK`` would
         spill into the attribute bits, so the emulation refuses it."""
         if pfn < 0 or (pfn << self.PAGE_SHIFT) & ~self.PHYS_MASK:
-            raise ValueError(
+            raise BadInput(
                 f"{what}: pfn {pfn:#x} is beyond the physical mask ({self.PHYS_MASK_SHIFT} bits)"
             )
 

@@ -8,7 +8,7 @@ the geometry, the physical mask and whether PROT_NONE entries have their PFN inv
 
 from __future__ import annotations
 
-from arches.errors import OutOfMemory
+from arches.errors import BadInput, OutOfMemory
 from arches.x86.bits import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -160,7 +160,7 @@ class X86Kernel(X86Thp):
         # page_nr is an unsigned long: on PAE that, not the 52-bit mask, is the limit (44 bits)
         beyond = (page_nr << self.PAGE_SHIFT) & ~self.PHYSICAL_MASK
         if not 0 <= page_nr <= self.ULONG_MASK or beyond:
-            raise ValueError(
+            raise BadInput(
                 f"{what}: pfn {page_nr:#x} is beyond the physical mask "
                 f"({self.PHYSICAL_MASK_SHIFT} bits) or does not fit an unsigned long"
             )
