@@ -15,7 +15,7 @@ Emulation notes (the rest is the kernel's code):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from legacy.generic import GenericKernel
@@ -210,13 +210,13 @@ def free_pgd_range(
             break
 
 
-def free_pgtables(
-    k: GenericKernel, tlb: mmu_gather, vmas: Sequence[vm_area_struct], floor: int,
-    ceiling: int,
-) -> None:
-    """Free the page tables of ``vmas`` (sorted, already unmapped), gathering nearby vmas
-    into one ``free_pgd_range`` call; ``[floor, ceiling)`` bounds what may be freed.  The
-    kernel iterates a maple state bounded by ``ceiling - 1``; here it is the list."""
+def free_pgtables_ranges(
+    k: GenericKernel, vmas: Sequence[vm_area_struct], ceiling: int
+) -> Iterator[tuple[int, int, int]]:
+    """The vma walk of ``free_pgtables``: ``(addr, end, next_start)`` for each run of
+    nearby vmas that one ``free_pgd_range`` call frees, ``next_start`` being the next vma's
+    start or ``ceiling``.  The kernel iterates a maple state bounded by ``ceiling - 1``;
+    here it is the sorted list."""
     m = k.ULONG_MASK
 
     def mas_find(i: int) -> vm_area_struct | None:
@@ -242,8 +242,18 @@ def free_pgtables(
             vma = next
             i += 1
             next = mas_find(i)
-        free_pgd_range(k, tlb, addr, vma.vm_end, floor, next.vm_start if next else ceiling)
+        yield addr, vma.vm_end, next.vm_start if next else ceiling
         vma = next
+
+
+def free_pgtables(
+    k: GenericKernel, tlb: mmu_gather, vmas: Sequence[vm_area_struct], floor: int,
+    ceiling: int,
+) -> None:
+    """Free the page tables of ``vmas`` (sorted, already unmapped), gathering nearby vmas
+    into one ``free_pgd_range`` call; ``[floor, ceiling)`` bounds what may be freed."""
+    for addr, end, next_start in free_pgtables_ranges(k, vmas, ceiling):
+        free_pgd_range(k, tlb, addr, end, floor, next_start)
 
 
 # -- vm_normal_page ----------------------------------------------------------------------

@@ -535,15 +535,9 @@ class X86Kernel(X86Thp):
             return 1
         return 0
 
-    # -- pte/pmd read-modify-write helpers (include/linux/pgtable.h defaults) -------------
-
-    def ptep_get_and_clear(self, mm: mm_struct, addr: int, ptep: PtePtr) -> pte_t:
-        pte = self.ptep_get(ptep)
-        self.pte_clear(mm, addr, ptep)
-        return pte
-
-    def ptep_get_and_clear_full(self, mm: mm_struct, addr: int, ptep: PtePtr, full: int) -> pte_t:
-        return self.ptep_get_and_clear(mm, addr, ptep)
+    # -- read-modify-write helpers (x86's __HAVE_ARCH_PTEP_* versions) ----------------------
+    # x86 also overrides ptep_get_and_clear(_full) and p?dp_huge_get_and_clear with an xchg;
+    # in a single-threaded emulator that is the generic read-then-clear, so those stay generic.
 
     def ptep_set_wrprotect(self, mm: mm_struct, addr: int, ptep: PtePtr) -> None:
         self.set_pte(ptep, self.pte_wrprotect(self.ptep_get(ptep)))
@@ -563,11 +557,6 @@ class X86Kernel(X86Thp):
             self.set_pte(ptep, entry)
         return int(changed)
 
-    def pmdp_huge_get_and_clear(self, mm: mm_struct, addr: int, pmdp: PmdPtr) -> pmd_t:
-        pmd = self.pmdp_get(pmdp)
-        self.pmd_clear(pmdp)
-        return pmd
-
     def pmdp_set_wrprotect(self, mm: mm_struct, addr: int, pmdp: PmdPtr) -> None:
         self.set_pmd(pmdp, self.pmd_wrprotect(self.pmdp_get(pmdp)))
 
@@ -585,8 +574,3 @@ class X86Kernel(X86Thp):
         if changed and dirty:
             self.set_pmd(pmdp, entry)
         return int(changed)
-
-    def pudp_huge_get_and_clear(self, mm: mm_struct, addr: int, pudp: PudPtr) -> pud_t:
-        pud = self.pudp_get(pudp)
-        self.pud_clear(pudp)
-        return pud

@@ -32,8 +32,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from legacy import GenericKernel, spin_lock, spin_unlock, vm_area_struct
-from legacy.mm.memory import vm_normal_page, zap_details
+from legacy import spin_lock, spin_unlock, vm_area_struct
+from legacy.mm.memory import free_pgtables_ranges, vm_normal_page, zap_details
 from legacy.mm.mmu_gather import (
     _tlb_remove_page_size,
     mmu_gather,
@@ -293,29 +293,7 @@ def free_pgd_range(pt: PageTables, tlb: mmu_gather, addr: int, end: int, floor: 
 def free_pgtables(pt: PageTables, tlb: mmu_gather, vmas: Sequence[vm_area_struct], floor: int,
                   ceiling: int) -> None:
     """Free the page tables of ``vmas`` (sorted, already zapped), nearby vmas gathered into
-    one :func:`free_pgd_range` (mm/memory.c ``free_pgtables``)."""
-    k: GenericKernel = pt.k
-    m = k.ULONG_MASK
-    gap = pt.level_size(pt.levels(tlb.mm)[-2]) if len(pt.levels(tlb.mm)) > 1 else 0
-
-    def mas_find(i: int) -> vm_area_struct | None:
-        # "USER_PGTABLES_CEILING may be passed as ceiling and may be 0.  This will underflow
-        # and is okay."
-        if i < len(vmas) and vmas[i].vm_start <= (ceiling - 1) & m:
-            return vmas[i]
-        return None
-
-    i = 0
-    vma: vm_area_struct | None = vmas[0] if vmas else None
-    while vma is not None:
-        addr = vma.vm_start
-        i += 1
-        nxt = mas_find(i)
-        # "Optimization: gather nearby vmas into one call down"
-        while (nxt is not None and nxt.vm_start <= (vma.vm_end + gap) & m
-               and not is_vm_hugetlb_page(nxt)):
-            vma = nxt
-            i += 1
-            nxt = mas_find(i)
-        free_pgd_range(pt, tlb, addr, vma.vm_end, floor, nxt.vm_start if nxt else ceiling)
-        vma = nxt
+    one :func:`free_pgd_range` (mm/memory.c ``free_pgtables``; the vma walk itself is the
+    legacy one, :func:`legacy.mm.memory.free_pgtables_ranges`)."""
+    for addr, end, next_start in free_pgtables_ranges(pt.k, vmas, ceiling):
+        free_pgd_range(pt, tlb, addr, end, floor, next_start)
