@@ -14,6 +14,7 @@ from arches.errors import CheckFailed
 from legacy.huge_mm import HugeMmGeneric
 from legacy.mm_types import mm_struct, spinlock_t
 from legacy.pgalloc import PgallocGeneric
+from legacy.ptdump import PtdumpGeneric
 from legacy.swapops import SwapopsGeneric
 from legacy.types import PgdPtr, pgprot_t
 
@@ -26,7 +27,7 @@ VM_SHARED = 0x8
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 
 
-class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric):
+class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, PtdumpGeneric):
     """A booted kernel: geometry, ``init_mm``, ``mm_alloc``, protections, ``check_mm``."""
 
     # -- configuration: Kconfig symbols (``CONFIG_`` dropped) and ``__HAVE_ARCH_*`` guards,

@@ -73,6 +73,7 @@ from arches.arm64.bits import (
     PUD_TYPE_TABLE,
 )
 from arches.errors import BadInput
+from legacy.arm64.ptdump import Arm64Ptdump
 from legacy.folding import Nop4d
 from legacy.generic import GenericKernel
 from legacy.mm_types import mm_struct, vm_area_struct
@@ -111,7 +112,7 @@ def VM_BUG_ON(cond: bool, what: str) -> None:
         raise AssertionError(f"VM_BUG_ON: {what}")
 
 
-class Arm64Kernel(GenericKernel):
+class Arm64Kernel(Arm64Ptdump, GenericKernel):
     """arch/arm64/include/asm/pgtable.h for ``CONFIG_PGTABLE_LEVELS`` levels of
     ``ARM64_PAGE_SHIFT`` pages and ``VA_BITS`` VAs; a folding mixin supplies the rest."""
 

@@ -29,6 +29,7 @@ from arches.x86.bits import (
 )
 from legacy.mm_types import mm_struct, vm_area_struct
 from legacy.types import P4dPtr, PmdPtr, PtePtr, PudPtr, pgprot_t, pmd_t, pte_t, pud_t
+from legacy.x86.ptdump import X86Ptdump
 from legacy.x86.thp import X86Thp
 
 PP_ = _PAGE_PRESENT
@@ -44,7 +45,7 @@ _PAGE_KNL_ERRATUM_MASK = _PAGE_DIRTY | _PAGE_ACCESSED
 _PAGE_DIRTY_BITS = _PAGE_DIRTY  # | _PAGE_SAVED_DIRTY: no shadow stacks emulated
 
 
-class X86Kernel(X86Thp):
+class X86Kernel(X86Ptdump, X86Thp):
     """arch/x86/include/asm/pgtable.h: predicates, modifiers, pfn conversion, populate.
     Huge-page helpers common to every paging mode are in :mod:`legacy.x86.thp`."""
 

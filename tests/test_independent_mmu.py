@@ -1,0 +1,225 @@
+"""Cross-check exports with an MMU nobody on this project wrote (``tests/independent_mmu.py``:
+Unicorn's x86 CPU, i.e. QEMU's page walker).  Optional: skipped when ``unicorn`` is not
+installed, and for configurations it cannot run (arm64: see that module).
+
+For seeded random scenarios (maps of every leaf size the kernel allows, in both halves;
+unmaps and protects of random sub-ranges, which split huge leaves) and for the scenarios
+of ``examples/``, the session's machine is exported exactly as ``ptshim run --export``
+writes it, loaded into the emulated CPU, and:
+
+- every exported mapping row (first byte, last byte, one random byte) translates to the
+  row's PA with the row's writability, executability and user bit;
+- every extent of the scenario *model* (bookkeeping, not read from the tables) translates
+  the same way at its first, last and random pages; PROT_NONE extents fault;
+- addresses the model does not map fault: random ones over the whole address space and the
+  bytes just before/after each extent.
+
+``INDEPENDENT_MMU_SCENARIOS`` (default 12) sets the number of random scenarios per
+configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arches.errors import BadInput
+from legacy import arch_names
+from ptshim.export import export
+from ptshim.model import PROTS
+from ptshim.scenario import MapOp, ProtectOp, UnmapOp, load_scenario, scenario_paths
+from ptshim.session import Session, hw_prot
+from tests import independent_mmu as imm
+
+pytestmark = pytest.mark.skipif(imm.available() is not None,
+                                reason=imm.available() or "")
+
+ARCHES = arch_names()
+SCENARIOS = int(os.environ.get("INDEPENDENT_MMU_SCENARIOS", "12"))
+MAX_OPS = 12
+PA_LO = 0x1000_0000
+"""Target PAs start at 256 MiB: clear of the page-table frames (allocated from 16 MiB)."""
+EMULATOR_PA_BITS = 39
+"""Below QEMU TCG's 40 physical address bits (a PA beyond them is a reserved-bit fault)."""
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+
+def anchors(lo: int, hi: int, align: int) -> list[int]:
+    """Places to map near: the bottom, the middle and the top of ``[lo, hi)``."""
+    out = [lo, lo + (hi - lo) // 2, hi - 8 * align]
+    return [a - a % align for a in out if lo <= a - a % align < hi]
+
+
+def random_session(arch: str, seed: int) -> Session:
+    rng = random.Random(f"{arch}/{seed}")
+    s = Session(arch)
+    lim = s.limits
+    base = lim.page_size
+    pa_hi = 1 << min(EMULATOR_PA_BITS, lim.phys_bits)
+    for i in range(rng.randint(3, MAX_OPS)):
+        extents = list(s.model)
+        kind = rng.choice(("map",) * 3 + (("unmap", "protect") if extents else ()))
+        op: MapOp | UnmapOp | ProtectOp
+        if kind == "map":
+            user = rng.random() < 0.6
+            lo, hi = lim.user_range if user else lim.kernel_range
+            sizes = lim.user_leaf_sizes if user else lim.kernel_leaf_sizes
+            ps = rng.choice(sizes)
+            n = rng.randint(1, 6) if ps == base else rng.randint(1, 2)
+            va = rng.choice(anchors(lo, hi, ps)) + rng.randrange(4) * ps
+            if va + n * ps > hi or pa_hi - PA_LO < (n + 1) * ps:
+                continue
+            pa = rng.randrange(PA_LO, pa_hi - n * ps) // ps * ps
+            prot = rng.choice(PROTS if ps == base else PROTS[1:])
+            op = MapOp(i, va, pa, n * ps, prot, None, ps)
+        else:
+            e = rng.choice(extents)
+            pages = e.size // base
+            first = rng.randrange(pages) if rng.random() < 0.7 else 0
+            count = rng.randint(1, min(8, pages - first)) if first else pages
+            va, size = e.va + first * base, count * base
+            op = (UnmapOp(i, va, size) if kind == "unmap"
+                  else ProtectOp(i, va, size, rng.choice(PROTS)))
+        try:
+            s.apply(op)
+        except BadInput:
+            continue  # overlaps, or a combination the kernel refuses: draw again
+    s.verify()  # the in-house oracle agrees first
+    return s
+
+
+def export_and_load(s: Session, outdir: Path) -> tuple[dict[str, Any], imm.UnicornX86Mmu]:
+    machine = export(s, outdir)
+    try:
+        mmu = imm.load(machine, (outdir / "phys.bin").read_bytes())
+    except imm.Unsupported as e:
+        pytest.skip(str(e))
+    return machine, mmu
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+class Checker:
+    def __init__(self, s: Session, machine: dict[str, Any], mmu: imm.UnicornX86Mmu,
+                 rng: random.Random) -> None:
+        self.s, self.machine, self.mmu, self.rng = s, machine, mmu, rng
+        self.problems: list[str] = []
+        self.probes = 0
+        self.ambiguous = 0
+        fs = machine["frame_size"]
+        self.frames = [(pa, pa + fs) for pa in machine["frames"]]
+
+    def _in_frames(self, pa: int, size: int) -> bool:
+        return any(pa < hi and lo < pa + size for lo, hi in self.frames)
+
+    def _in_harness(self, va: int) -> bool:
+        lo, hi = self.mmu.harness_span
+        return lo <= va < hi
+
+    def expect(self, what: str, va: int, pa: int | None, prot: str = "", user: bool = False
+               ) -> None:
+        if self._in_harness(va):
+            return
+        try:
+            p = self.mmu.probe(va)
+        except imm.Ambiguous:
+            self.ambiguous += 1
+            return
+        self.probes += 1
+        if pa is None:
+            if p.pa is not None:
+                self.problems.append(f"{what}: {va:#x} should fault, the CPU reaches "
+                                     f"{p.pa:#x}")
+            return
+        got = (p.pa, p.writable, p.executable, p.user)
+        want = (pa, "w" in prot, "x" in prot, user)
+        if got != want:
+            def show(t: tuple[Any, ...]) -> str:
+                pa_, w, x, u = t
+                return (f"pa {pa_:#x} w={w} x={x} user={u}" if pa_ is not None
+                        else f"fault (vector {p.fault})")
+            self.problems.append(f"{what}: {va:#x}: CPU {show(got)}, expected {show(want)}")
+
+    def rows(self) -> None:
+        for r in self.machine["mappings"]:
+            if self._in_frames(r["pa"], r["size"]):
+                self.ambiguous += 1
+                continue
+            for off in {0, r["size"] - 1, self.rng.randrange(r["size"])}:
+                self.expect("exported row", r["va"] + off, r["pa"] + off, r["prot"], r["user"])
+
+    def model(self) -> None:
+        base = self.s.limits.page_size
+        for e in self.s.model:
+            pages = e.size // base
+            picks = {0, pages - 1} | {self.rng.randrange(pages) for _ in range(3)}
+            for page in sorted(picks):
+                off = page * base + self.rng.randrange(base)
+                if e.prot == "none":
+                    self.expect("PROT_NONE extent", e.va + off, None)
+                elif not self._in_frames(e.pa + off, 1):
+                    self.expect("model extent", e.va + off, e.pa + off,
+                                hw_prot(self.s.config, e.prot), e.user)
+
+    def unmapped(self, n: int = 200) -> None:
+        bits = self.s.limits.word_bits
+        model = self.s.model
+        vas = [self.rng.getrandbits(bits) for _ in range(n)]
+        for e in model:
+            vas += [e.va - 1, e.end]
+        for va in vas:
+            va &= (1 << bits) - 1
+            if not model.overlapping(va, va + 1):
+                self.expect("unmapped address", va, None)
+
+    def report(self) -> None:
+        assert not self.problems, (
+            f"{self.s.config.name}: the independent MMU disagrees ({len(self.problems)}): "
+            + "; ".join(self.problems[:8]))
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_random_scenarios_translate_alike(arch: str, tmp_path: Path) -> None:
+    probes = 0
+    for seed in range(SCENARIOS):
+        s = random_session(arch, seed)
+        machine, mmu = export_and_load(s, tmp_path / str(seed))
+        c = Checker(s, machine, mmu, random.Random(seed))
+        c.rows()
+        c.model()
+        c.unmapped()
+        c.report()
+        assert c.ambiguous == 0, "random scenarios keep target PAs clear of the frames"
+        probes += c.probes
+        s.teardown()
+    assert probes > 100 * SCENARIOS
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_examples_translate_alike(arch: str, tmp_path: Path) -> None:
+    ran = 0
+    for path in scenario_paths(EXAMPLES):
+        s = Session(arch)
+        try:
+            s.run(load_scenario(path))
+        except BadInput:
+            continue  # not valid on this configuration (e.g. 64-bit kernel addresses)
+        machine, mmu = export_and_load(s, tmp_path / path.stem)
+        c = Checker(s, machine, mmu, random.Random(path.stem))
+        c.rows()
+        c.model()
+        c.unmapped(50)
+        c.report()
+        ran += 1
+    assert ran

@@ -1,0 +1,79 @@
+"""``mm/ptdump.c`` through the unified API: the page-table dump's walk, level-generic.
+
+The legacy walk (:mod:`legacy.mm.ptdump`) registers five entry callbacks
+(``ptdump_pgd_entry`` ... ``ptdump_pte_entry``) and a hole callback with
+``walk_page_range_debug``.  Here :func:`ptdump_walk_pgd` runs
+:func:`~unified.walk.walk_range` from the root the MMU uses for each range
+(``PageTables.root_for``: the process pgd for both halves on x86, ``swapper_pg_dir`` for
+the kernel half where the kernel has its own root), with one ``visit`` for every level.
+
+The listing itself is the architecture's, reached through the legacy kernel object (public
+legacy API): the caller passes the state ``k.ptdump_pg_state(ranges, markers)``, and its
+``effective_prot``/``note_page`` are called with the legacy walk's ptdump levels (0 = pgd
+... 4 = pte, i.e. ``4 - Level``) and values, so both walks print the same text:
+
+- an entry of a real level stands for every legacy level of its group: ``effective_prot``
+  is called once per member, top first, with the same value, as ``pgd_entry`` ...
+  ``pmd_entry`` each are on the same (folded) entry; a leaf is noted at the group's bottom,
+  the level whose ``pXd_leaf`` sees it (the folded members' are constant false);
+- every PTE is noted, empty or not (``ptdump_pte_entry`` runs for each pte of a table);
+- an empty entry above the PTE level is noted at the *top* of its group: the legacy walker
+  reports a hole at its ``real_depth``, the level a folded level folds into.
+"""
+
+from __future__ import annotations
+
+from legacy import mm_struct
+from legacy.ptdump import ptdump_state
+from unified.handles import Entry, Value
+from unified.levels import Level
+from unified.pagetables import PageTables
+from unified.walk import Action, walk_range
+
+
+def _ptdump_level(level: int) -> int:
+    """The ptdump level (0 = pgd ... 4 = pte) of a unified level (0 = PTE ... 4 = PGD)."""
+    return Level.PGD - level
+
+
+def ptdump_walk_pgd(pt: PageTables, st: ptdump_state, mm: mm_struct,
+                    flush: bool = True) -> None:
+    """Walk every range of ``st`` from ``pt.root_for(mm, start)``, then flush the last run
+    with ``note_page(0, -1, 0)`` (``flush=False`` leaves it open).  ``st.mm`` is set to the
+    mm whose tables each range is read from."""
+
+    def visit(entry: Entry, value: Value, addr: int, next: int) -> Action | None:
+        raw = value.raw
+        group = entry.table.group
+        if group.bottom == Level.PTE:
+            st.effective_prot(4, raw)
+            st.note_page(addr, 4, raw)
+            return None
+        for member in group.members:  # pgd_entry ... pmd_entry on the same entry
+            st.effective_prot(_ptdump_level(member), raw)
+        if pt.is_leaf(value):
+            st.note_page(addr, _ptdump_level(group.bottom), raw)
+            return Action.CONTINUE
+        return None
+
+    top_of: dict[int, Level] = {}  # the top of the group named by each real level
+
+    def hole(addr: int, next: int, level: int) -> None:
+        if level == Level.PTE:  # ptdump_pte_entry on a none pte
+            st.effective_prot(4, 0)
+            st.note_page(addr, 4, 0)
+        else:  # ptdump_hole at the hole's real_depth
+            st.note_page(addr, _ptdump_level(top_of[level]), 0)
+
+    for r in st.range:
+        root = pt.root_for(mm, r.start)
+        top_of.clear()
+        top_of.update((g.bottom, g.top) for g in pt.levels(root.mm))
+        st.mm = root.mm
+        walk_range(pt, root, r.start, r.end, visit, hole)
+    if flush:
+        # Flush out the last page
+        st.note_page(0, -1, 0)
+
+
+__all__ = ["ptdump_walk_pgd"]
