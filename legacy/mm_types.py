@@ -6,6 +6,7 @@ call site takes (split PTE/PMD locks vs ``mm->page_table_lock``) and that none i
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from arches.errors import LockError
@@ -13,24 +14,31 @@ from legacy.types import PgdPtr
 
 
 class spinlock_t:
-    """A spinlock that records its holder and every acquisition (for tests)."""
+    """A spinlock that records who holds it (the function that took it) and how many
+    times it was taken (for tests)."""
 
-    __slots__ = ("name", "held", "acquisitions")
+    __slots__ = ("name", "held", "holder", "acquisitions")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.held = False
+        self.holder: str | None = None
         self.acquisitions = 0
 
     def __repr__(self) -> str:
-        return f"<spinlock {self.name}{' held' if self.held else ''}>"
+        return f"<spinlock {self.name}{f' held by {self.holder}' if self.held else ''}>"
 
 
 def spin_lock(lock: spinlock_t) -> None:
     """Take ``lock``; taking it twice is the deadlock the kernel would hit: an error here."""
+    caller = sys._getframe(1).f_code.co_name
     if lock.held:
-        raise LockError(f"recursive spin_lock of {lock.name} (would deadlock)")
+        raise LockError(
+            f"recursive spin_lock of {lock.name} by {caller}: already held by "
+            f"{lock.holder} (would deadlock)"
+        )
     lock.held = True
+    lock.holder = caller
     lock.acquisitions += 1
 
 
@@ -38,6 +46,7 @@ def spin_unlock(lock: spinlock_t) -> None:
     if not lock.held:
         raise LockError(f"spin_unlock of {lock.name}, which is not held")
     lock.held = False
+    lock.holder = None
 
 
 @dataclass(eq=False)

@@ -294,8 +294,8 @@ class Session:
 
     def _check_locks(self) -> list[str]:
         k = self.k
-        held = [m.page_table_lock.name for m in k.mms if m.page_table_lock.held]
-        held += [d.ptl.name for d in k.ptdescs.values() if d.ptl is not None and d.ptl.held]
+        held = [repr(m.page_table_lock) for m in k.mms if m.page_table_lock.held]
+        held += [repr(d.ptl) for d in k.ptdescs.values() if d.ptl is not None and d.ptl.held]
         return [f"lock {n} left held" for n in held]
 
     def stats(self, leaves: int | None = None) -> Stats:

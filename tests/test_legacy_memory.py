@@ -636,3 +636,24 @@ def test_munmap_huge_pmd(k: GenericKernel, mm: mm_struct) -> None:
     assert mm.pgtables_bytes == accounted_bytes(k, mm) and no_lock_held(k, mm)
     mmput(k, mm)
     assert k.tables_of(mm) == []
+
+
+def test_locks_record_their_holder() -> None:
+    """A lock names the function holding it, and a second spin_lock names both."""
+    import legacy
+    from arches.errors import LockError
+    from legacy import spin_lock, spin_unlock
+
+    k = legacy.boot("x86_64")
+    mm = k.mm_alloc()
+    assert mm is not None
+
+    def take_it() -> None:
+        spin_lock(mm.page_table_lock)
+
+    take_it()
+    assert mm.page_table_lock.holder == "take_it"
+    with pytest.raises(LockError, match="already held by take_it"):
+        spin_lock(mm.page_table_lock)
+    spin_unlock(mm.page_table_lock)
+    assert not mm.page_table_lock.held and mm.page_table_lock.holder is None
