@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from arches import CONFIGS, ArchConfig, get_config
-from legacy.arm64.pgtable import Arm64_4K_48Kernel
+from legacy.arm64.pgtable import (
+    Arm64_4K_39Kernel,
+    Arm64_4K_48Kernel,
+    Arm64_16K_47Kernel,
+    Arm64_64K_42Kernel,
+)
 from legacy.generic import GenericKernel
 from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel
 from legacy.x86.pgtable_64 import X86_64Kernel
@@ -17,7 +22,10 @@ KERNELS: dict[str, KernelFactory] = {
     "x86_64-la57": lambda c: X86_64Kernel(c, la57=True),
     "i386": I386Kernel,
     "i386-pae": I386PaeKernel,
+    "arm64-4k-39": Arm64_4K_39Kernel,
     "arm64-4k-48": Arm64_4K_48Kernel,
+    "arm64-16k-47": Arm64_16K_47Kernel,
+    "arm64-64k-42": Arm64_64K_42Kernel,
 }
 
 

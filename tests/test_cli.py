@@ -241,6 +241,7 @@ def test_dump_x86_format(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("arch", arch_names())
 def test_dump_every_arch(arch: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["dump", SMALL, "--arch", arch]) == 0
+    # granule-64k.json: base pages valid with every page size (4K, 16K, 64K)
+    assert main(["dump", str(EXAMPLES / "granule-64k.json"), "--arch", arch]) == 0
     out = capsys.readouterr()[0]
     assert "---[ User Space ]---" in out and "---[ Kernel Space ]---" in out

@@ -608,8 +608,8 @@ def test_munmap_huge_pmd(k: GenericKernel, mm: mm_struct) -> None:
     """A whole huge pmd is zapped by zap_huge_pmd; part of one is split first and the
     rest of the block stays mapped."""
     huge = pytest.importorskip("legacy.mm.huge_memory")
-    if k.PMD_SIZE not in k.config.leaf_sizes or k.PAGETABLE_PMD_FOLDED:
-        pytest.skip("no transparent huge pmds (x86-32 without PAE has none)")
+    if k.PMD_SIZE not in k.config.leaf_sizes or not k.has_transparent_hugepage():
+        pytest.skip("no transparent huge pmds on this configuration")
     start = addr_of(k, 0, 1, 2, 0)
     assert mmap_region(k, mm, start, 2 * k.PMD_SIZE, SHARED | VM_PFNMAP) == start
     vma = find_vma(k, mm, start)

@@ -193,7 +193,7 @@ def test_enomem_at_every_allocation(arch: str) -> None:
 def _user_ops(arch: str) -> list[dict[str, Any]]:
     g = _geometry(arch)
     page, pmd, U = g["page"], g["pmd"], g["U"]
-    ops = [_map(U + pmd - 2 * page, 4 * page), _map(U + 3 * pmd, page, "r", pa=0x7000)]
+    ops = [_map(U + pmd - 2 * page, 4 * page), _map(U + 3 * pmd, page, "r", pa=7 * page)]
     if pmd in g["lim"].user_leaf_sizes and pmd != page:
         ops.append(_map(U + 4 * pmd, 2 * pmd, ps=pmd, pa=6 * pmd))
     return ops

@@ -74,7 +74,7 @@ from arches.arm64.bits import (
 )
 from arches.errors import BadInput
 from legacy.arm64.ptdump import Arm64Ptdump
-from legacy.folding import Nop4d
+from legacy.folding import Nop4d, Nopmd, Nopud
 from legacy.generic import GenericKernel
 from legacy.mm_types import mm_struct, vm_area_struct
 from legacy.swapops import swp_entry_t
@@ -1191,3 +1191,33 @@ class Arm64_4K_48Kernel(Nop4d, Arm64Kernel):
     ARM64_PAGE_SHIFT = 12
     VA_BITS = 48
     CONFIG_PGTABLE_LEVELS = 4
+
+
+class Arm64_4K_39Kernel(Nopud, Arm64Kernel):
+    """CONFIG_ARM64_4K_PAGES, CONFIG_ARM64_VA_BITS_39: 3 levels, pud (and p4d) folded by
+    pgtable-nopud.h (the pgd is the hardware L1 table; its 1G blocks are pud sections of the
+    folded pud)."""
+
+    ARM64_PAGE_SHIFT = 12
+    VA_BITS = 39
+    CONFIG_PGTABLE_LEVELS = 3
+
+
+class Arm64_16K_47Kernel(Nopud, Arm64Kernel):
+    """CONFIG_ARM64_16K_PAGES, CONFIG_ARM64_VA_BITS_47: 3 levels, pud (and p4d) folded by
+    pgtable-nopud.h (the pgd is the hardware L1 table, which has no blocks:
+    ``pud_sect_supported()`` is false with 16K pages)."""
+
+    ARM64_PAGE_SHIFT = 14
+    VA_BITS = 47
+    CONFIG_PGTABLE_LEVELS = 3
+
+
+class Arm64_64K_42Kernel(Nopmd, Arm64Kernel):
+    """CONFIG_ARM64_64K_PAGES, CONFIG_ARM64_VA_BITS_42: 2 levels, pmd (and pud, p4d) folded
+    by pgtable-nopmd.h (the pgd is the hardware L2 table; its 512M blocks are pmd sections of
+    the folded pmd)."""
+
+    ARM64_PAGE_SHIFT = 16
+    VA_BITS = 42
+    CONFIG_PGTABLE_LEVELS = 2
