@@ -1,4 +1,5 @@
-"""An independent MMU for cross-checking exports: the x86 CPU of Unicorn (QEMU's TCG).
+"""An independent MMU for cross-checking exports: the x86 and AArch64 CPUs of Unicorn (QEMU's
+TCG).
 
 ``ptshim run … --export DIR`` writes page tables our own walkers (``arches/``) read back.
 This module loads the same bytes into an emulated CPU that nobody on this project wrote --
@@ -28,10 +29,9 @@ models 40 physical address bits -- a translation to a PA at or above 2^40 faults
 bits).  A translation that lands in an exported frame (a mapping of a page-table page) reads
 memory instead of reporting a PA: :meth:`UnicornX86Mmu.probe` raises :class:`Ambiguous`.
 
-arm64 is not supported: Unicorn 2.1.4's AArch64 walker takes a prefetch abort on every
-stage-1 walk that starts at level 0 (T0SZ <= 24 with a 4K granule, i.e. every 48-bit VA
-configuration), whatever the tables hold; 39-bit (level-1 start) walks work.  It also has
-no FEAT_HAFDBS, so TCR_EL1.HD's clean-writable (DBM) pages would read as read-only.
+arm64 (every configuration: 4K/39, 4K/48, 16K/47, 64K/42): :class:`UnicornArm64Mmu`, the
+same idea with TTBR0/TTBR1_EL1, TCR_EL1, MAIR_EL1 and SCTLR_EL1.M; see its doc for the two
+Unicorn quirks it works around (EL1 reset to AArch32 for the MMU; no hardware dirty state).
 """
 
 from __future__ import annotations
@@ -42,12 +42,15 @@ from typing import Any
 
 _uc: Any
 _x86: Any
+_a64: Any
 try:  # optional dependency
     import unicorn as _uc
+    from unicorn import arm64_const as _a64
     from unicorn import x86_const as _x86
 except ImportError:  # pragma: no cover - depends on the environment
     _uc = None
     _x86 = None
+    _a64 = None
 
 IA32_EFER = 0xC0000080
 CR4_LA57 = 1 << 12
@@ -82,13 +85,16 @@ class Probe:
     pa: int | None
     """Physical address a load reaches; None when the load faults."""
     writable: bool | None
-    """A store does not fault (None when the load faults)."""
+    """A store does not fault (None when the load faults; on arm64 also when the store
+    faults on a DBM-clean page, which Unicorn cannot make writable: see the module doc)."""
     executable: bool | None
     """A jump there does not fault (None when the load faults)."""
     user: bool | None
-    """A supervisor load faults under SMAP (None when the load faults)."""
+    """x86: a supervisor load faults under SMAP; arm64: an unprivileged load (LDTRB) does not
+    fault (None when the load faults)."""
     fault: int | None = None
-    """The exception vector of a faulting load (14 #PF, 13 #GP)."""
+    """The exception number of a faulting load (x86: vector 14 #PF, 13 #GP; arm64: QEMU's
+    EXCP_DATA_ABORT 4)."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +136,7 @@ class UnicornX86Mmu:
             raise Unsupported(why)
         arch = machine["arch"]
         if not arch.startswith(("x86", "i386")):
-            raise Unsupported(f"{arch}: Unicorn 2.1.4's AArch64 MMU faults on every walk that "
-                              "starts at level 0 (48-bit VA), so only x86 is wired up")
+            raise Unsupported(f"{arch}: not an x86 configuration")
         regs = machine["registers"]
         self.mode = m = _mode_of(regs)
         self.arch = arch
@@ -301,6 +306,268 @@ class UnicornX86Mmu:
         return Probe(pa, wpa is not None, xpa is not None, spa is None)
 
 
+# -- arm64 -------------------------------------------------------------------------------------
+
+# AArch64 instructions (little-endian words); x0 holds the address, w1 the data.
+A64_LDRB = struct.pack("<I", 0x39400001)  # ldrb  w1, [x0]
+A64_STRB = struct.pack("<I", 0x39000001)  # strb  w1, [x0]
+A64_LDTRB = struct.pack("<I", 0x38400801)  # ldtrb w1, [x0]: an EL0 access made at EL1
+A64_ERET = struct.pack("<I", 0xD69F03E0)  # eret: to ELR_EL1 at the SPSR_EL1 level (EL0t)
+
+# (crn, crm, op0, op1, op2) of the system registers Unicorn has no constants for.
+SCTLR_EL1 = (1, 0, 3, 0, 0)
+TCR_EL1 = (2, 0, 3, 0, 2)
+SPSR_EL1 = (4, 0, 3, 0, 0)
+SCR_EL3 = (1, 1, 3, 6, 0)
+HCR_EL2 = (1, 1, 3, 4, 0)
+SCR_NS = 1 << 0
+SCR_RW = 1 << 10  # the next lower level (EL2, hence EL1) is AArch64
+HCR_RW = 1 << 31  # EL1 is AArch64
+PSTATE_EL1H = 0x3C5  # EL1 with SP_EL1, DAIF masked
+SPSR_EL0T = 0x3C0  # eret to EL0 with DAIF masked
+SCTLR_M = 1 << 0
+SCTLR_WXN = 1 << 19
+SCTLR_SPAN = 1 << 23  # keep PSTATE.PAN untouched on exception entry
+TCR_HD = 1 << 40
+
+# Descriptor fields (Arm ARM D8.3), for the harness and the DBM check only.
+D_VALID = 1 << 0
+D_TABLE = 1 << 1
+D_AP2 = 1 << 7  # read-only
+D_AF = 1 << 10
+D_SH_INNER = 3 << 8
+D_DBM = 1 << 51
+D_PXN_TABLE = 1 << 59
+D_UXN_TABLE = 1 << 60
+D_ADDR = ((1 << 48) - 1)
+
+
+class UnicornArm64Mmu:
+    """Unicorn's AArch64 CPU (QEMU 5.0 TCG, ``max`` model) loaded with one arm64 export.
+
+    SCTLR_EL1.M = 1 (WXN 0), TCR_EL1 / MAIR_EL1 / TTBR0_EL1 / TTBR1_EL1 = the exported
+    ``registers``; the probes run at EL1 (PAN clear): load = ``ldrb``, store = ``strb``,
+    user = ``ldtrb`` (an unprivileged load) does not fault, executable = execution starting
+    at the address does not fault -- at EL0 (an ``eret`` to it) for a user page (UXN), at EL1
+    otherwise (PXN), as the arm64 walker defines it.  The code runs from a harness page hung
+    under an empty entry of the TTBR1 (else TTBR0) tables, as :class:`UnicornX86Mmu` does.
+
+    Unicorn 2.1.4 resets SCR_EL3.RW and HCR_EL2.RW to 0, so although the code runs as
+    AArch64, QEMU's MMU takes EL1 for AArch32 and walks AArch32 long-descriptor tables with the
+    low 32 VA bits (an earlier reading of this was "every walk that starts at level 0
+    aborts").  Both RW bits are set here, after which 39-, 42-, 47- and 48-bit walks work.
+
+    Unicorn has no FEAT_HAFDBS: TCR_EL1.HD is ignored, so a store to a *DBM-clean* page
+    (AP[2] = 1 with DBM = 1, Linux's clean writable pages) faults where the hardware the
+    export describes would set AP[2] = 0 and complete it.  For such a page only (the leaf
+    descriptor read from the exported bytes), :attr:`Probe.writable` is None: "not checked";
+    every other page's writability is Unicorn's own.  AF = 0 pages would likewise fault
+    (no TCR_EL1.HA); Linux's protections all set AF.
+    """
+
+    def __init__(self, machine: dict[str, Any], phys: bytes) -> None:
+        why = available()
+        if why is not None:
+            raise Unsupported(why)
+        self.arch = arch = machine["arch"]
+        regs = machine["registers"]
+        self.granule = g = int(machine["frame_size"])
+        self.gshift = g.bit_length() - 1
+        tcr = int(regs["tcr_el1"])
+        t0sz, t1sz = tcr & 0x3F, tcr >> 16 & 0x3F
+        if t0sz != t1sz:
+            raise Unsupported(f"{arch}: T0SZ {t0sz} != T1SZ {t1sz}")
+        self.va_bits = 64 - t0sz
+        stride = self.gshift - 3
+        self.levels = -(-(self.va_bits - self.gshift) // stride)
+        self.uc = uc = _uc.Uc(_uc.UC_ARCH_ARM64, _uc.UC_MODE_ARM)
+        uc.ctl_set_cpu_model(_a64.UC_CPU_ARM64_MAX)
+        uc.ctl_set_tlb_mode(_uc.UC_TLB_CPU)
+        frames: list[int] = machine["frames"]
+        if len(phys) != g * len(frames):
+            raise ValueError("phys.bin does not match machine.json")
+        self._ram = _merge((pa, pa + g) for pa in frames)
+        for lo, hi in self._ram:
+            uc.mem_map(lo, hi - lo)
+        for i, pa in enumerate(frames):
+            uc.mem_write(pa, phys[i * g:(i + 1) * g])
+        self.roots = (regs["ttbr0_el1"] & D_ADDR & ~1, regs["ttbr1_el1"] & D_ADDR & ~1)
+        busy = self._ram + [(r["pa"], r["pa"] + r["size"]) for r in machine["mappings"]]
+        self.harness_span = self._install_harness(_merge(busy))
+        # Unicorn resets SCR_EL3.RW = HCR_EL2.RW = 0: EL1 would be AArch32 to the MMU, which
+        # then walks AArch32 long-descriptor tables with the low 32 VA bits.
+        for reg, bits in ((SCR_EL3, SCR_NS | SCR_RW), (HCR_EL2, HCR_RW)):
+            uc.reg_write(_a64.UC_ARM64_REG_CP_REG,
+                         reg + (uc.reg_read(_a64.UC_ARM64_REG_CP_REG, reg + (0,)) | bits,))
+        uc.reg_write(_a64.UC_ARM64_REG_CP_REG, SPSR_EL1 + (SPSR_EL0T,))
+        uc.reg_write(_a64.UC_ARM64_REG_PSTATE, PSTATE_EL1H)
+        uc.reg_write(_a64.UC_ARM64_REG_MAIR_EL1, regs["mair_el1"])
+        uc.reg_write(_a64.UC_ARM64_REG_TTBR0_EL1, regs["ttbr0_el1"])
+        uc.reg_write(_a64.UC_ARM64_REG_TTBR1_EL1, regs["ttbr1_el1"])
+        uc.reg_write(_a64.UC_ARM64_REG_CP_REG, TCR_EL1 + (tcr,))
+        sctlr = (uc.reg_read(_a64.UC_ARM64_REG_CP_REG, SCTLR_EL1 + (0,)) | SCTLR_M | SCTLR_SPAN
+                 ) & ~SCTLR_WXN
+        uc.reg_write(_a64.UC_ARM64_REG_CP_REG, SCTLR_EL1 + (sctlr,))
+        got = (uc.reg_read(_a64.UC_ARM64_REG_CP_REG, TCR_EL1 + (0,)),
+               uc.reg_read(_a64.UC_ARM64_REG_MAIR_EL1),
+               uc.reg_read(_a64.UC_ARM64_REG_TTBR0_EL1),
+               uc.reg_read(_a64.UC_ARM64_REG_TTBR1_EL1),
+               uc.reg_read(_a64.UC_ARM64_REG_CP_REG, SCTLR_EL1 + (0,)) & SCTLR_M,
+               uc.reg_read(_a64.UC_ARM64_REG_CP_REG, SCR_EL3 + (0,)) & SCR_RW,
+               uc.reg_read(_a64.UC_ARM64_REG_CP_REG, HCR_EL2 + (0,)) & HCR_RW)
+        want = (tcr, regs["mair_el1"], regs["ttbr0_el1"], regs["ttbr1_el1"], SCTLR_M, SCR_RW,
+                HCR_RW)
+        if got != want:
+            raise Unsupported(f"{arch}: the emulated CPU refused the system registers: "
+                              f"{tuple(map(hex, got))}, wanted {tuple(map(hex, want))}")
+        self._events: list[tuple[str, int]] = []
+        uc.hook_add(_uc.UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(_uc.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self._ctx = uc.context_save()
+        ev = self._run(self.code_va, self.code_va, self.code_va + 4, PSTATE_EL1H)
+        if ev:
+            raise Unsupported(f"{arch}: the probe code does not run: {ev}")
+
+    # -- tables (harness placement and the DBM check) -------------------------------------
+
+    def _shift(self, i: int) -> int:
+        """log2 of the VA span of one entry of a table ``i`` levels below the root."""
+        return self.gshift + (self.levels - 1 - i) * (self.gshift - 3)
+
+    def _entries(self, i: int) -> int:
+        return 1 << (self.va_bits - self._shift(0)) if i == 0 else self.granule // 8
+
+    def _sext(self, va: int, half: int) -> int:
+        return va | ((1 << 64) - (1 << self.va_bits)) if half else va
+
+    def _read_entry(self, pa: int) -> int:
+        return int(struct.unpack("<Q", self.uc.mem_read(pa, 8))[0])
+
+    def _is_ram(self, pa: int) -> bool:
+        return any(lo <= pa < hi for lo, hi in self._ram)
+
+    def _free_entry(self, table: int, i: int, va: int) -> tuple[int, int, int] | None:
+        shift = self._shift(i)
+        n = self._entries(i)
+        tables: list[tuple[int, int]] = []
+        for k in list(range(1, n)) + [0]:
+            e = self._read_entry(table + 8 * k)
+            if e == 0:
+                return table + 8 * k, i, va | k << shift
+            if i + 1 < self.levels and e & 3 == 3 and not e & (D_PXN_TABLE | D_UXN_TABLE):
+                tables.append((k, e))
+        for k, e in tables:
+            child = e & D_ADDR & ~(self.granule - 1)
+            if self._is_ram(child):
+                hit = self._free_entry(child, i + 1, va | k << shift)
+                if hit is not None:
+                    return hit
+        return None
+
+    def _install_harness(self, busy: list[tuple[int, int]]) -> tuple[int, int]:
+        for half in (1, 0):
+            found = self._free_entry(self.roots[half], 0, 0)
+            if found is not None:
+                break
+        else:
+            raise Unsupported(f"{self.arch}: no empty entry to hang the probe code on")
+        entry_pa, i, va = found
+        tables = self.levels - 1 - i
+        g = self.granule
+        need = (tables + 1) * g
+        base = 0x200000
+        while any(base < hi and lo < base + need for lo, hi in busy):
+            base += 0x200000
+        self.uc.mem_map(base, need)
+        self.code_pa = base + tables * g
+        cur = entry_pa
+        for t in range(tables):
+            self.uc.mem_write(cur, struct.pack("<Q", base + t * g | D_VALID | D_TABLE))
+            cur = base + t * g  # index 0 below: va has zero bits under the free entry
+        # read-only, EL1 only, UXN = PXN = 0 (Unicorn fetches only when both are clear)
+        leaf = self.code_pa | D_VALID | D_TABLE | D_AF | D_SH_INNER | D_AP2
+        self.uc.mem_write(cur, struct.pack("<Q", leaf))  # AttrIndx 0: MT_NORMAL
+        self.uc.mem_write(self.code_pa, A64_LDRB + A64_STRB + A64_LDTRB + A64_ERET)
+        self.code_va = self._sext(va, half)
+        return self.code_va, self.code_va + (1 << self._shift(i))
+
+    def _dbm_clean(self, va: int) -> bool:
+        """The leaf descriptor of ``va`` (read from the exported bytes) has AP[2] = 1 and
+        DBM = 1: writable only through hardware dirty-state management."""
+        half = va >> 63
+        table = self.roots[half]
+        for i in range(self.levels):
+            e = self._read_entry(table + 8 * (va >> self._shift(i) & (self._entries(i) - 1)))
+            if not e & D_VALID:
+                return False
+            if i + 1 < self.levels and e & D_TABLE:
+                table = e & D_ADDR & ~(self.granule - 1)
+                continue
+            return bool(e & D_AP2 and e & D_DBM)
+        return False
+
+    # -- probing ---------------------------------------------------------------------------
+
+    def _on_intr(self, uc: Any, intno: int, _ud: Any) -> None:
+        self._events.append(("intr", intno))
+        uc.emu_stop()
+
+    def _on_unmapped(self, uc: Any, access: int, address: int, size: int, value: int,
+                     _ud: Any) -> bool:
+        self._events.append(("pa", address))
+        return False
+
+    def _run(self, va: int, start: int, end: int, pstate: int, restore: bool = True
+             ) -> list[tuple[str, int]]:
+        uc = self.uc
+        self._events = []
+        if restore:
+            uc.context_restore(self._ctx)
+        uc.reg_write(_a64.UC_ARM64_REG_X0, va)
+        uc.reg_write(_a64.UC_ARM64_REG_PSTATE, pstate)
+        try:
+            uc.emu_start(start, end)
+        except _uc.UcError:
+            pass  # the unmapped-memory stop; the hook has recorded it
+        return self._events
+
+    def _access(self, va: int, kind: str) -> tuple[int | None, int | None]:
+        """(pa, None) when the access translates, (None, exception) when it faults.
+        Kinds: r/w/u = ldrb/strb/ldtrb at EL1; x = execute at EL1; x0 = eret to EL0 there."""
+        if kind == "x":
+            ev = self._run(va, va, va + 4, PSTATE_EL1H)
+        elif kind == "x0":
+            self.uc.context_restore(self._ctx)
+            self.uc.reg_write(_a64.UC_ARM64_REG_ELR_EL1, va)
+            ev = self._run(va, self.code_va + 12, va + 4, PSTATE_EL1H, restore=False)
+        else:
+            off = 4 * "rwu".index(kind)
+            ev = self._run(va, self.code_va + off, self.code_va + off + 4, PSTATE_EL1H)
+        if not ev:
+            raise Ambiguous(f"{va:#x}: the {kind} access hit mapped memory")
+        what, n = ev[0]
+        return (n, None) if what == "pa" else (None, n)
+
+    def probe(self, va: int) -> Probe:
+        lo, hi = self.harness_span
+        if lo <= va < hi:
+            raise ValueError(f"{va:#x} is inside the harness span [{lo:#x}, {hi:#x})")
+        pa, exc = self._access(va, "r")
+        if pa is None:
+            return Probe(None, None, None, None, exc)
+        wpa, _ = self._access(va, "w")
+        upa, _ = self._access(va, "u")
+        xpa, _ = self._access(va, "x0" if upa is not None else "x")
+        for other in (wpa, xpa, upa):
+            if other is not None and other != pa:
+                raise AssertionError(f"{va:#x}: accesses reach different PAs {pa:#x}, "
+                                     f"{other:#x}")
+        writable: bool | None = wpa is not None
+        if not writable and self._dbm_clean(va):
+            writable = None  # no FEAT_HAFDBS in Unicorn: not checked (see the class doc)
+        return Probe(pa, writable, xpa is not None, upa is not None)
+
+
 def _canonical(va: int, m: _Mode) -> int | None:
     if m.word_bits == 32:
         return va if va < 1 << 32 else None
@@ -320,6 +587,14 @@ def _merge(ranges: Any) -> list[tuple[int, int]]:
     return out
 
 
-def load(machine: dict[str, Any], phys: bytes) -> UnicornX86Mmu:
+Mmu = UnicornX86Mmu | UnicornArm64Mmu
+
+
+def load(machine: dict[str, Any], phys: bytes) -> Mmu:
     """The independent MMU for this export; :class:`Unsupported` says when there is none."""
-    return UnicornX86Mmu(machine, phys)
+    arch = machine["arch"]
+    if arch.startswith("arm64"):
+        return UnicornArm64Mmu(machine, phys)
+    if arch.startswith(("x86", "i386")):
+        return UnicornX86Mmu(machine, phys)
+    raise Unsupported(f"{arch}: no independent MMU for this architecture")
