@@ -8,6 +8,7 @@ from arches import CONFIGS, ArchConfig, get_config
 from legacy.arm64.pgtable import (
     Arm64_4K_39Kernel,
     Arm64_4K_48Kernel,
+    Arm64_16K_36Kernel,
     Arm64_16K_47Kernel,
     Arm64_64K_42Kernel,
 )
@@ -24,6 +25,7 @@ KERNELS: dict[str, KernelFactory] = {
     "i386-pae": I386PaeKernel,
     "arm64-4k-39": Arm64_4K_39Kernel,
     "arm64-4k-48": Arm64_4K_48Kernel,
+    "arm64-16k-36": Arm64_16K_36Kernel,
     "arm64-16k-47": Arm64_16K_47Kernel,
     "arm64-64k-42": Arm64_64K_42Kernel,
 }

@@ -29,7 +29,7 @@ models 40 physical address bits -- a translation to a PA at or above 2^40 faults
 bits).  A translation that lands in an exported frame (a mapping of a page-table page) reads
 memory instead of reporting a PA: :meth:`UnicornX86Mmu.probe` raises :class:`Ambiguous`.
 
-arm64 (every configuration: 4K/39, 4K/48, 16K/47, 64K/42): :class:`UnicornArm64Mmu`, the
+arm64 (every configuration: 4K/39, 4K/48, 16K/36, 16K/47, 64K/42): :class:`UnicornArm64Mmu`, the
 same idea with TTBR0/TTBR1_EL1, TCR_EL1, MAIR_EL1 and SCTLR_EL1.M; see its doc for the two
 Unicorn quirks it works around (EL1 reset to AArch32 for the MMU; no hardware dirty state).
 """

@@ -57,23 +57,24 @@ LEGACY_PTR: dict[Level, type[EntryPtr]] = {
 #  i386-pae: 3-level, pgtable-nopud.h: the 4-entry PDPT is the pud level.
 #  arm64-4k-48: CONFIG_PGTABLE_LEVELS=4, pgtable-nop4d.h.
 #  arm64-4k-39, arm64-16k-47: CONFIG_PGTABLE_LEVELS=3, pgtable-nopud.h (root = L1 = pud).
-#  arm64-64k-42: CONFIG_PGTABLE_LEVELS=2, pgtable-nopmd.h (root = L2 = pmd).
+#  arm64-16k-36, arm64-64k-42: CONFIG_PGTABLE_LEVELS=2, pgtable-nopmd.h (root = L2 = pmd).
 ROOT_LEVEL = {
     "x86_64": Level.P4D, "x86_64-la57": Level.PGD, "i386": Level.PMD, "i386-pae": Level.PUD,
     "arm64-4k-48": Level.P4D, "arm64-4k-39": Level.PUD, "arm64-16k-47": Level.PUD,
-    "arm64-64k-42": Level.PMD,
+    "arm64-64k-42": Level.PMD, "arm64-16k-36": Level.PMD,
 }
 ROOT_ENTRIES = {"x86_64": 512, "x86_64-la57": 512, "i386": 1024, "i386-pae": 4,
                 "arm64-4k-48": 512, "arm64-4k-39": 512, "arm64-16k-47": 2048,
-                "arm64-64k-42": 8192}
+                "arm64-64k-42": 8192, "arm64-16k-36": 2048}
 ROOT_SPAN = {"x86_64": 1 << 39, "x86_64-la57": 1 << 48, "i386": 1 << 22, "i386-pae": 1 << 30,
              "arm64-4k-48": 1 << 39, "arm64-4k-39": 1 << 30, "arm64-16k-47": 1 << 36,
-             "arm64-64k-42": 1 << 29}
+             "arm64-64k-42": 1 << 29, "arm64-16k-36": 1 << 25}
 ROOT_LEVELS = {"x86_64": 4, "x86_64-la57": 5, "i386": 2, "i386-pae": 3, "arm64-4k-48": 4,
-               "arm64-4k-39": 3, "arm64-16k-47": 3, "arm64-64k-42": 2}
+               "arm64-4k-39": 3, "arm64-16k-47": 3, "arm64-64k-42": 2, "arm64-16k-36": 2}
 SEPARATE_KERNEL_ROOT = {"x86_64": False, "x86_64-la57": False, "i386": False,
                         "i386-pae": False, "arm64-4k-48": True, "arm64-4k-39": True,
-                        "arm64-16k-47": True, "arm64-64k-42": True}
+                        "arm64-16k-47": True, "arm64-64k-42": True,
+                        "arm64-16k-36": True}
 
 HYP = settings(max_examples=100, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

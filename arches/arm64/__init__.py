@@ -159,13 +159,51 @@ ARM64_16K_47 = ArchConfig(
     ),
 )
 
+ARM64_16K_36 = ArchConfig(
+    name="arm64-16k-36",
+    family="arm64",
+    description=(
+        "arm64 with the 16KB granule and 36-bit VAs (T0SZ = T1SZ = 28): the walk starts at "
+        "L2 -> L3, 2048 8-byte descriptors per 16K table, 16K pages and 32M (L2) blocks, "
+        "48-bit physical addresses. Two roots: TTBR0_EL1 (user) and TTBR1_EL1 "
+        "(swapper_pg_dir)."
+    ),
+    word_bits=64,
+    va_bits=36,
+    phys_bits=48,
+    page_shift=14,
+    endianness="little",
+    hw_levels=(
+        HwLevel("L2", 25, 2048, 8, leaf_ok=True),
+        HwLevel("L3", 14, 2048, 8, leaf_ok=True),
+    ),
+    user_range=(0, 2**36),
+    kernel_range=(2**64 - 2**36, 2**64),
+    roots=("ttbr0_el1", "ttbr1_el1"),
+    walker=Arm64Walker(granule=14, va_bits=36, pa_bits=48),
+    make_registers=Arm64Registers(page_shift=14, va_bits=36, pgd_bytes=16384),
+    notes=(
+        "Linux builds CONFIG_PGTABLE_LEVELS = 2 (CONFIG_ARM64_VA_BITS_36 needs EXPERT) and "
+        "folds pmd (and pud, p4d) with pgtable-nopmd.h: the pgd is the L2 table, "
+        "PGDIR_SHIFT = PMD_SHIFT = 25, PTRS_PER_PGD = PTRS_PER_PTE = 2048; every table is "
+        "one 16K page.",
+        "32M blocks live in the pgd entries: Linux makes them as pmd sections of the folded "
+        "pmd. No L1 (64G blocks need FEAT_LPA2; with 36-bit VAs there is no L1 table).",
+        "TTBR0_EL1 = mm->pgd for 0 .. 2^36, TTBR1_EL1 = swapper_pg_dir for "
+        "PAGE_OFFSET = -(1 << 36) .. 2^64; no kernel mapping needs syncing.",
+        "tcr_el1 leaves TBI0 clear, so VA bits 63:36 must be all 0 (TTBR0) or all 1 (TTBR1).",
+    ),
+)
+
 CONFIGS: dict[str, ArchConfig] = {
-    c.name: c for c in (ARM64_4K_39, ARM64_4K_48, ARM64_16K_47, ARM64_64K_42)
+    c.name: c
+    for c in (ARM64_4K_39, ARM64_4K_48, ARM64_16K_36, ARM64_16K_47, ARM64_64K_42)
 }
 
 __all__ = [
     "ARM64_4K_39",
     "ARM64_4K_48",
+    "ARM64_16K_36",
     "ARM64_16K_47",
     "ARM64_64K_42",
     "CONFIGS",

@@ -1221,3 +1221,13 @@ class Arm64_64K_42Kernel(Nopmd, Arm64Kernel):
     ARM64_PAGE_SHIFT = 16
     VA_BITS = 42
     CONFIG_PGTABLE_LEVELS = 2
+
+
+class Arm64_16K_36Kernel(Nopmd, Arm64Kernel):
+    """CONFIG_ARM64_16K_PAGES, CONFIG_ARM64_VA_BITS_36: 2 levels, pmd (and pud, p4d) folded
+    by pgtable-nopmd.h (the pgd is the hardware L2 table; its 32M blocks are pmd sections of
+    the folded pmd)."""
+
+    ARM64_PAGE_SHIFT = 14
+    VA_BITS = 36
+    CONFIG_PGTABLE_LEVELS = 2
