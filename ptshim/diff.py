@@ -41,19 +41,18 @@ from pathlib import Path
 from arches.errors import BadInput, PtshimError
 from legacy import arch_names, boot
 from ptshim.backends import BACKENDS, LegacyBackend
-from ptshim.model import PROTS, Model, Prot
+from ptshim.compare import compare, snapshot
+from ptshim.model import Prot
 from ptshim.scenario import (
     Limits,
     MapOp,
     Op,
     ProtectOp,
     Scenario,
-    UnmapOp,
-    apply_to_model,
-    check_op,
     op_to_json,
     validate,
 )
+from ptshim.scenario_gen import ScenarioGen
 from ptshim.session import Session
 
 __all__ = [
@@ -76,39 +75,6 @@ class Divergence:
 
 
 # -- running one scenario on both backends ---------------------------------------------
-
-
-State = tuple[dict[int, bytes], int, int]
-
-
-def snapshot(s: Session) -> State:
-    """(frame -> bytes of every allocated frame, process ``pgtables_bytes``, ``init_mm``'s)."""
-    return dict(s.k.mem.image()), s.mm.pgtables_bytes, s.k.init_mm.pgtables_bytes
-
-
-def compare(a: State, b: State, entry_size: int) -> str | None:
-    """None if the states are equal, else the first difference, in words."""
-    fa, fb = a[0], b[0]
-    if fa.keys() != fb.keys():
-        only_a = sorted(fa.keys() - fb.keys())
-        only_b = sorted(fb.keys() - fa.keys())
-        return ("allocated frames differ: only legacy has "
-                + (", ".join(f"{pa:#x}" for pa in only_a[:4]) or "none")
-                + f"{' ...' if len(only_a) > 4 else ''}; only unified has "
-                + (", ".join(f"{pa:#x}" for pa in only_b[:4]) or "none")
-                + f"{' ...' if len(only_b) > 4 else ''}")
-    for pa in sorted(fa):
-        x, y = fa[pa], fb[pa]
-        if x != y:
-            off = next(i for i in range(len(x)) if x[i] != y[i])
-            off -= off % entry_size
-            return (f"frame {pa:#x} differs at offset {off:#x}: legacy "
-                    f"{x[off:off + entry_size].hex()}, unified {y[off:off + entry_size].hex()}")
-    if a[1] != b[1]:
-        return f"pgtables_bytes: legacy {a[1]}, unified {b[1]}"
-    if a[2] != b[2]:
-        return f"init_mm pgtables_bytes: legacy {a[2]}, unified {b[2]}"
-    return None
 
 
 def _outcome(fn: Callable[[], object]) -> str:
@@ -153,137 +119,6 @@ def run_pair(arch: str, scenario: Scenario) -> Divergence | None:
         return Divergence("teardown", f"legacy: {ta}; unified: {tb}")
     d = compare(snapshot(sl), snapshot(su), esize)
     return None if d is None else Divergence("teardown", d)
-
-
-# -- the scenario generator --------------------------------------------------------------
-
-
-class ScenarioGen:
-    """Random valid scenarios for one configuration (validated against the model as they
-    are built)."""
-
-    def __init__(self, arch: str, rng: random.Random) -> None:
-        k = boot(arch)
-        self.arch = arch
-        self.rng = rng
-        self.lim = Limits.from_kernel(k)
-        self.split = LegacyBackend(k).split_size
-        self.page = k.PAGE_SIZE
-        self.pmd = k.PMD_SIZE
-        self.pud = k.PUD_SIZE
-        self.pgdir = k.PGDIR_SIZE
-        self.max_pa = min(1 << self.lim.phys_bits, 1 << 40)
-
-    def _base(self, user: bool) -> int:
-        """Start of the window the ops of one space use: a few big-leaf slots, sometimes
-        right below the top of the user range (the free_pgd_range ceiling)."""
-        rng = self.rng
-        lo, hi = self.lim.user_range if user else self.lim.kernel_range
-        big = max(self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes)
-        span = max(big, self.pmd) * 4
-        first = -(-lo // span) * span + (span if user and lo == 0 else 0)
-        # The kernel window stays clear of the last page of the address space, which
-        # scenarios may not touch (vmap_range BUG_ONs when ``end`` wraps to 0).
-        last = (hi - (span if user else 2 * span)) // span * span
-        if last < first:
-            return first
-        choice = rng.random()
-        if choice < 0.2:
-            return last
-        if choice < 0.5:
-            # just below a top-level boundary: tables of two pgd entries
-            edge = -(-(first + span) // self.pgdir) * self.pgdir
-            if first <= edge - span // 2 <= last:
-                return edge - span // 2
-        return first + rng.randrange(0, min(64, (last - first) // span + 1)) * span
-
-    def _size(self, ps: int) -> int:
-        rng = self.rng
-        if ps == self.page:
-            return ps * rng.choice([1, 2, 3, rng.randint(1, 40), rng.randint(400, 1100)])
-        return ps * rng.choice([1, 1, 2, 3])
-
-    def _map(self, user: bool, base: int, span: int) -> MapOp:
-        rng = self.rng
-        sizes = self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes
-        weights = [6 if s == self.page else (3 if s <= self.pmd else 1) for s in sizes]
-        ps = rng.choices(sizes, weights)[0]
-        size = self._size(ps)
-        slot = max(ps, self.pmd if rng.random() < 0.5 else ps)
-        va = base + rng.randrange(0, max(1, span // slot)) * slot
-        if ps == self.page and rng.random() < 0.5:
-            va += rng.randrange(-3, 4) * ps
-            va = max(va, base)
-        pa = rng.randrange(0, max(1, (self.max_pa - size) // ps)) * ps
-        return MapOp(0, va, pa, size, rng.choice(PROTS), user if rng.random() < 0.8 else None,
-                     ps if ps != self.page or rng.random() < 0.3 else None)
-
-    def _cut(self, model: Model, user: bool) -> tuple[int, int] | None:
-        """A range over existing extents of one space, its ends anywhere (page aligned)."""
-        rng = self.rng
-        ext = [e for e in model if e.user == user]
-        if not ext:
-            return None
-        i = rng.randrange(len(ext))
-        j = min(len(ext) - 1, i + rng.choice([0, 0, 0, 1, 2]))
-        a, b = ext[i], ext[j]
-
-        def point(e_va: int, e_size: int) -> int:
-            mode = rng.random()
-            pages = e_size // self.page
-            if mode < 0.3:
-                return e_va
-            if mode < 0.5:
-                return e_va + e_size
-            if mode < 0.7 and e_size > self.pmd:
-                return e_va + rng.randrange(0, e_size // self.pmd + 1) * self.pmd
-            return e_va + rng.randrange(0, pages + 1) * self.page
-
-        lo = point(a.va, a.size)
-        hi = point(b.va, b.size)
-        if hi <= lo:
-            lo, hi = min(lo, hi), max(lo, hi) + self.page
-        if rng.random() < 0.2:  # reach beyond the mappings (munmap of holes, free_pgtables)
-            lo = max(self.lim.user_range[0] if user else self.lim.kernel_range[0],
-                     lo - rng.randint(1, 600) * self.page)
-        return lo, hi
-
-    def op(self, model: Model, bases: dict[bool, int]) -> Op | None:
-        rng = self.rng
-        user = rng.random() < 0.65
-        base = bases[user]
-        span = max(self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes) * 4
-        span = max(span, self.pmd * 4)
-        kind = rng.choices(["map", "unmap", "protect"], [5, 3, 3])[0]
-        if kind == "map" or not len(model):
-            return self._map(user, base, span)
-        cut = self._cut(model, user)
-        if cut is None:
-            return self._map(user, base, span)
-        lo, hi = cut
-        if kind == "unmap":
-            return UnmapOp(0, lo, hi - lo)
-        return ProtectOp(0, lo, hi - lo, rng.choice(PROTS))
-
-    def scenario(self, n_ops: int, name: str) -> Scenario:
-        """A valid scenario of up to ``n_ops`` ops."""
-        model = Model()
-        bases = {True: self._base(True), False: self._base(False)}
-        ops: list[Op] = []
-        tries = 0
-        while len(ops) < n_ops and tries < n_ops * 20:
-            tries += 1
-            op = self.op(model, bases)
-            if op is None:
-                continue
-            op = replace(op, index=len(ops))
-            try:
-                user = check_op(op, self.lim, model)
-                apply_to_model(op, user, self.lim, model, self.split)
-            except (BadInput, ValueError):
-                continue
-            ops.append(op)
-        return Scenario(tuple(ops), name)
 
 
 # -- shrinking ---------------------------------------------------------------------------

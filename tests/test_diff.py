@@ -24,6 +24,7 @@ from ptshim.backends_unified import UnifiedBackend
 from ptshim.cli import main
 from ptshim.model import Prot
 from ptshim.scenario import Scenario, load_scenario, op_to_json
+from ptshim.scenario_gen import ScenarioGen
 
 
 def test_diff_all_configurations_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,8 +83,8 @@ def test_bad_arch_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_generator_is_seeded_and_valid() -> None:
     for arch in legacy.arch_names():
-        a = diff.ScenarioGen(arch, random.Random("s")).scenario(8, "a")
-        b = diff.ScenarioGen(arch, random.Random("s")).scenario(8, "b")
+        a = ScenarioGen(arch, random.Random("s")).scenario(8, "a")
+        b = ScenarioGen(arch, random.Random("s")).scenario(8, "b")
         assert [op_to_json(o) for o in a.ops] == [op_to_json(o) for o in b.ops]
         assert a.ops, arch
 

@@ -25,7 +25,7 @@ from legacy.mm import mmap as lmmap
 from legacy.mm import mremap as lmremap
 from legacy.mm.huge_memory import split_huge_pmd, split_huge_pud
 from legacy.mm.vma import find_vma
-from ptshim.diff import compare, snapshot
+from ptshim.compare import compare, snapshot
 from ptshim.model import Run
 from ptshim.scenario import Limits, load_json_scenario
 from ptshim.session import Session, runs_of

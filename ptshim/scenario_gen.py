@@ -1,0 +1,159 @@
+"""Random valid scenarios for one configuration: the generator behind ``ptshim diff``.
+
+Scenarios are built to hit what the ports must get right: base pages crossing PMD
+boundaries, huge PMD/PUD leaves (user and kernel), unmaps and protects that cover leaves
+partly (splits) or free whole tables (floor/ceiling), neighbouring vmas, kernel mappings
+that need ``arch_sync_kernel_mappings``, and the top of the user range.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from arches.errors import BadInput
+from legacy import boot
+from ptshim.backends import LegacyBackend
+from ptshim.model import PROTS, Model
+from ptshim.scenario import (
+    Limits,
+    MapOp,
+    Op,
+    ProtectOp,
+    Scenario,
+    UnmapOp,
+    apply_to_model,
+    check_op,
+)
+
+__all__ = ["ScenarioGen"]
+
+
+class ScenarioGen:
+    """Random valid scenarios for one configuration (validated against the model as they
+    are built)."""
+
+    def __init__(self, arch: str, rng: random.Random) -> None:
+        k = boot(arch)
+        self.arch = arch
+        self.rng = rng
+        self.lim = Limits.from_kernel(k)
+        self.split = LegacyBackend(k).split_size
+        self.page = k.PAGE_SIZE
+        self.pmd = k.PMD_SIZE
+        self.pud = k.PUD_SIZE
+        self.pgdir = k.PGDIR_SIZE
+        self.max_pa = min(1 << self.lim.phys_bits, 1 << 40)
+
+    def _base(self, user: bool) -> int:
+        """Start of the window the ops of one space use: a few big-leaf slots, sometimes
+        right below the top of the user range (the free_pgd_range ceiling)."""
+        rng = self.rng
+        lo, hi = self.lim.user_range if user else self.lim.kernel_range
+        big = max(self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes)
+        span = max(big, self.pmd) * 4
+        first = -(-lo // span) * span + (span if user and lo == 0 else 0)
+        # The kernel window stays clear of the last page of the address space, which
+        # scenarios may not touch (vmap_range BUG_ONs when ``end`` wraps to 0).
+        last = (hi - (span if user else 2 * span)) // span * span
+        if last < first:
+            return first
+        choice = rng.random()
+        if choice < 0.2:
+            return last
+        if choice < 0.5:
+            # just below a top-level boundary: tables of two pgd entries
+            edge = -(-(first + span) // self.pgdir) * self.pgdir
+            if first <= edge - span // 2 <= last:
+                return edge - span // 2
+        return first + rng.randrange(0, min(64, (last - first) // span + 1)) * span
+
+    def _size(self, ps: int) -> int:
+        rng = self.rng
+        if ps == self.page:
+            return ps * rng.choice([1, 2, 3, rng.randint(1, 40), rng.randint(400, 1100)])
+        return ps * rng.choice([1, 1, 2, 3])
+
+    def _map(self, user: bool, base: int, span: int) -> MapOp:
+        rng = self.rng
+        sizes = self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes
+        weights = [6 if s == self.page else (3 if s <= self.pmd else 1) for s in sizes]
+        ps = rng.choices(sizes, weights)[0]
+        size = self._size(ps)
+        slot = max(ps, self.pmd if rng.random() < 0.5 else ps)
+        va = base + rng.randrange(0, max(1, span // slot)) * slot
+        if ps == self.page and rng.random() < 0.5:
+            va += rng.randrange(-3, 4) * ps
+            va = max(va, base)
+        pa = rng.randrange(0, max(1, (self.max_pa - size) // ps)) * ps
+        return MapOp(0, va, pa, size, rng.choice(PROTS), user if rng.random() < 0.8 else None,
+                     ps if ps != self.page or rng.random() < 0.3 else None)
+
+    def _cut(self, model: Model, user: bool) -> tuple[int, int] | None:
+        """A range over existing extents of one space, its ends anywhere (page aligned)."""
+        rng = self.rng
+        ext = [e for e in model if e.user == user]
+        if not ext:
+            return None
+        i = rng.randrange(len(ext))
+        j = min(len(ext) - 1, i + rng.choice([0, 0, 0, 1, 2]))
+        a, b = ext[i], ext[j]
+
+        def point(e_va: int, e_size: int) -> int:
+            mode = rng.random()
+            pages = e_size // self.page
+            if mode < 0.3:
+                return e_va
+            if mode < 0.5:
+                return e_va + e_size
+            if mode < 0.7 and e_size > self.pmd:
+                return e_va + rng.randrange(0, e_size // self.pmd + 1) * self.pmd
+            return e_va + rng.randrange(0, pages + 1) * self.page
+
+        lo = point(a.va, a.size)
+        hi = point(b.va, b.size)
+        if hi <= lo:
+            lo, hi = min(lo, hi), max(lo, hi) + self.page
+        if rng.random() < 0.2:  # reach beyond the mappings (munmap of holes, free_pgtables)
+            lo = max(self.lim.user_range[0] if user else self.lim.kernel_range[0],
+                     lo - rng.randint(1, 600) * self.page)
+        return lo, hi
+
+    def op(self, model: Model, bases: dict[bool, int]) -> Op | None:
+        rng = self.rng
+        user = rng.random() < 0.65
+        base = bases[user]
+        span = max(self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes) * 4
+        span = max(span, self.pmd * 4)
+        kind = rng.choices(["map", "unmap", "protect"], [5, 3, 3])[0]
+        if kind == "map" or not len(model):
+            return self._map(user, base, span)
+        cut = self._cut(model, user)
+        if cut is None:
+            return self._map(user, base, span)
+        lo, hi = cut
+        if kind == "unmap":
+            return UnmapOp(0, lo, hi - lo)
+        return ProtectOp(0, lo, hi - lo, rng.choice(PROTS))
+
+    def scenario(self, n_ops: int, name: str) -> Scenario:
+        """A valid scenario of up to ``n_ops`` ops."""
+        model = Model()
+        bases = {True: self._base(True), False: self._base(False)}
+        ops: list[Op] = []
+        tries = 0
+        while len(ops) < n_ops and tries < n_ops * 20:
+            tries += 1
+            op = self.op(model, bases)
+            if op is None:
+                continue
+            op = replace(op, index=len(ops))
+            try:
+                user = check_op(op, self.lim, model)
+                apply_to_model(op, user, self.lim, model, self.split)
+            except (BadInput, ValueError):
+                continue
+            ops.append(op)
+        return Scenario(tuple(ops), name)
+
+
