@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from arches.memory import PhysMem
+from arches.tlb import RootWalk
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class HardwareWalker(Protocol):
         ``va``/``pa``/``size`` are the leaf's own base and size."""
         ...
 
+    def structure(self, regs: Mapping[str, int]) -> tuple[RootWalk, ...]:
+        """The walks the registers select, one per root, for the TLB model
+        (:mod:`arches.tlb`): root table, level shapes and how one entry decodes."""
+        ...
+
 
 class RegisterBuilder(Protocol):
     def __call__(self, user_root: int, kernel_root: int) -> dict[str, int]: ...
@@ -107,6 +113,12 @@ class ArchConfig:
     """Names of the roots the hardware uses, e.g. ('cr3',) or ('ttbr0_el1', 'ttbr1_el1')."""
     walker: HardwareWalker
     make_registers: RegisterBuilder
+    break_before_make: bool = False
+    """Replacing a valid entry by one of another output address or size needs an invalid
+    entry and a TLB invalidation in between (Arm ARM D8.16.1); the TLB model enforces it."""
+    range_flush_clears_walk_caches: bool = False
+    """A by-address invalidation also drops every paging-structure-cache entry of the
+    address space (x86 INVLPG, SDM §4.10.4.1); Arm TLBI by VA drops only that VA's."""
     has_nx: bool = True
     """Whether a present, readable page can be made non-executable (x86 32-bit paging has
     no XD bit: every readable page is executable)."""

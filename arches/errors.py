@@ -32,3 +32,9 @@ class LockError(PtshimError):
 
 class CheckFailed(PtshimError):
     """A consistency check failed (check_mm, a conformance assertion, a divergence)."""
+
+
+class TlbError(PtshimError):
+    """A TLB rule was broken: a translation left stale at the end of a call site, a
+    page-table frame freed while a walk cache may reference it, or (arm64) a
+    break-before-make violation."""

@@ -14,14 +14,25 @@ from __future__ import annotations
 import heapq
 import struct
 from collections.abc import Iterator
+from typing import Protocol
 
-from arches.errors import OutOfMemory, PhysMemError
+from arches.errors import OutOfMemory, PhysMemError, TlbError
 
 POISON_FREE = 0x6B
 """Byte written over a freed frame (the kernel's ``POISON_FREE`` from include/linux/poison.h)."""
 
 DEFAULT_BASE = 0x0100_0000
 """Physical address of the first frame handed out (16 MiB, clear of the low legacy ranges)."""
+
+
+class MemObserver(Protocol):
+    """Hardware that watches stores into memory (the emulated TLB, :mod:`arches.tlb`)."""
+
+    def on_write(self, pa: int, size: int, old: int, new: int) -> None: ...
+
+    def on_free(self, pa: int, size: int) -> None: ...
+
+    def is_live(self, pa: int) -> bool: ...
 
 
 class PhysMem:
@@ -55,6 +66,8 @@ class PhysMem:
         self.frees = 0
         prefix = "<" if byteorder == "little" else ">"
         self._codec = {4: struct.Struct(prefix + "I"), 8: struct.Struct(prefix + "Q")}
+        self.observer: MemObserver | None = None
+        """Told of every entry store (before it lands) and every frame free."""
 
     # -- allocator ---------------------------------------------------------------------
 
@@ -86,6 +99,8 @@ class PhysMem:
 
     def free_frame(self, pa: int) -> None:
         """Free a frame: refuse double frees and frees of frames never allocated; poison it."""
+        if self.observer is not None and pa in self._frames:
+            self.observer.on_free(pa, self.frame_size)
         frame = self._frames.pop(pa, None)
         if frame is None:
             if pa in self._poisoned:
@@ -122,7 +137,10 @@ class PhysMem:
 
     def write(self, pa: int, size: int, value: int) -> None:
         """Write a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
-        self._codec[size].pack_into(self._frame(pa), pa & self._offset_mask, value)
+        codec, frame, off = self._codec[size], self._frame(pa), pa & self._offset_mask
+        if self.observer is not None:
+            self.observer.on_write(pa, size, int(codec.unpack_from(frame, off)[0]), value)
+        codec.pack_into(frame, off, value)
 
     def read_bytes(self, pa: int, length: int) -> bytes:
         """Bytes ``[pa, pa+length)``, which must lie inside one frame."""
@@ -134,6 +152,9 @@ class PhysMem:
     def copy(self, dst: int, src: int, length: int) -> None:
         """memcpy within memory; each range must lie inside one frame."""
         data = self.read_bytes(src, length)
+        if self.observer is not None and self.observer.is_live(dst):
+            raise TlbError(f"memcpy into the live page table at {dst:#x} is not modelled "
+                           f"(copy into a table before it is linked)")
         off = dst & self._offset_mask
         if off + length > self.frame_size:
             raise PhysMemError(f"copy of {length} bytes to {dst:#x} crosses a frame boundary")

@@ -12,10 +12,11 @@ from __future__ import annotations
 from arches import ArchConfig
 from arches.errors import CheckFailed
 from legacy.huge_mm import HugeMmGeneric
-from legacy.mm_types import mm_struct, spinlock_t
+from legacy.mm_types import mm_struct, rw_semaphore, spinlock_t
 from legacy.pgalloc import PgallocGeneric
 from legacy.ptdump import PtdumpGeneric
 from legacy.swapops import SwapopsGeneric
+from legacy.tlbflush import TlbflushGeneric
 from legacy.types import PgdPtr, pgprot_t
 
 # include/linux/mm.h vm_flags
@@ -27,7 +28,8 @@ VM_SHARED = 0x8
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 
 
-class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, PtdumpGeneric):
+class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, TlbflushGeneric,
+                    PtdumpGeneric):
     """A booted kernel: geometry, ``init_mm``, ``mm_alloc``, protections, ``check_mm``."""
 
     # -- configuration: Kconfig symbols (``CONFIG_`` dropped) and ``__HAVE_ARCH_*`` guards,
@@ -73,6 +75,7 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, PtdumpGeneric
 
     def __init__(self, config: ArchConfig) -> None:
         super().__init__(config)
+        self.tlb_init()
         self.bad_entries = []
         self.arch_geometry()
         self.fold_geometry()
@@ -82,6 +85,7 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, PtdumpGeneric
         self.mms: list[mm_struct] = []
         self.init_mm = self._new_mm("init_mm", is_init=True)
         self.init_mm.pgd = self.paging_init()
+        self.switch_mm(self.init_mm)
 
     # -- hooks for architectures ----------------------------------------------------------
 
@@ -119,6 +123,8 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, PtdumpGeneric
             pgd=PgdPtr(0, self.SIZEOF_PGD),
             page_table_lock=spinlock_t(f"{name}.page_table_lock"),
             is_init_mm=is_init,
+            mmap_lock=rw_semaphore(f"{name}.mmap_lock"),
+            asid=0 if is_init else self.mm_count,
         )
         self.mms.append(mm)
         return mm
@@ -132,10 +138,12 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, PtdumpGeneric
             self.mms.remove(mm)
             return None
         mm.pgd = pgd
+        self.switch_mm(mm)
         return mm
 
     def mmdrop(self, mm: mm_struct) -> None:
         """``__mmdrop``: free the pgd and run ``check_mm``.  Call after ``exit_mmap``."""
+        self.mm_tlb_retire(mm)
         self.pgd_free(mm, mm.pgd)
         self.mms.remove(mm)
         self.check_mm(mm)

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from arches import ArchConfig
 from arches.errors import LockError
 from legacy.mm_types import mm_struct, vm_area_struct
-from legacy.pgtable import PgtableGeneric
+from legacy.tlbflush import TlbflushGeneric
 from legacy.types import P4dPtr, PmdPtr, PtePtr, PudPtr, pgprot_t, pgtable_t, pmd_t, pte_t, pud_t
 
 
-class HugeMmGeneric(PgtableGeneric):
+class HugeMmGeneric(TlbflushGeneric):
     """THP, huge-vmap and hugetlb defaults of the generic headers."""
 
     # Configuration (values on GenericKernel, overridden by the architecture classes).
@@ -153,10 +153,13 @@ class HugeMmGeneric(PgtableGeneric):
         return old_pmd
 
     def pmdp_invalidate(self, vma: vm_area_struct, address: int, pmdp: PmdPtr) -> pmd_t:
-        """``VM_WARN_ON_ONCE(!pmd_present(*pmdp))``; establish ``pmd_mkinvalid(*pmdp)``."""
+        """mm/pgtable-generic.c: ``VM_WARN_ON_ONCE(!pmd_present(*pmdp))``; establish
+        ``pmd_mkinvalid(*pmdp)``, then ``flush_pmd_tlb_range`` of the huge page."""
         if not self.pmd_present(self.pmdp_get(pmdp)):
             raise AssertionError("pmdp_invalidate: VM_WARN_ON_ONCE(!pmd_present(*pmdp))")
-        return self.pmdp_establish(vma, address, pmdp, self.pmd_mkinvalid(self.pmdp_get(pmdp)))
+        old = self.pmdp_establish(vma, address, pmdp, self.pmd_mkinvalid(self.pmdp_get(pmdp)))
+        self.flush_pmd_tlb_range(vma, address, (address + self.PMD_SIZE) & self.ULONG_MASK)
+        return old
 
     def pmdp_invalidate_ad(self, vma: vm_area_struct, address: int, pmdp: PmdPtr) -> pmd_t:
         """``!__HAVE_ARCH_PMDP_INVALIDATE_AD``: the same as ``pmdp_invalidate``."""

@@ -42,6 +42,19 @@ from dataclasses import dataclass
 from arches.config import Fault, Translation
 from arches.errors import BadInput
 from arches.memory import PhysMem
+from arches.tlb import (
+    INVALID,
+    LEAF,
+    PERM_ALL,
+    PERM_U,
+    PERM_UX,
+    PERM_W,
+    PERM_X,
+    TABLE,
+    EntryView,
+    LevelShape,
+    RootWalk,
+)
 
 # Arm ARM names of the descriptor fields (D8.3, "Translation table descriptor formats").
 VALID = 1 << 0
@@ -312,6 +325,56 @@ class Arm64Walker:
         else:
             executable = not desc & PXN and not perms.pxn_table
         return Translation(va, pa, size, level, writable, executable, user)
+
+    # -- structure (for the TLB) ---------------------------------------------------------
+
+    def structure(self, regs: Mapping[str, int]) -> tuple[RootWalk, ...]:
+        """Both regions' walks as the TLB model sees them: root, levels (start level
+        first), and one descriptor's decoding -- kind, next table or output base, and the
+        rights it grants (a table descriptor's APTable/PXNTable/UXNTable restrict what is
+        below unless HPD)."""
+        wp = self.setup(regs)
+        out: list[RootWalk] = []
+        for region in wp.regions:
+            if region.disabled:
+                continue
+            first = region.start_level
+
+            def view(i: int, desc: int, region: Region = region, first: int = first) -> EntryView:
+                level = first + i
+                kind, value = self._decode(region, wp, level, desc)
+                if kind == "fault":
+                    return INVALID
+                perms = PERM_ALL
+                if kind == "table":
+                    if not region.hpd:
+                        ap = desc >> AP_TABLE_SHIFT & 3
+                        if ap & AP_TABLE_RO:
+                            perms &= ~PERM_W
+                        if ap & AP_TABLE_NO_EL0:
+                            perms &= ~(PERM_U | PERM_UX)
+                        if desc & PXN_TABLE:
+                            perms &= ~PERM_X
+                        if desc & UXN_TABLE:
+                            perms &= ~PERM_UX
+                    return EntryView(TABLE, value, perms)
+                if desc & AP2 and not (wp.hd and desc & DBM):
+                    perms &= ~PERM_W
+                if not desc & AP1:
+                    perms &= ~PERM_U
+                if desc & PXN:
+                    perms &= ~PERM_X
+                if desc & UXN:
+                    perms &= ~PERM_UX
+                return EntryView(LEAF, value, perms)
+
+            shapes = tuple(
+                LevelShape(f"L{lv}", region.shift(lv), region.entries(lv), 8)
+                for lv in range(first, 4)
+            )
+            out.append(RootWalk(f"ttbr{region.n}_el1", region.root, region.region_base(),
+                                shapes, view, lambda va: va))
+        return tuple(out)
 
     # -- every leaf ---------------------------------------------------------------------
 

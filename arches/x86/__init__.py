@@ -41,6 +41,7 @@ X86_64 = ArchConfig(
     user_range=(0, 2**47 - 4096),
     kernel_range=(0xFFFF_8880_0000_0000, 2**64),
     roots=("cr3",),
+    range_flush_clears_walk_caches=True,
     walker=Ia32eWalker(levels=4, phys_bits=52),
     make_registers=X86Registers(CR4_PAE | CR4_PGE, _EFER_64, 4096, 2**52),
     notes=(
@@ -71,6 +72,7 @@ X86_64_LA57 = ArchConfig(
     user_range=(0, 2**56 - 4096),
     kernel_range=(0xFF11_0000_0000_0000, 2**64),
     roots=("cr3",),
+    range_flush_clears_walk_caches=True,
     walker=Ia32eWalker(levels=5, phys_bits=52),
     make_registers=X86Registers(CR4_PAE | CR4_PGE | CR4_LA57, _EFER_64, 4096, 2**52),
     notes=(
@@ -100,6 +102,7 @@ I386 = ArchConfig(
     user_range=(0, 0xC000_0000),
     kernel_range=(0xC000_0000, 2**32),
     roots=("cr3",),
+    range_flush_clears_walk_caches=True,
     walker=Paging32Walker(phys_bits=32),
     make_registers=X86Registers(CR4_PSE | CR4_PGE, 0, 4096, 2**32),
     notes=(
@@ -134,6 +137,7 @@ I386_PAE = ArchConfig(
     user_range=(0, 0xC000_0000),
     kernel_range=(0xC000_0000, 2**32),
     roots=("cr3",),
+    range_flush_clears_walk_caches=True,
     walker=PaeWalker(phys_bits=52),
     make_registers=X86Registers(CR4_PAE | CR4_PGE, EFER_NXE, 32, 2**32),
     notes=(

@@ -20,6 +20,19 @@ from enum import Enum
 from arches.config import Fault, Translation
 from arches.errors import BadInput
 from arches.memory import PhysMem
+from arches.tlb import (
+    INVALID,
+    LEAF,
+    PERM_ALL,
+    PERM_U,
+    PERM_UX,
+    PERM_W,
+    PERM_X,
+    TABLE,
+    EntryView,
+    LevelShape,
+    RootWalk,
+)
 
 # SDM names of the entry bits the walk reads (the Linux names are in arches.x86.bits).
 P = 1 << 0
@@ -196,6 +209,34 @@ class PagingWalker:
                 )
             table = value
         raise AssertionError("the last level of a paging mode always maps a page")
+
+    # -- structure (for the TLB) -------------------------------------------------------
+
+    def structure(self, regs: Mapping[str, int]) -> tuple[RootWalk, ...]:
+        """The walk from CR3 as the TLB model sees it: one root, every level's shape, and
+        the decoding of one entry (kind, next table or page base, the rights it grants;
+        an entry with a reserved bit set translates nothing, SDM §4.3/§4.4.2/§4.5.4)."""
+        ws = self.setup(regs)
+        rules = ws.rules
+        nxe = ws.nxe
+
+        def view(level: int, entry: int) -> EntryView:
+            rule = rules[level]
+            kind, value = decode(rule, entry, nxe)
+            if kind is Kind.ABSENT or kind is Kind.RESERVED:
+                return INVALID
+            perms = PERM_ALL
+            if rule.access:
+                if not entry & RW:
+                    perms &= ~PERM_W
+                if not entry & US:
+                    perms &= ~PERM_U
+            if rule.xd and nxe and entry & XD:
+                perms &= ~(PERM_X | PERM_UX)
+            return EntryView(LEAF if kind is Kind.LEAF else TABLE, value, perms)
+
+        shapes = tuple(LevelShape(r.name, r.shift, r.entries, r.entry_size) for r in rules)
+        return (RootWalk("cr3", ws.root, 0, shapes, view, self.sign_extend),)
 
     # -- every leaf --------------------------------------------------------------------
 

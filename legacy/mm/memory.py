@@ -251,9 +251,13 @@ def free_pgtables(
     ceiling: int,
 ) -> None:
     """Free the page tables of ``vmas`` (sorted, already unmapped), gathering nearby vmas
-    into one ``free_pgd_range`` call; ``[floor, ceiling)`` bounds what may be freed."""
-    for addr, end, next_start in free_pgtables_ranges(k, vmas, ceiling):
-        free_pgd_range(k, tlb, addr, end, floor, next_start)
+    into one ``free_pgd_range`` call; ``[floor, ceiling)`` bounds what may be freed.
+
+    No page-table lock is taken: the vmas are detached and ``mmap_lock`` is held for write
+    (Documentation/mm/process_addrs.rst, "Page table teardown")."""
+    with k.pgtable_lockless(tlb.mm, "free_pgtables (vmas detached)"):
+        for addr, end, next_start in free_pgtables_ranges(k, vmas, ceiling):
+            free_pgd_range(k, tlb, addr, end, floor, next_start)
 
 
 # -- vm_normal_page ----------------------------------------------------------------------

@@ -22,7 +22,13 @@ from legacy.mm.vma import (
     vm_area_alloc,
     vm_area_dup,
 )
-from legacy.mm_types import mm_struct
+from legacy.mm_types import (
+    mm_struct,
+    mmap_read_lock,
+    mmap_read_unlock,
+    mmap_write_lock,
+    mmap_write_unlock,
+)
 
 
 def do_munmap(k: GenericKernel, mm: mm_struct, start: int, len: int) -> int:
@@ -70,11 +76,15 @@ def exit_mmap(k: GenericKernel, mm: mm_struct) -> None:
     if not mm.mmap:
         return  # Can happen if dup_mmap() received an OOM
     vmas = list(mm.mmap)
+    mmap_read_lock(mm)
     tlb = tlb_gather_mmu_fullmm(k, mm)
     # Use ULONG_MAX here to ensure all VMAs in the mm are unmapped
     unmap_vmas(k, tlb, vmas, 0, k.ULONG_MASK)
+    mmap_read_unlock(mm)
+    mmap_write_lock(mm)
     free_pgtables(k, tlb, vmas, k.FIRST_USER_ADDRESS, k.USER_PGTABLES_CEILING)
     tlb_finish_mmu(k, tlb)
+    mmap_write_unlock(mm)
     # Walk the list again, actually closing and freeing it.
     mm.mmap.clear()
 

@@ -9,7 +9,8 @@ frame stays allocated (and charged to the mm), exactly as in the kernel.
 
 Emulation notes:
 
-- There is no TLB: ``tlb_flush()`` appends what it would invalidate to ``tlb.flushes``.
+- ``tlb_flush()`` is the architecture's (``k.tlb_flush``: asm-generic, x86 or arm64
+  ``asm/tlb.h``), invalidating the emulated TLB; it is also recorded in ``tlb.flushes``.
 - The RCU grace period of ``tlb_remove_table_free`` elapses at once.
 - The batch page the kernel takes with ``GFP_NOWAIT`` is not taken from emulated memory
   (it is not a page table); the batch sizes are the kernel's.
@@ -173,11 +174,12 @@ def tlb_change_page_size(k: GenericKernel, tlb: mmu_gather, page_size: int) -> N
 
 
 def tlb_flush(k: GenericKernel, tlb: mmu_gather) -> None:
-    """The generic ``tlb_flush()``: ``flush_tlb_mm`` or ``flush_tlb_range`` -- recorded."""
+    """The architecture's ``tlb_flush()`` (``k.tlb_flush``), recorded in ``tlb.flushes``."""
     if tlb.fullmm or tlb.need_flush_all or tlb.end:
         tlb.flushes.append(
             TlbFlush(tlb.start, tlb.end, tlb.fullmm, tlb.need_flush_all, tlb.freed_tables)
         )
+    k.tlb_flush(tlb)
 
 
 def tlb_flush_mmu_tlbonly(k: GenericKernel, tlb: mmu_gather) -> None:

@@ -1,0 +1,480 @@
+"""An emulated TLB, in its worst case: anything that was ever a valid translation may still
+be cached until a flush covering it (Intel SDM Vol. 3A §4.10 "Caching Translation
+Information"; Arm ARM D8.16 "Translation Lookaside Buffers" and the translation table walk
+caches).
+
+No accesses are simulated.  Instead every store into a live page table is seen (a
+:class:`~arches.memory.PhysMem` write observer) and decoded the way the MMU decodes it
+(:meth:`~arches.config.HardwareWalker.structure`, written from the same manual as the
+walker).  A store that *removes or restricts* a translation -- clears a valid entry, changes
+its output address or size, takes away write, execute or changes user access -- leaves a
+**stale mark** on the VA range the entry maps, in the address space (ASID/PCID, or the
+kernel's global space) that reaches it.  A store to a non-leaf entry leaves a *walk-cache*
+mark that also remembers the tables below it, which a paging-structure cache may still use.
+Permission upgrades and new translations leave nothing: a stale, more restrictive entry
+only costs a spurious fault, which the kernel handles.
+
+Invalidations (:meth:`Tlb.flush`, :meth:`Tlb.flush_space`, :meth:`Tlb.flush_all`) clear the
+marks they cover.  The rules, each a :class:`~arches.errors.TlbError`:
+
+- :meth:`Tlb.check_flushed`: no mark may remain when the kernel is about to return (the end
+  of a call site, when ``mmap_lock`` is dropped);
+- a page-table frame may not be freed while a walk-cache mark still references it;
+- with ``break_before_make`` (Arm ARM D8.16.1, the kernel's ``pgattr_change_is_safe()``):
+  a valid entry may not be replaced by a valid one of another output address or size, and a
+  valid entry may not be written over a range whose old translation of another output
+  address or size may still be cached.
+
+The TLB only knows tables reachable from the roots it was told about (:meth:`activate`):
+stores into other frames (a table being prepared, a deposited table) translate nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from arches.errors import TlbError
+
+# Permission bits of an :class:`EntryView` (what one entry contributes to a translation).
+PERM_W = 1 << 0
+"""Writable (x86 R/W, arm64 AP[2] = 0 or DBM with hardware dirty management)."""
+PERM_X = 1 << 1
+"""Executable at the kernel's privilege (x86 !XD, arm64 !PXN)."""
+PERM_UX = 1 << 2
+"""Executable from user mode (x86 !XD, arm64 !UXN)."""
+PERM_U = 1 << 3
+"""Accessible from user mode (x86 U/S, arm64 AP[1]); a change either way needs a flush."""
+PERM_ALL = PERM_W | PERM_X | PERM_UX | PERM_U
+
+NONE, TABLE, LEAF = "none", "table", "leaf"
+
+KERNEL_SPACE = -1
+"""The address space of kernel translations (global: x86 G bit, arm64 TTBR1 with nG = 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryView:
+    """One entry as the MMU decodes it: invalid, a pointer to a table, or a leaf."""
+
+    kind: str
+    target: int = 0
+    """Next table's PA (table) or output base PA (leaf)."""
+    perms: int = PERM_ALL
+    """``PERM_*`` bits this entry grants (table entries may restrict what is below)."""
+
+
+INVALID = EntryView(NONE)
+
+
+@dataclass(frozen=True)
+class LevelShape:
+    """One level of a hardware walk: manual name, VA shift, entries, entry size."""
+
+    name: str
+    shift: int
+    entries: int
+    entry_size: int
+
+    @property
+    def table_bytes(self) -> int:
+        return self.entries * self.entry_size
+
+
+@dataclass(frozen=True)
+class RootWalk:
+    """How the MMU walks from one root register: the root table, the VA of its entry 0,
+    its levels (top first) and how an entry of each level decodes."""
+
+    register: str
+    table: int
+    va_base: int
+    levels: tuple[LevelShape, ...]
+    decode: Callable[[int, int], EntryView]
+    """``decode(level_index, raw_entry)``."""
+    canonical: Callable[[int], int]
+    """The VA the indexes select, in canonical (sign-extended) form."""
+
+
+@dataclass(frozen=True, slots=True)
+class _TableRef:
+    """One way the MMU reaches a table: from which address space's root, at which level,
+    mapping which VA with its entry 0."""
+
+    asid: int
+    walk: RootWalk
+    level: int
+    va_base: int
+
+
+@dataclass
+class StaleMark:
+    """A VA range whose old translation may still be cached."""
+
+    space: int
+    """The mm's ASID, or :data:`KERNEL_SPACE`."""
+    start: int
+    end: int
+    level: str
+    """Hardware name of the level whose entry changed."""
+    walk: bool
+    """A walk-cache (non-leaf) entry: only a flush that invalidates walk caches clears it."""
+    change: str
+    site: str
+    """The call site that wrote the entry."""
+    op: str
+    """What the machine was doing (set by the owner of the TLB, e.g. a scenario op)."""
+    old: EntryView
+    size: int
+    """Bytes one entry of the level maps (for break-before-make: the old leaf's size)."""
+    old_va: int
+    """The VA the changed entry mapped first (``old.target`` is its output address)."""
+    tables: frozenset[int] = field(default=frozenset())
+    """Frames a paging-structure cache may still reference through this entry."""
+
+    def describe(self) -> str:
+        space = "kernel" if self.space == KERNEL_SPACE else f"asid {self.space}"
+        kind = "walk-cache entry" if self.walk else "translation"
+        where = f" during {self.op}" if self.op else ""
+        return (f"[{self.start:#x}, {self.end:#x}) {space}: {self.level} {kind} "
+                f"{self.change} by {self.site or '?'}{where}")
+
+
+def _restricts(old: EntryView, new: EntryView) -> str | None:
+    """Why replacing ``old`` with ``new`` leaves ``old`` stale in a TLB, or None."""
+    if old.kind == NONE:
+        return None
+    if new.kind == NONE:
+        return "cleared"
+    if old.kind != new.kind:
+        return f"changed from a {old.kind} to a {new.kind}"
+    if old.target != new.target:
+        return ("pointed at another table" if old.kind == TABLE
+                else f"output address changed {old.target:#x} -> {new.target:#x}")
+    lost = old.perms & ~new.perms & (PERM_W | PERM_X | PERM_UX)
+    if lost:
+        names = [n for b, n in ((PERM_W, "write"), (PERM_X, "exec"), (PERM_UX, "user exec"))
+                 if lost & b]
+        return f"{'/'.join(names)} permission removed"
+    if (old.perms ^ new.perms) & PERM_U:
+        return "user access changed"
+    return None
+
+
+class Tlb:
+    """The emulated TLB of one machine (see the module docstring).
+
+    ``space_of(asid, va)`` tells which address space a VA reached from ``asid``'s roots
+    belongs to (the kernel's global space for kernel addresses).  ``site`` names the code
+    that is writing (called only when a mark is made); ``op`` is free text set by the owner.
+    ``range_flush_clears_walk_caches``: x86 INVLPG invalidates every paging-structure-cache
+    entry of the PCID whatever its address (SDM §4.10.4.1); Arm ``TLBI VAE1`` only those for
+    the address.
+    """
+
+    def __init__(
+        self,
+        mem_read: Callable[[int, int], int],
+        read_table: Callable[[int, int], bytes],
+        byteorder: str,
+        space_of: Callable[[int, int], int],
+        addr_mask: int,
+        *,
+        break_before_make: bool = False,
+        range_flush_clears_walk_caches: bool = False,
+    ) -> None:
+        self._read = mem_read
+        self._read_table = read_table
+        self._byteorder = byteorder
+        self.space_of = space_of
+        self._mask = addr_mask
+        self.break_before_make = break_before_make
+        self.range_flush_clears_walk_caches = range_flush_clears_walk_caches
+        self.site: Callable[[], str] = lambda: ""
+        self.op = ""
+        self.enabled = True
+        """False: follow the tables but make no marks and check nothing."""
+        self.marks: list[StaleMark] = []
+        self.flushes: list[tuple[int, int, int, bool]] = []
+        """Every invalidation: (space, start, end, walk caches too); ``end`` is exclusive and
+        0 means the top; a whole-space flush is (space, 0, 0, True)."""
+        self._refs: dict[int, list[_TableRef]] = {}
+        self._sizes: set[int] = set()
+        self._roots: dict[int, tuple[RootWalk, ...]] = {}
+
+    # -- roots ---------------------------------------------------------------------------
+
+    def activate(self, asid: int, walks: Iterable[RootWalk]) -> None:
+        """The CPU loaded ``asid``'s roots (``switch_mm``): learn every table they reach."""
+        self.deactivate(asid)
+        walks = tuple(walks)
+        self._roots[asid] = walks
+        for w in walks:
+            self._register(_TableRef(asid, w, 0, w.va_base), w.table)
+
+    def deactivate(self, asid: int) -> None:
+        """``asid`` is retired (its mm is gone): its tables are no longer reachable from it,
+        and its user translations cannot be used again before the ASID is reallocated, which
+        the kernel's allocator does with a flush (arm64 ``tlb_flush`` skips the flush for a
+        ``fullmm`` gather for that reason)."""
+        if asid not in self._roots:
+            return
+        del self._roots[asid]
+        for pa in list(self._refs):
+            refs = [r for r in self._refs[pa] if r.asid != asid]
+            if refs:
+                self._refs[pa] = refs
+            else:
+                del self._refs[pa]
+        self.marks = [m for m in self.marks if m.space != asid]
+
+    def is_live(self, pa: int) -> bool:
+        """Whether the entry at ``pa`` lies in a table some active root reaches."""
+        return bool(self._find(pa))
+
+    def lookup(self, pa: int) -> tuple[int, int, int, str] | None:
+        """``(space, va, span, level name)`` of the entry at ``pa`` as the first active root
+        that reaches it sees it, or None."""
+        found = self._find(pa)
+        if not found:
+            return None
+        ref, idx = found[0]
+        shape = ref.walk.levels[ref.level]
+        va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+        return self.space_of(ref.asid, va), va, 1 << shape.shift, shape.name
+
+    def leaves(self, asid: int) -> list[tuple[int, int, int]]:
+        """``(va, output pa, size)`` of every leaf reachable from ``asid``'s roots, as the
+        TLB's decoding sees them (cross-checked against the walker in the tests)."""
+        out: list[tuple[int, int, int]] = []
+        for refs_pa, refs in self._refs.items():
+            for r in refs:
+                if r.asid != asid:
+                    continue
+                shape = r.walk.levels[r.level]
+                for idx, raw in enumerate(self._entries(r, refs_pa)):
+                    if raw and (v := r.walk.decode(r.level, raw)).kind == LEAF:
+                        va = r.walk.canonical(r.va_base | idx << shape.shift)
+                        out.append((va, v.target, 1 << shape.shift))
+        return sorted(set(out))
+
+    def classify(self, pa: int, raw: int) -> str | None:
+        """What ``raw`` would be at ``pa`` to the MMU (``none``/``table``/``leaf``), or None
+        if no active root reaches ``pa``."""
+        found = self._find(pa)
+        if not found:
+            return None
+        ref, _ = found[0]
+        return ref.walk.decode(ref.level, raw).kind
+
+    def _find(self, pa: int) -> list[tuple[_TableRef, int]]:
+        out: list[tuple[_TableRef, int]] = []
+        for size in self._sizes:
+            base = pa - pa % size
+            refs = self._refs.get(base)
+            if refs:
+                for r in refs:
+                    shape = r.walk.levels[r.level]
+                    if shape.table_bytes == size:
+                        out.append((r, (pa - base) // shape.entry_size))
+        return out
+
+    def _entries(self, ref: _TableRef, table: int) -> list[int]:
+        shape = ref.walk.levels[ref.level]
+        raw = self._read_table(table, shape.table_bytes)
+        n = shape.entry_size
+        big = self._byteorder == "big"
+        return [int.from_bytes(raw[i:i + n], "big" if big else "little")
+                for i in range(0, len(raw), n)]
+
+    def _register(self, ref: _TableRef, table: int) -> None:
+        shape = ref.walk.levels[ref.level]
+        self._sizes.add(shape.table_bytes)
+        self._refs.setdefault(table, []).append(ref)
+        if ref.level + 1 == len(ref.walk.levels):
+            return
+        for idx, raw in enumerate(self._entries(ref, table)):
+            if not raw:
+                continue
+            v = ref.walk.decode(ref.level, raw)
+            if v.kind == TABLE:
+                va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+                self._register(_TableRef(ref.asid, ref.walk, ref.level + 1, va), v.target)
+
+    def _unregister(self, ref: _TableRef, table: int, out: set[int]) -> None:
+        """Forget ``table`` (reached through ``ref``) and what is below it; collect them."""
+        refs = self._refs.get(table)
+        if refs is None:
+            return
+        refs = [r for r in refs if r != ref]
+        if refs:
+            self._refs[table] = refs
+        else:
+            del self._refs[table]
+        out.add(table)
+        if ref.level + 1 == len(ref.walk.levels):
+            return
+        shape = ref.walk.levels[ref.level]
+        for idx, raw in enumerate(self._entries(ref, table)):
+            if not raw:
+                continue
+            v = ref.walk.decode(ref.level, raw)
+            if v.kind == TABLE:
+                va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+                self._unregister(_TableRef(ref.asid, ref.walk, ref.level + 1, va), v.target,
+                                 out)
+
+    # -- stores (the PhysMem observer) ----------------------------------------------------
+
+    def on_write(self, pa: int, size: int, old: int, new: int) -> None:
+        if old == new:
+            return
+        found = self._find(pa)
+        if not found:
+            return
+        seen: set[tuple[int, int, int]] = set()
+        for ref, idx in found:
+            shape = ref.walk.levels[ref.level]
+            ov = ref.walk.decode(ref.level, old)
+            nv = ref.walk.decode(ref.level, new)
+            va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+            span = 1 << shape.shift
+            end = (va + span) & self._mask
+            space = self.space_of(ref.asid, va)
+            key = (space, va, ref.level)
+            first = key not in seen
+            seen.add(key)
+            if not self.enabled:
+                first = False
+            if first and self.break_before_make:
+                self._check_bbm(space, va, end, span, shape, ov, nv)
+            tables: set[int] = set()
+            if ov.kind == TABLE and not (nv.kind == TABLE and nv.target == ov.target):
+                self._unregister(_TableRef(ref.asid, ref.walk, ref.level + 1, va), ov.target,
+                                 tables)
+            if nv.kind == TABLE and not (ov.kind == TABLE and ov.target == nv.target):
+                self._register(_TableRef(ref.asid, ref.walk, ref.level + 1, va), nv.target)
+            why = _restricts(ov, nv)
+            if why is None or not first:
+                continue
+            self._mark(StaleMark(space, va, end, shape.name, ov.kind == TABLE, why,
+                                 self.site(), self.op, ov, span, va, frozenset(tables)))
+
+    def _mark(self, m: StaleMark) -> None:
+        if self.marks:
+            last = self.marks[-1]
+            if (last.space == m.space and last.end == m.start and last.level == m.level
+                    and last.walk == m.walk and last.change == m.change
+                    and last.site == m.site and last.op == m.op and not m.tables
+                    and not last.tables and last.old.kind == m.old.kind == LEAF
+                    and last.size == m.size
+                    and m.old.target == last.old.target + (m.old_va - last.old_va)):
+                last.end = m.end
+                return
+        self.marks.append(m)
+
+    def _check_bbm(self, space: int, va: int, end: int, span: int, shape: LevelShape,
+                   ov: EntryView, nv: EntryView) -> None:
+        if nv.kind == NONE:
+            return
+        if ov.kind != NONE:
+            if ov.kind != nv.kind or ov.target != nv.target:
+                raise TlbError(
+                    f"break-before-make: {shape.name} entry for [{va:#x}, +{span:#x}) changed "
+                    f"from a valid {ov.kind} ({ov.target:#x}) to a valid {nv.kind} "
+                    f"({nv.target:#x}) without an invalid entry and a TLB invalidation in "
+                    f"between, by {self.site() or '?'}"
+                    + (f" during {self.op}" if self.op else "")
+                )
+            return
+        top = end or 1 << (self._mask.bit_length())
+        for m in self.marks:
+            if m.space != space or m.old.kind == NONE:
+                continue
+            m_end = m.end or 1 << (self._mask.bit_length())
+            if not (m.start < top and va < m_end):
+                continue
+            old_out = m.old.target + (va - m.old_va if m.old.kind == LEAF else 0)
+            if m.old.kind != nv.kind or m.size != span or old_out != nv.target:
+                raise TlbError(
+                    f"break-before-make: {shape.name} entry for [{va:#x}, +{span:#x}) made "
+                    f"valid ({nv.kind} {nv.target:#x}) by {self.site() or '?'} while the old "
+                    f"translation may still be cached ({m.describe()}): the TLB invalidation "
+                    f"between break and make is missing"
+                )
+
+    def on_free(self, pa: int, size: int) -> None:
+        """A frame is returned to the allocator: no walk cache may still reference it."""
+        if not self.enabled:
+            return
+        for m in self.marks:
+            if m.walk and m.tables:
+                hit = [t for t in m.tables if pa <= t < pa + size]
+                if hit:
+                    raise TlbError(
+                        f"page-table frame {pa:#x} freed while a walk cache may still "
+                        f"reference it: {m.describe()}, not yet flushed"
+                    )
+
+    # -- invalidation ---------------------------------------------------------------------
+
+    def flush(self, space: int, start: int, end: int, walk: bool = True) -> None:
+        """Invalidate ``[start, end)`` of ``space`` (``end`` 0 = the top): leaf entries, and
+        walk-cache entries too when ``walk`` (Arm ``TLBI VAE1`` vs ``VALE1``)."""
+        self.flushes.append((space, start, end, walk))
+        top = end or 1 << self._mask.bit_length()
+        kept: list[StaleMark] = []
+        for m in self.marks:
+            if m.space != space:
+                kept.append(m)
+                continue
+            if m.walk and (not walk):
+                kept.append(m)
+                continue
+            if m.walk and self.range_flush_clears_walk_caches:
+                continue
+            m_end = m.end or 1 << self._mask.bit_length()
+            if m_end <= start or m.start >= top:
+                kept.append(m)
+                continue
+            if m.start < start:
+                kept.append(_piece(m, m.start, start))
+            if m_end > top:
+                kept.append(_piece(m, top, m.end))
+        self.marks = kept
+
+    def flush_space(self, space: int) -> None:
+        """Invalidate every entry of ``space`` (``flush_tlb_mm``: ASID/PCID-wide)."""
+        self.flushes.append((space, 0, 0, True))
+        self.marks = [m for m in self.marks if m.space != space]
+
+    def flush_all(self) -> None:
+        """Invalidate everything (``flush_tlb_all``)."""
+        for s in {m.space for m in self.marks}:
+            self.flushes.append((s, 0, 0, True))
+        self.marks = []
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def stale(self, space: int | None = None) -> list[StaleMark]:
+        return [m for m in self.marks if space is None or m.space == space]
+
+    def check_flushed(self, where: str) -> None:
+        """No translation may be left stale at ``where`` (the end of a call site)."""
+        if self.marks:
+            first = self.marks[0]
+            more = f" (and {len(self.marks) - 1} more)" if len(self.marks) > 1 else ""
+            raise TlbError(f"TLB not flushed at the end of {where}: {first.describe()}{more}")
+
+
+def _piece(m: StaleMark, start: int, end: int) -> StaleMark:
+    return StaleMark(m.space, start, end, m.level, m.walk, m.change, m.site, m.op, m.old,
+                     m.size, m.old_va, m.tables)
+
+
+def space_by_range(kernel_start: int) -> Callable[[int, int], int]:
+    """The usual ``space_of``: kernel addresses are global, the rest belong to the ASID."""
+    def space_of(asid: int, va: int) -> int:
+        return KERNEL_SPACE if va >= kernel_start else asid
+    return space_of
+

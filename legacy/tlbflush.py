@@ -1,0 +1,265 @@
+"""The kernel's TLB flush API (Documentation/core-api/cachetlb.rst, include/linux/pgtable.h,
+mm/pgtable-generic.c, include/asm-generic/tlb.h ``tlb_flush``), over the emulated TLB of
+:mod:`arches.tlb`.
+
+Every emulated kernel has a hardware TLB (``k.hw_tlb``) that notes which translations a
+page-table store left possibly stale; the functions here invalidate them with each
+architecture's semantics.  The generic versions are what an architecture without its own
+gets; ``legacy/x86/tlbflush.py`` and ``legacy/arm64/tlbflush.py`` say what differs (on
+arm64 ``flush_tlb_page`` and ``flush_tlb_kernel_range`` invalidate the last level only).
+
+Also here: the end-of-call-site check (:meth:`TlbflushGeneric.syscall_exit`) and the
+emulator's hooks that tell the TLB which roots a CPU uses (``switch_mm``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from arches.errors import LockError
+from arches.tlb import KERNEL_SPACE, NONE, TABLE, Tlb, space_by_range
+from legacy.mm_types import mm_assert_write_locked_for, mm_struct, spinlock_t, vm_area_struct
+from legacy.pgtable import PgtableGeneric
+from legacy.types import EntryPtr, PmdPtr, PtePtr, PudPtr, pmd_t, pte_t, pud_t
+
+if TYPE_CHECKING:
+    from legacy.mm.mmu_gather import mmu_gather
+
+_API_DIRS = ("/arches/", "/legacy/x86/", "/legacy/arm64/")
+_API_FILES = (
+    "/legacy/pgtable.py", "/legacy/pgalloc.py", "/legacy/huge_mm.py", "/legacy/folding.py",
+    "/legacy/swapops.py", "/legacy/tlbflush.py", "/legacy/generic.py", "/legacy/machine.py",
+    "/legacy/mm_types.py", "/unified/legacy_ops.py", "/unified/pagetables.py",
+    "/unified/handles.py", "/unified/flush.py", "/legacy/mm/mmu_gather.py",
+)
+
+
+def call_site(depth: int = 2) -> str:
+    """The innermost caller outside the page-table API itself: the call site that wrote an
+    entry or took a decision (``function (file:line)``)."""
+    f = sys._getframe(depth)
+    while f is not None:
+        fn = f.f_code.co_filename.replace("\\", "/")
+        if not (fn.endswith(_API_FILES) or any(d in fn for d in _API_DIRS)):
+            short = fn.rsplit("/", 2)
+            return f"{f.f_code.co_name} ({'/'.join(short[-2:])}:{f.f_lineno})"
+        f = f.f_back  # type: ignore[assignment]
+    return "?"
+
+
+class TlbflushGeneric(PgtableGeneric):
+    """The generic flush API.  ``hw_tlb`` is made by :meth:`tlb_init`."""
+
+    hw_tlb: Tlb
+    mms: list[mm_struct]
+    SEPARATE_KERNEL_ROOT: bool
+
+    def tlb_init(self) -> None:
+        """Power on the TLB: attach it to memory as the store observer."""
+        c = self.config
+        self.hw_tlb = Tlb(
+            self.mem.read, self.mem.read_bytes, c.endianness,
+            space_by_range(c.kernel_range[0]), c.addr_mask,
+            break_before_make=c.break_before_make,
+            range_flush_clears_walk_caches=c.range_flush_clears_walk_caches,
+        )
+        self.hw_tlb.site = call_site
+        self.mem.observer = self.hw_tlb
+        self.syscall_exit_hooks: list[Callable[[str], None]] = []
+        """Further end-of-call-site checks (the unified API's unconsumed flush obligations
+        register here); each gets ``where`` and raises on a violation."""
+
+    # -- lockdep: the lock every page-table store needs -------------------------------------
+
+    lockdep_enabled = True
+    """Assert the kernel's page-table locking rules on every store (tests may switch it
+    off to plant a bug elsewhere)."""
+    _lockless: tuple[mm_struct, str] | None = None
+
+    def _write(self, p: EntryPtr, v: int) -> None:
+        if self.lockdep_enabled:
+            self.lockdep_assert_pgtable_write(p, v)
+        self.mem.write(p.pa, p.size, v)
+
+    def pgtable_lock_required(self, p: EntryPtr, v: int) -> spinlock_t | None:
+        """The lock the kernel requires for storing ``v`` at ``p``, or None when none is
+        (Documentation/mm/process_addrs.rst, "Page table locks"):
+
+        - a table no root reaches (being prepared, deposited, detached): none -- only its
+          owner can see it;
+        - user entries: the PTE table's split lock (``pte_offset_map_lock``), the PMD
+          table's ``pmd_lock``, ``mm->page_table_lock`` above (``pud_lock`` and the
+          ``__p?d_alloc`` populate paths) -- with the folding of the configuration;
+        - kernel entries (``init_mm``, and the kernel half of a process pgd): stores are
+          serialised by their callers (the vmalloc area's owner, cpa), except populating a
+          table, which takes the page-table lock of the table's mm (``__pte_alloc_kernel``,
+          ``__p?d_alloc``, ``sync_global_pgds``);
+        - ``free_pgtables`` / exit: none, with ``mmap_lock`` held for write and the range
+          detached (:meth:`pgtable_lockless`)."""
+        desc = self.ptdescs.get(self.frame_of(p.pa))
+        if desc is None:
+            return None
+        where = self.hw_tlb.lookup(p.pa)
+        if where is None:
+            return None
+        mm = desc.mm if desc.mm is not None else self.init_mm
+        if where[0] == KERNEL_SPACE or mm.is_init_mm:
+            tlb = self.hw_tlb
+            if tlb.classify(p.pa, v) == TABLE and tlb.classify(
+                p.pa, self.mem.read(p.pa, p.size)
+            ) == NONE:
+                return mm.page_table_lock
+            return None
+        if self._lockless is not None and self._lockless[0] is mm:
+            return None
+        if desc.level == "pte":
+            return self.ptep_lockptr(mm, PtePtr(p.pa, p.size))
+        if desc.level == "pmd":
+            return self.pmd_lockptr(mm, PmdPtr(p.pa, p.size))
+        return mm.page_table_lock
+
+    def lockdep_assert_pgtable_write(self, p: EntryPtr, v: int) -> None:
+        """``lockdep_assert_held`` of :meth:`pgtable_lock_required` for this store."""
+        lock = self.pgtable_lock_required(p, v)
+        if lock is None or lock.held:
+            return
+        desc = self.ptdescs[self.frame_of(p.pa)]
+        where = self.hw_tlb.lookup(p.pa)
+        va = f" mapping [{where[1]:#x}, +{where[2]:#x}) ({where[3]})" if where else ""
+        held = [m.page_table_lock.name for m in self.mms if m.page_table_lock.held]
+        held += [d.ptl.name for d in self.ptdescs.values() if d.ptl is not None and d.ptl.held]
+        raise LockError(
+            f"lockdep: {call_site()} writes the {desc.level} table entry at {p.pa:#x}{va} "
+            f"of {desc.mm.name if desc.mm else 'init_mm'} without {lock.name}; held: "
+            f"{', '.join(held) or 'nothing'}"
+        )
+
+    @contextmanager
+    def pgtable_lockless(self, mm: mm_struct, why: str) -> Iterator[None]:
+        """The documented exception to the page-table locks: tearing down tables of a range
+        no one can reach (``free_pgtables``: the vmas are detached and ``mmap_lock`` is held
+        for write).  Asserts ``mmap_lock`` is write-held."""
+        if self.lockdep_enabled:
+            mm_assert_write_locked_for(mm, why)
+        saved = self._lockless
+        self._lockless = (mm, why)
+        try:
+            yield
+        finally:
+            self._lockless = saved
+
+    # -- which roots the CPU uses (switch_mm) ---------------------------------------------
+
+    def switch_mm(self, mm: mm_struct) -> None:
+        """Load ``mm``'s roots (CR3 / TTBR0+TTBR1) under its ASID: from now on the TLB sees
+        every store into the tables they reach.  ``init_mm`` is loaded for the kernel
+        half only where the kernel has a root of its own."""
+        user = mm.pgd.pa
+        kernel = self.init_mm.pgd.pa if self.SEPARATE_KERNEL_ROOT else user
+        walks = self.config.walker.structure(self.config.make_registers(user, kernel))
+        if mm.is_init_mm and self.SEPARATE_KERNEL_ROOT:
+            start = self.config.kernel_range[0]
+            walks = tuple(w for w in walks if w.va_base >= start)
+        self.hw_tlb.activate(mm.asid, walks)
+
+    def mm_tlb_retire(self, mm: mm_struct) -> None:
+        """The mm is gone: its ASID is retired (``__mmdrop``)."""
+        self.hw_tlb.deactivate(mm.asid)
+
+    def _space(self, mm: mm_struct) -> int:
+        return KERNEL_SPACE if mm.is_init_mm else mm.asid
+
+    # -- include/linux/... flush_tlb_* (generic: a full invalidation of what is asked) ----
+
+    def flush_tlb_all(self) -> None:
+        self.hw_tlb.flush_all()
+
+    def flush_tlb_mm(self, mm: mm_struct) -> None:
+        """Invalidate every user translation of ``mm`` (its ASID/PCID)."""
+        self.hw_tlb.flush_space(self._space(mm))
+
+    def flush_tlb_range(self, vma: vm_area_struct, start: int, end: int) -> None:
+        """Invalidate ``[start, end)`` of ``vma->vm_mm``: leaf and walk-cache entries."""
+        self.hw_tlb.flush(self._space(vma.vm_mm), start, end & self.ULONG_MASK, walk=True)
+
+    def flush_tlb_page(self, vma: vm_area_struct, addr: int) -> None:
+        addr &= self.PAGE_MASK
+        self.flush_tlb_range(vma, addr, (addr + self.PAGE_SIZE) & self.ULONG_MASK)
+
+    def flush_tlb_kernel_range(self, start: int, end: int) -> None:
+        """Invalidate ``[start, end)`` of the kernel's (global) translations."""
+        self.hw_tlb.flush(KERNEL_SPACE, start, end & self.ULONG_MASK, walk=True)
+
+    def flush_pmd_tlb_range(self, vma: vm_area_struct, start: int, end: int) -> None:
+        """include/linux/pgtable.h: ``flush_tlb_range`` unless the architecture has its own."""
+        self.flush_tlb_range(vma, start, end)
+
+    def flush_pud_tlb_range(self, vma: vm_area_struct, start: int, end: int) -> None:
+        self.flush_tlb_range(vma, start, end)
+
+    def flush_tlb_fix_spurious_fault(self, vma: vm_area_struct, address: int,
+                                     ptep: PtePtr) -> None:
+        """include/linux/pgtable.h default: ``flush_tlb_page``."""
+        self.flush_tlb_page(vma, address)
+
+    # -- mm/pgtable-generic.c: clear-and-flush ----------------------------------------------
+
+    def pte_accessible(self, mm: mm_struct, pte: pte_t) -> bool:
+        """include/linux/pgtable.h default: ``pte_present``."""
+        return self.pte_present(pte)
+
+    def ptep_clear_flush(self, vma: vm_area_struct, address: int, ptep: PtePtr) -> pte_t:
+        """Clear the pte and flush it if the hardware could have cached it."""
+        mm = vma.vm_mm
+        pte = self.ptep_get_and_clear(mm, address, ptep)
+        if self.pte_accessible(mm, pte):
+            self.flush_tlb_page(vma, address)
+        return pte
+
+    def pmdp_huge_clear_flush(self, vma: vm_area_struct, address: int, pmdp: PmdPtr) -> pmd_t:
+        """``VM_BUG_ON(address & ~HPAGE_PMD_MASK)``; get-and-clear; flush the huge range."""
+        if address & ~self.PMD_MASK & self.ULONG_MASK:
+            raise AssertionError("pmdp_huge_clear_flush: address not PMD aligned")
+        pmd = self.pmdp_huge_get_and_clear(vma.vm_mm, address, pmdp)  # type: ignore[attr-defined]
+        self.flush_pmd_tlb_range(vma, address, address + self.PMD_SIZE)
+        return pmd  # type: ignore[no-any-return]
+
+    def pudp_huge_clear_flush(self, vma: vm_area_struct, address: int, pudp: PudPtr) -> pud_t:
+        if address & ~self.PUD_MASK & self.ULONG_MASK:
+            raise AssertionError("pudp_huge_clear_flush: address not PUD aligned")
+        pud = self.pudp_huge_get_and_clear(vma.vm_mm, address, pudp)  # type: ignore[attr-defined]
+        self.flush_pud_tlb_range(vma, address, address + self.PUD_SIZE)
+        return pud  # type: ignore[no-any-return]
+
+    # -- include/asm-generic/tlb.h: the mmu_gather's flush ---------------------------------
+
+    def tlb_flush(self, tlb: mmu_gather) -> None:
+        """asm-generic ``tlb_flush``: ``flush_tlb_mm`` for a full-mm or need-flush-all
+        gather, else ``flush_tlb_range`` of the gathered range."""
+        if tlb.fullmm or tlb.need_flush_all:
+            self.flush_tlb_mm(tlb.mm)
+        elif tlb.end:
+            vma = vm_area_struct(vm_mm=tlb.mm, vm_start=tlb.start, vm_end=tlb.end,
+                                 vm_flags=0, vm_page_prot=0)
+            self.flush_tlb_range(vma, tlb.start, tlb.end)
+
+    # -- the end of a call site ------------------------------------------------------------
+
+    def syscall_exit(self, where: str) -> None:
+        """What must hold when the kernel returns to user space (``where`` names the call
+        site or op): no stale translation, no page-table spinlock and no ``mmap_lock`` held.
+        Raises :class:`~arches.errors.TlbError` or :class:`~arches.errors.LockError`."""
+        held = [m.page_table_lock.name for m in self.mms if m.page_table_lock.held]
+        held += [d.ptl.name for d in self.ptdescs.values() if d.ptl is not None and d.ptl.held]
+        held += [m.mmap_lock.name for m in self.mms if m.mmap_lock.held]
+        extra = getattr(self, "pgd_lock", None)
+        if extra is not None and extra.held:
+            held.append(extra.name)
+        if held:
+            raise LockError(f"locks still held at the end of {where}: {', '.join(held)}")
+        for hook in self.syscall_exit_hooks:
+            hook(where)
+        self.hw_tlb.check_flushed(where)
