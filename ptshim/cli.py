@@ -43,18 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--arch", required=True, help="configuration name, or 'all'")
     r.add_argument("--api", default="legacy", choices=API_NAMES)
     r.add_argument("--export", metavar="DIR", help="write phys.bin and machine.json to DIR")
+    r.add_argument("--why", action="store_true",
+                   help="with several runs: list why each n/a cell is not valid input")
 
     d = sub.add_parser("dump", help="run a scenario, then print the page tables (ptdump style)")
     d.add_argument("scenario")
     d.add_argument("--arch", required=True)
     d.add_argument("--api", default="legacy", choices=API_NAMES)
 
-    f = sub.add_parser("diff", help="differential campaign legacy vs unified")
-    f.add_argument("--arch", default="all")
-    f.add_argument("--examples", type=int, default=100)
+    f = sub.add_parser("diff", help="side by side: a call-site pair (--pair), or the built-in "
+                       "legacy and unified backends")
+    f.add_argument("--pair", metavar="MODULE:LEGACY_FN,MODULE:UNIFIED_FN",
+                   help="compare your own call sites: legacy f(k, mm, start, end) and unified "
+                   "g(pt, mm, start, end); MODULE is importable or a .py path")
+    f.add_argument("--arch", default="all", help="configuration name, or 'all' (default)")
+    f.add_argument("--examples", type=int, default=100, help="examples per configuration")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes (default: the number of cores)")
+    f.add_argument("--keep-going", action="store_true",
+                   help="run every configuration, not only up to the first divergence")
     f.add_argument("--out", metavar="DIR", default=".",
-                   help="where a divergence's reproducer scenario is written (default: .)")
+                   help="where a divergence's reproducer is written (default: .)")
+    f.add_argument("--replay", metavar="FILE",
+                   help="run a reproducer written by a previous divergence, and nothing else")
     return p
 
 
@@ -64,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "arches":
             return cmd_arches(args.json)
         if args.command == "run":
-            return cmd_run(args.scenario, args.arch, args.api, args.export)
+            return cmd_run(args.scenario, args.arch, args.api, args.export, args.why)
         if args.command == "dump":
             return cmd_dump(args.scenario, args.arch, args.api)
         return cmd_diff(args)
@@ -207,7 +219,8 @@ def run_one(scenario: Scenario, arch: str, api: str, export_dir: str | None = No
     return Outcome("ok", f"{stats.tables}t/{stats.pgtables_bytes}B"), summary
 
 
-def cmd_run(path: str, arch: str, api: str, export_dir: str | None) -> int:
+def cmd_run(path: str, arch: str, api: str, export_dir: str | None, why: bool = False
+            ) -> int:
     from arches import get_config
     from legacy import arch_names
 
@@ -227,27 +240,41 @@ def cmd_run(path: str, arch: str, api: str, export_dir: str | None) -> int:
         return EXIT_OK
     if export_dir is not None:
         raise BadInput("--export needs one scenario file and one --arch")
-    return run_matrix(scenarios, arches, api)
+    return run_matrix(scenarios, arches, api, why)
 
 
-def run_matrix(scenarios: list[Scenario], arches: list[str], api: str) -> int:
-    """Every scenario on every configuration: one table, failures listed below it."""
+def run_matrix(scenarios: list[Scenario], arches: list[str], api: str,
+               why: bool = False) -> int:
+    """Every scenario on every configuration: one table, failures listed below it, the
+    reasons of the n/a cells with ``why``.  A scenario that is valid input for none of the
+    configurations is bad input (exit 2, naming why), not a column of n/a."""
     rows: list[list[str]] = [["arch"] + [s.name for s in scenarios]]
     failures: list[str] = []
+    reasons: dict[tuple[str, str], str] = {}
     for a in arches:
         row = [a]
         for sc in scenarios:
             try:
                 outcome, _ = run_one(sc, a, api)
-            except BadInput:
+            except BadInput as e:
                 outcome = Outcome("n/a", "")
+                reasons[a, sc.name] = " ".join(str(e).split())
             if outcome.status == "FAIL":
                 failures.append(f"{a}: {sc.name}: {' '.join(outcome.detail.split())}")
             row.append(outcome.status + (f" {outcome.detail}" if outcome.status == "ok" else ""))
         rows.append(row)
+    for sc in scenarios:
+        if all((a, sc.name) in reasons for a in arches):
+            first = reasons[arches[0], sc.name]
+            raise BadInput(f"scenario {sc.name} is not valid input for any configuration "
+                           f"run ({arches[0]}: {first})")
     _table(rows)
     print("cells: ok <page-table frames charged to the process mm>t/<pgtables_bytes>B; "
-          "n/a = the scenario is not valid input for that configuration")
+          "n/a = the scenario is not valid input for that configuration"
+          + ("" if why else " (--why lists the reasons)"))
+    if why:
+        for (a, name), reason in reasons.items():
+            print(f"n/a {a}: {name}: {reason}")
     for f in failures:
         print("FAIL " + f)
     total = len(arches) * len(scenarios)

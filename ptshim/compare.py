@@ -98,7 +98,9 @@ def snapshot_machine(k: GenericKernel, mms: Sequence[mm_struct]) -> State:
     tlb = k.hw_tlb
     flushes = flush_summary(k, names, tlb.flushes)
     tlb.flushes.clear()
-    stale = tuple(m.describe() for m in tlb.marks)
+    stale = tuple(f"[{m.start:#x}, {m.end:#x}) {names.get(m.space, m.space)}: {m.level} "
+                  f"{'walk-cache entry' if m.walk else 'translation'} {m.change}"
+                  for m in tlb.marks)
     deposits = tuple(sorted(
         (f"{key:#x}" if isinstance(key, int) else getattr(key, "name", str(key)),
          tuple(t.pa for t in ring))
