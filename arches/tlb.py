@@ -105,6 +105,11 @@ class _TableRef:
     walk: RootWalk
     level: int
     va_base: int
+    shape: LevelShape = field(compare=False)
+    last: bool = field(compare=False)
+    """The walk's last level: every valid entry is a leaf."""
+    space: int | None = field(compare=False)
+    """The address space of every entry (None for a root, whose entries may span both)."""
 
 
 @dataclass
@@ -120,8 +125,8 @@ class StaleMark:
     walk: bool
     """A walk-cache (non-leaf) entry: only a flush that invalidates walk caches clears it."""
     change: str
-    site: str
-    """The call site that wrote the entry."""
+    site: object
+    """The call site that wrote the entry (printable)."""
     op: str
     """What the machine was doing (set by the owner of the TLB, e.g. a scenario op)."""
     old: EntryView
@@ -190,7 +195,7 @@ class Tlb:
         self._mask = addr_mask
         self.break_before_make = break_before_make
         self.range_flush_clears_walk_caches = range_flush_clears_walk_caches
-        self.site: Callable[[], str] = lambda: ""
+        self.site: Callable[[], object] = lambda: ""
         self.op = ""
         self.enabled = True
         """False: follow the tables but make no marks and check nothing."""
@@ -210,7 +215,7 @@ class Tlb:
         walks = tuple(walks)
         self._roots[asid] = walks
         for w in walks:
-            self._register(_TableRef(asid, w, 0, w.va_base), w.table)
+            self._register(self._ref(asid, w, 0, w.va_base), w.table)
 
     def deactivate(self, asid: int) -> None:
         """``asid`` is retired (its mm is gone): its tables are no longer reachable from it,
@@ -267,6 +272,25 @@ class Tlb:
         ref, _ = found[0]
         return ref.walk.decode(ref.level, raw).kind
 
+    def _ref(self, asid: int, walk: RootWalk, level: int, va_base: int) -> _TableRef:
+        return _TableRef(asid, walk, level, va_base, walk.levels[level],
+                         level + 1 == len(walk.levels),
+                         None if level == 0 else self.space_of(asid, va_base))
+
+    def space_at(self, pa: int) -> int | None:
+        """The address space the entry at ``pa`` belongs to, or None if no root reaches it."""
+        for size in self._sizes:
+            base = pa - pa % size
+            refs = self._refs.get(base)
+            if refs:
+                r = refs[0]
+                if r.space is not None:
+                    return r.space
+                shape = r.shape
+                va = r.walk.canonical(r.va_base | (pa - base) // shape.entry_size << shape.shift)
+                return self.space_of(r.asid, va)
+        return None
+
     def _find(self, pa: int) -> list[tuple[_TableRef, int]]:
         out: list[tuple[_TableRef, int]] = []
         for size in self._sizes:
@@ -274,9 +298,8 @@ class Tlb:
             refs = self._refs.get(base)
             if refs:
                 for r in refs:
-                    shape = r.walk.levels[r.level]
-                    if shape.table_bytes == size:
-                        out.append((r, (pa - base) // shape.entry_size))
+                    if r.shape.table_bytes == size:
+                        out.append((r, (pa - base) // r.shape.entry_size))
         return out
 
     def _entries(self, ref: _TableRef, table: int) -> list[int]:
@@ -299,7 +322,7 @@ class Tlb:
             v = ref.walk.decode(ref.level, raw)
             if v.kind == TABLE:
                 va = ref.walk.canonical(ref.va_base | idx << shape.shift)
-                self._register(_TableRef(ref.asid, ref.walk, ref.level + 1, va), v.target)
+                self._register(self._ref(ref.asid, ref.walk, ref.level + 1, va), v.target)
 
     def _unregister(self, ref: _TableRef, table: int, out: set[int]) -> None:
         """Forget ``table`` (reached through ``ref``) and what is below it; collect them."""
@@ -321,7 +344,7 @@ class Tlb:
             v = ref.walk.decode(ref.level, raw)
             if v.kind == TABLE:
                 va = ref.walk.canonical(ref.va_base | idx << shape.shift)
-                self._unregister(_TableRef(ref.asid, ref.walk, ref.level + 1, va), v.target,
+                self._unregister(self._ref(ref.asid, ref.walk, ref.level + 1, va), v.target,
                                  out)
 
     # -- stores (the PhysMem observer) ----------------------------------------------------
@@ -334,13 +357,15 @@ class Tlb:
             return
         seen: set[tuple[int, int, int]] = set()
         for ref, idx in found:
-            shape = ref.walk.levels[ref.level]
+            if ref.last and not old and not (self.break_before_make and self.marks):
+                continue  # a new leaf where there was none: nothing cached, nothing to follow
+            shape = ref.shape
             ov = ref.walk.decode(ref.level, old)
             nv = ref.walk.decode(ref.level, new)
             va = ref.walk.canonical(ref.va_base | idx << shape.shift)
             span = 1 << shape.shift
             end = (va + span) & self._mask
-            space = self.space_of(ref.asid, va)
+            space = self.space_of(ref.asid, va) if ref.space is None else ref.space
             key = (space, va, ref.level)
             first = key not in seen
             seen.add(key)
@@ -350,10 +375,10 @@ class Tlb:
                 self._check_bbm(space, va, end, span, shape, ov, nv)
             tables: set[int] = set()
             if ov.kind == TABLE and not (nv.kind == TABLE and nv.target == ov.target):
-                self._unregister(_TableRef(ref.asid, ref.walk, ref.level + 1, va), ov.target,
+                self._unregister(self._ref(ref.asid, ref.walk, ref.level + 1, va), ov.target,
                                  tables)
             if nv.kind == TABLE and not (ov.kind == TABLE and ov.target == nv.target):
-                self._register(_TableRef(ref.asid, ref.walk, ref.level + 1, va), nv.target)
+                self._register(self._ref(ref.asid, ref.walk, ref.level + 1, va), nv.target)
             why = _restricts(ov, nv)
             if why is None or not first:
                 continue

@@ -18,6 +18,7 @@ from legacy.mm.memory import remap_pfn_range
 from legacy.mm.mmap import do_munmap, mmap_region, mmput
 from legacy.mm.pagewalk import mm_walk, mm_walk_ops, walk_page_range
 from legacy.mm.vma import find_vma
+from legacy.mm_types import mmap_write_locked
 from legacy.types import PtePtr
 
 VA = 0x10_0000_0000
@@ -77,10 +78,12 @@ def run(arch: str, pages: int) -> tuple[list[PhaseResult], int, int]:
     results = []
 
     t = time.perf_counter()
-    assert mmap_region(k, mm, VA, size, flags) == VA
-    vma = find_vma(k, mm, VA)
-    assert vma is not None
-    assert remap_pfn_range(k, vma, VA, PFN, size, k.vm_get_page_prot(flags)) == 0
+    with mmap_write_locked(mm):
+        assert mmap_region(k, mm, VA, size, flags) == VA
+        vma = find_vma(k, mm, VA)
+        assert vma is not None
+        assert remap_pfn_range(k, vma, VA, PFN, size, k.vm_get_page_prot(flags)) == 0
+    k.syscall_exit("map")
     results.append(PhaseResult("map", time.perf_counter() - t, pages))
     peak_tables = mm.pgtables_bytes
     rss_growth = rss_bytes() - rss_before  # everything is mapped: the peak
@@ -102,7 +105,9 @@ def run(arch: str, pages: int) -> tuple[list[PhaseResult], int, int]:
     assert present == pages, f"walk saw {present} of {pages} pages"
 
     t = time.perf_counter()
-    assert do_munmap(k, mm, VA, size) == 0
+    with mmap_write_locked(mm):
+        assert do_munmap(k, mm, VA, size) == 0
+    k.syscall_exit("munmap")
     results.append(PhaseResult("unmap", time.perf_counter() - t, pages))
     mmput(k, mm)
     return results, peak_tables, rss_growth

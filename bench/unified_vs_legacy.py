@@ -30,6 +30,7 @@ from legacy.mm import memory as lmemory
 from legacy.mm import mmap as lmmap
 from legacy.mm.pagewalk import mm_walk, mm_walk_ops, walk_page_range
 from legacy.mm.vma import find_vma
+from legacy.mm_types import mmap_write_locked
 from legacy.types import PtePtr
 from unified import Entry, PageTables, Value
 from unified import mm as umm
@@ -50,10 +51,13 @@ def _legacy_phases(pages: int, counted: list[int]) -> Phases:
     size = pages * k.PAGE_SIZE
 
     def do_map() -> None:
-        assert lmmap.mmap_region(k, mm, VA, size, FLAGS) == VA
-        vma = find_vma(k, mm, VA)
-        assert vma is not None
-        assert lmemory.remap_pfn_range(k, vma, VA, PFN, size, k.vm_get_page_prot(FLAGS)) == 0
+        with mmap_write_locked(mm):
+            assert lmmap.mmap_region(k, mm, VA, size, FLAGS) == VA
+            vma = find_vma(k, mm, VA)
+            assert vma is not None
+            assert lmemory.remap_pfn_range(k, vma, VA, PFN, size,
+                                           k.vm_get_page_prot(FLAGS)) == 0
+        k.syscall_exit("map")
 
     def pte_entry(pte: PtePtr, addr: int, next: int, walk: mm_walk) -> int:
         if k.pte_present(k.ptep_get(pte)):
@@ -67,7 +71,9 @@ def _legacy_phases(pages: int, counted: list[int]) -> Phases:
         walk_page_range(k, mm, VA, VA + size, ops)
 
     def do_unmap() -> None:
-        assert lmmap.do_munmap(k, mm, VA, size) == 0
+        with mmap_write_locked(mm):
+            assert lmmap.do_munmap(k, mm, VA, size) == 0
+        k.syscall_exit("munmap")
 
     return {"map": do_map, "walk": do_walk, "unmap": do_unmap}
 
@@ -80,10 +86,13 @@ def _unified_phases(pages: int, counted: list[int]) -> Phases:
     size = pages * k.PAGE_SIZE
 
     def do_map() -> None:
-        assert umm.mmap_region(pt, mm, VA, size, FLAGS) == VA
-        vma = find_vma(k, mm, VA)
-        assert vma is not None
-        assert umm.remap_pfn_range(pt, vma, VA, PFN, size, k.vm_get_page_prot(FLAGS)) == 0
+        with mmap_write_locked(mm):
+            assert umm.mmap_region(pt, mm, VA, size, FLAGS) == VA
+            vma = find_vma(k, mm, VA)
+            assert vma is not None
+            assert umm.remap_pfn_range(pt, vma, VA, PFN, size,
+                                       k.vm_get_page_prot(FLAGS)) == 0
+        k.syscall_exit("map")
 
     is_present = pt.is_present
 
@@ -96,7 +105,9 @@ def _unified_phases(pages: int, counted: list[int]) -> Phases:
         walk_range(pt, pt.root_for(mm, VA), VA, VA + size, visit)
 
     def do_unmap() -> None:
-        assert umm.do_munmap(pt, mm, VA, size) == 0
+        with mmap_write_locked(mm):
+            assert umm.do_munmap(pt, mm, VA, size) == 0
+        k.syscall_exit("munmap")
 
     return {"map": do_map, "walk": do_walk, "unmap": do_unmap}
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, NamedTuple
 
 from arches.errors import LockError
 from arches.tlb import KERNEL_SPACE, NONE, TABLE, Tlb, space_by_range
@@ -37,16 +38,39 @@ _API_FILES = (
 )
 
 
-def call_site(depth: int = 2) -> str:
+class Site(NamedTuple):
+    """Where a call site wrote an entry; printed ``function (dir/file.py:line)``."""
+
+    function: str
+    filename: str
+    line: int
+
+    def __str__(self) -> str:
+        short = self.filename.replace("\\", "/").rsplit("/", 2)
+        return f"{self.function} ({'/'.join(short[-2:])}:{self.line})"
+
+
+_is_api: dict[CodeType, bool] = {}
+
+
+def _api_code(code: CodeType) -> bool:
+    fn = code.co_filename.replace("\\", "/")
+    r = _is_api[code] = fn.endswith(_API_FILES) or any(d in fn for d in _API_DIRS)
+    return r
+
+
+def call_site(depth: int = 2) -> Site | str:
     """The innermost caller outside the page-table API itself: the call site that wrote an
-    entry or took a decision (``function (file:line)``)."""
-    f = sys._getframe(depth)
+    entry or took a decision."""
+    f: FrameType | None = sys._getframe(depth)
     while f is not None:
-        fn = f.f_code.co_filename.replace("\\", "/")
-        if not (fn.endswith(_API_FILES) or any(d in fn for d in _API_DIRS)):
-            short = fn.rsplit("/", 2)
-            return f"{f.f_code.co_name} ({'/'.join(short[-2:])}:{f.f_lineno})"
-        f = f.f_back  # type: ignore[assignment]
+        code = f.f_code
+        api = _is_api.get(code)
+        if api is None:
+            api = _api_code(code)
+        if not api:
+            return Site(code.co_name, code.co_filename, f.f_lineno)
+        f = f.f_back
     return "?"
 
 
@@ -102,11 +126,11 @@ class TlbflushGeneric(PgtableGeneric):
         desc = self.ptdescs.get(self.frame_of(p.pa))
         if desc is None:
             return None
-        where = self.hw_tlb.lookup(p.pa)
-        if where is None:
+        space = self.hw_tlb.space_at(p.pa)
+        if space is None:
             return None
         mm = desc.mm if desc.mm is not None else self.init_mm
-        if where[0] == KERNEL_SPACE or mm.is_init_mm:
+        if space == KERNEL_SPACE or mm.is_init_mm:
             tlb = self.hw_tlb
             if tlb.classify(p.pa, v) == TABLE and tlb.classify(
                 p.pa, self.mem.read(p.pa, p.size)
