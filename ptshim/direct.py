@@ -197,7 +197,8 @@ def run_probe(arch: str, probe: Probe) -> ProbeResult:
     for label, step in probe.steps:
         got = []
         for k, mm, cs in sides:
-            def run(k: GenericKernel = k, mm: mm_struct = mm, cs: CallSites = cs) -> object:
+            def run(k: GenericKernel = k, mm: mm_struct = mm, cs: CallSites = cs,
+                    step: Step = step, label: str = label) -> object:
                 r = step(k, cs, mm)
                 k.syscall_exit(label)
                 return r
