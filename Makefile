@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run examples test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -11,7 +11,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+PAIR := examples/pairs/readonly.py:make_range_readonly_legacy,make_range_readonly_unified
+
+# The worked call-site pair and the built-in ports, side by side on every configuration.
 run: $(STAMP)
+	@rc=0; \
+	$(VENV)/bin/ptshim diff --pair $(PAIR) --arch all --examples 40 --keep-going --out out \
+		|| rc=1; \
+	$(VENV)/bin/ptshim diff --arch all --examples 25 --keep-going --out out || rc=1; \
+	exit $$rc
+
+# Every example scenario on every configuration, checked by the hardware walker.
+examples: $(STAMP)
 	$(VENV)/bin/ptshim run examples --arch all
 
 lint: $(STAMP)

@@ -1,4 +1,8 @@
-"""The differential harness: ``ptshim diff [--arch NAME|all] [--examples N] [--seed S]``.
+"""The differential harness: ``ptshim diff [--pair SPEC] [--arch NAME|all] [--examples N]
+[--seed S] [--jobs N] [--keep-going] [--out DIR] [--replay FILE]``.
+
+With ``--pair`` it compares a user's call-site pair (:mod:`ptshim.pairs`, docs/pairs.md);
+without, the two built-in backends, as described here.
 
 For each configuration, ``N`` random scenarios (a seeded generator, so a run is
 reproducible from ``--seed``) are run twice, on two fresh kernels of that configuration: one
@@ -13,7 +17,9 @@ and at the end the unified machine must pass the session's own checks (hardware 
 model, accounting, locks) whenever the legacy one does, and both teardowns (``mmput``) must
 leave the same machine.
 
-On the first divergence the scenario is shrunk -- ops removed, then sizes reduced, while it
+Each scenario is seeded from ``(seed, arch, index)`` alone (reproducible whatever
+``--jobs``); the campaign engine is :func:`ptshim.pairs.run_campaigns`.  On a divergence
+the scenario is shrunk -- ops removed, then sizes reduced, while it
 still diverges -- and the minimal reproducer is written as a scenario file (``design.md``
 format, plus ``arch``/``seed``/``divergence`` keys the parser ignores) to
 ``diff-<arch>-seed<S>.json`` in ``--out`` (default: the current directory); the command
@@ -30,16 +36,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from arches.errors import BadInput, PtshimError
-from legacy import arch_names, boot
+from legacy import boot
 from ptshim.backends import BACKENDS, LegacyBackend
 from ptshim.compare import compare, snapshot
 from ptshim.model import Prot
@@ -55,8 +61,12 @@ from ptshim.scenario import (
 from ptshim.scenario_gen import ScenarioGen
 from ptshim.session import Session
 
+if TYPE_CHECKING:
+    from ptshim.pairs import Divergence as PairDivergence
+    from ptshim.pairs import ExampleResult, Progress
+
 __all__ = [
-    "Divergence", "ScenarioGen", "main", "reproduces", "run_campaign", "run_pair", "shrink",
+    "Divergence", "ScenarioGen", "main", "reproduces", "run_pair", "shrink",
 ]
 
 LEGACY, UNIFIED = "legacy", "unified"
@@ -200,29 +210,76 @@ def _simpler(op: Op, page: int) -> list[Op]:
 
 # -- campaign and CLI --------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class ArchResult:
-    arch: str
-    scenarios: int
-    ops: int
-    divergence: tuple[Scenario, Divergence] | None = None
+SCENARIO_TAGS = ("user-huge", "kernel-huge", "split", "unmap", "protect", "kernel", "top")
+"""What a scenario of the built-in comparison hits (its coverage line): a huge user / kernel
+map, an unmap or protect cutting a huge leaf (a split), unmaps, protects, kernel-range ops,
+user ops near the top of the user range."""
 
 
-def run_campaign(arch: str, examples: int, seed: int,
-                 log: Callable[[str], None] = lambda s: None) -> ArchResult:
-    """``examples`` random scenarios on ``arch``; stops at the first divergence (shrunk)."""
-    rng = random.Random(f"ptshim-diff:{seed}:{arch}")
-    gen = ScenarioGen(arch, rng)
-    ops = 0
-    for i in range(examples):
-        sc = gen.scenario(rng.randint(1, 8), f"diff-{arch}-seed{seed}-{i}")
-        ops += len(sc.ops)
+def scenario_tags(gen: ScenarioGen, scenario: Scenario) -> frozenset[str]:
+    """The :data:`SCENARIO_TAGS` ``scenario`` hits (replayed on the model)."""
+    from ptshim.model import Model
+    from ptshim.scenario import apply_to_model, check_op
+
+    lim = gen.lim
+    model = Model()
+    tags: set[str] = set()
+    for op in scenario.ops:
+        user = check_op(op, lim, model)
+        if not user:
+            tags.add("kernel")
+        elif op.end > lim.user_range[1] - 4 * gen.pmd:
+            tags.add("top")
+        if isinstance(op, MapOp):
+            if op.page_size is not None and op.page_size > gen.page:
+                tags.add("user-huge" if user else "kernel-huge")
+        else:
+            tags.add(op.kind)
+            for e in model.overlapping(op.va, op.end):
+                if e.page_size > gen.page and (e.va < op.va < e.end or e.va < op.end < e.end):
+                    tags.add("split")
+        apply_to_model(op, user, lim, model, gen.split)
+    return frozenset(tags)
+
+
+def _scenario(arch: str, seed: int, index: int) -> tuple[ScenarioGen, Scenario]:
+    from ptshim.pairs import example_rng, scenario_gen
+
+    rng = example_rng("diff", seed, arch, index)
+    gen = scenario_gen(arch, rng)
+    return gen, gen.scenario(rng.randint(1, 8), f"diff-{arch}-seed{seed}-{index}")
+
+
+@dataclass
+class BackendsSubject:
+    """The built-in backends (``legacy`` vs ``unified``) as a campaign subject of
+    :func:`ptshim.pairs.run_campaigns`."""
+
+    kind: str = "backends"
+
+    def example(self, arch: str, seed: int, index: int) -> ExampleResult:
+        from ptshim.pairs import ExampleResult
+
+        gen, sc = _scenario(arch, seed, index)
         d = run_pair(arch, sc)
-        if d is not None:
-            log(f"{arch}: scenario {i} diverges at {d.describe()}; shrinking")
-            return ArchResult(arch, i + 1, ops, shrink(arch, sc))
-    return ArchResult(arch, examples, ops)
+        return ExampleResult(index, scenario_tags(gen, sc), len(sc.ops),
+                             None if d is None else d.describe())
+
+    def shrink(self, arch: str, seed: int, index: int, budget_s: float) -> PairDivergence:
+        from ptshim.pairs import Divergence as PD
+
+        _, sc = _scenario(arch, seed, index)
+        small, d = shrink(arch, sc, budget_s)
+        return PD(arch, small, None, None, d.step, (d.what,), example=index, seed=seed)
+
+    def applicable(self, arch: str) -> tuple[str, ...]:
+        lim = Limits.from_kernel(boot(arch))
+        out = {"unmap", "protect", "kernel", "top"}
+        if len(lim.user_leaf_sizes) > 1:
+            out.update(("user-huge", "split"))
+        if len(lim.kernel_leaf_sizes) > 1:
+            out.update(("kernel-huge", "split"))
+        return tuple(t for t in SCENARIO_TAGS if t in out)
 
 
 def reproducer_json(arch: str, seed: int, scenario: Scenario, d: Divergence) -> dict[str, object]:
@@ -242,39 +299,142 @@ def reproduces(path: str | Path) -> Divergence | None:
     return run_pair(str(data["arch"]), parse_scenario(data, Path(path).stem))
 
 
+def _progress(args: argparse.Namespace, total: int) -> Progress:
+    from ptshim.pairs import Progress
+
+    return Progress(total)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from ptshim.pairs import default_jobs
+
+    jobs = getattr(args, "jobs", None)
+    if jobs is None:
+        return default_jobs()
+    if jobs < 1:
+        raise BadInput("--jobs must be >= 1")
+    return int(jobs)
+
+
+def _err(msg: str) -> None:
+    print(f"ptshim: {msg}", file=sys.stderr, flush=True)
+
+
 def main(args: argparse.Namespace) -> int:
-    """The ``ptshim diff`` command: 0 if the backends agree everywhere, 1 on a divergence."""
-    if UNIFIED not in BACKENDS:
-        raise BadInput("ptshim diff: the unified backend is not registered")
+    """The ``ptshim diff`` command: 0 if the two sides agree everywhere, 1 on a divergence,
+    (2, raised as :class:`BadInput`, on bad input)."""
+    from ptshim.pairs import resolve_arches
+
+    if getattr(args, "replay", None):
+        return _replay(args)
     if args.examples < 0:
         raise BadInput("--examples must be >= 0")
-    names = arch_names()
-    arches = names if args.arch == "all" else [args.arch]
-    for a in arches:
-        if a not in names:
-            raise BadInput(f"unknown --arch {a!r} (known: {', '.join(names)}, all)")
+    arches = resolve_arches(args.arch)
+    jobs = _jobs(args)
     out = Path(getattr(args, "out", None) or ".")
-    t0 = time.monotonic()
-    for a in arches:
-        t = time.monotonic()
-        r = run_campaign(a, args.examples, args.seed,
-                         log=lambda s: print(s, file=sys.stderr, flush=True))
-        if r.divergence is not None:
-            sc, d = r.divergence
-            out.mkdir(parents=True, exist_ok=True)
-            path = out / f"diff-{a}-seed{args.seed}.json"
-            path.write_text(json.dumps(reproducer_json(a, args.seed, sc, d), indent=1) + "\n",
-                            encoding="utf-8")
-            print(f"ptshim: divergence on {a} at {d.describe()}", file=sys.stderr)
-            print(f"ptshim: minimal reproducer ({len(sc.ops)} op"
-                  f"{'s' if len(sc.ops) != 1 else ''}) written to {path}; replay with "
-                  f"`ptshim run {path} --arch {a} --api unified`", file=sys.stderr)
-            return 1
-        print(f"{a}: {r.scenarios} scenarios, {r.ops} ops: legacy and unified identical "
-              f"after every op ({time.monotonic() - t:.1f} s)")
-    print(f"no divergence ({len(arches)} configuration{'s' if len(arches) != 1 else ''}, "
-          f"seed {args.seed}, {time.monotonic() - t0:.1f} s)")
-    return 0
+    if getattr(args, "pair", None):
+        return _main_pair(args, arches, jobs, out)
+    if UNIFIED not in BACKENDS:
+        raise BadInput("ptshim diff: the unified backend is not registered")
+    from ptshim.pairs import run_campaigns
+
+    report = run_campaigns(BackendsSubject(), arches, args.examples, args.seed, jobs=jobs,
+                           keep_going=bool(getattr(args, "keep_going", False)),
+                           progress=_progress(args, len(arches) * args.examples),
+                           name="legacy vs unified backends")
+    rc = 0
+    for c in report.configs:
+        print(f"{c.arch}: {c.examples} scenarios, {c.ops} ops: " + (
+            "legacy and unified identical after every op" if c.identical else "DIVERGED")
+            + f" ({c.seconds:.1f} s)")
+        print("  " + c.coverage_line())
+    for c in report.configs:
+        d = c.divergence
+        if d is None:
+            continue
+        rc = 1
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"diff-{c.arch}-seed{args.seed}.json"
+        path.write_text(json.dumps(reproducer_json(c.arch, args.seed, d.scenario,
+                                                   Divergence(d.step, d.what)), indent=1)
+                        + "\n", encoding="utf-8")
+        n = len(d.scenario.ops)
+        _err(f"divergence on {c.arch} at {d.step}: {d.what} (scenario {d.example}: "
+             f"{c.first_seen})")
+        _err(f"minimal reproducer ({n} op{'s' if n != 1 else ''}) written to {path}; replay "
+             f"with `ptshim run {path} --arch {c.arch} --api unified` or "
+             f"`ptshim diff --replay {path}`")
+    if report.not_run:
+        print("not run (stopped at the first divergence; --keep-going runs them): "
+              + ", ".join(report.not_run))
+    if rc == 0:
+        print(f"no divergence ({len(arches)} configuration{'s' if len(arches) != 1 else ''}, "
+              f"seed {args.seed}, {report.seconds:.1f} s)")
+    return rc
 
 
-__all__ += ["ArchResult", "PtshimError", "Prot", "reproducer_json"]
+def _main_pair(args: argparse.Namespace, arches: list[str], jobs: int, out: Path) -> int:
+    import shlex
+
+    from ptshim.pairs import Pair, PairSubject, run_campaigns, write_reproducers
+
+    pair = Pair.load(args.pair)
+    report = run_campaigns(PairSubject(pair), arches, args.examples, args.seed, jobs=jobs,
+                           keep_going=bool(getattr(args, "keep_going", False)),
+                           progress=_progress(args, len(arches) * args.examples),
+                           name=pair.name)
+    write_reproducers(pair, report, out)
+    for c in report.configs:
+        verdict = "identical" if c.identical else f"DIVERGED (example {c.divergence.example})" \
+            if c.divergence is not None else "DIVERGED"
+        print(f"{c.arch}: {verdict}, {c.examples} examples, {c.ops} machine ops, "
+              f"{c.seconds:.1f} s")
+        print("  " + c.coverage_line())
+    rc = 0
+    for c in report.configs:
+        if c.divergence is None:
+            continue
+        rc = 1
+        print()
+        print(c.divergence.describe())
+        if c.reproducer is not None:
+            _err(f"divergence on {c.arch}; minimal reproducer written to {c.reproducer}; "
+                 f"replay with `ptshim diff --pair {shlex.quote(pair.name)} --replay "
+                 f"{shlex.quote(str(c.reproducer))}`")
+    if report.not_run:
+        print("not run (stopped at the first divergence; --keep-going runs them): "
+              + ", ".join(report.not_run))
+    if rc == 0:
+        print(f"{pair.name}: identical on {len(arches)} configuration"
+              f"{'s' if len(arches) != 1 else ''} (seed {args.seed}, {report.seconds:.1f} s)")
+    return rc
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """``--replay FILE``: a pair reproducer (with ``--pair``, or the pair the file names) or
+    a built-in backends' one."""
+    from ptshim.pairs import Pair, load_reproducer, replay
+
+    path = Path(args.replay)
+    data = load_reproducer(path)
+    spec = getattr(args, "pair", None) or data.get("pair")
+    if spec:
+        d = replay(Pair.load(str(spec)), path)
+        if d is None:
+            print(f"{path}: identical (the divergence no longer reproduces)")
+            return 0
+        print(d.describe())
+        return 1
+    try:
+        bd = reproduces(path)
+    except (KeyError, ValueError) as e:
+        raise BadInput(f"--replay {path}: {e}") from None
+    if bd is None:
+        print(f"{path}: identical (the divergence no longer reproduces)")
+        return 0
+    print(f"{data['arch']}: {bd.describe()}")
+    return 1
+
+
+__all__ += ["BackendsSubject", "PtshimError", "Prot", "SCENARIO_TAGS", "reproducer_json",
+            "scenario_tags"]
