@@ -445,27 +445,34 @@ class Tlb:
 
     def flush(self, space: int, start: int, end: int, walk: bool = True) -> None:
         """Invalidate ``[start, end)`` of ``space`` (``end`` 0 = the top): leaf entries, and
-        walk-cache entries too when ``walk`` (Arm ``TLBI VAE1`` vs ``VALE1``)."""
+        walk-cache entries too when ``walk`` (Arm ``TLBI VAE1`` vs ``VALE1``).
+
+        A cached entry maps one entry's span (a 4K page, a 2M block, the 2M a PMD table
+        entry covers...); an invalidation by address drops every cached entry *used to
+        translate* an address of the range, so an entry goes when its span overlaps the
+        range (Arm ARM D8.16; SDM §4.10.4.1) -- a marked range of several entries keeps
+        the entries the range does not reach."""
         self.flushes.append((space, start, end, walk))
-        top = end or 1 << self._mask.bit_length()
+        full = 1 << self._mask.bit_length()
+        top = end or full
         kept: list[StaleMark] = []
         for m in self.marks:
-            if m.space != space:
-                kept.append(m)
-                continue
-            if m.walk and (not walk):
+            if m.space != space or (m.walk and not walk):
                 kept.append(m)
                 continue
             if m.walk and self.range_flush_clears_walk_caches:
                 continue
-            m_end = m.end or 1 << self._mask.bit_length()
+            m_end = m.end or full
             if m_end <= start or m.start >= top:
                 kept.append(m)
                 continue
-            if m.start < start:
-                kept.append(_piece(m, m.start, start))
-            if m_end > top:
-                kept.append(_piece(m, top, m.end))
+            size = m.size
+            lo = m.start + (start - m.start) // size * size if start > m.start else m.start
+            hi = m.start + -(-(top - m.start) // size) * size if top < m_end else m_end
+            if m.start < lo:
+                kept.append(_piece(m, m.start, lo))
+            if hi < m_end:
+                kept.append(_piece(m, hi, m.end))
         self.marks = kept
 
     def flush_space(self, space: int) -> None:

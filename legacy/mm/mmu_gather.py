@@ -340,18 +340,31 @@ def pte_free_tlb(k: GenericKernel, tlb: mmu_gather, ptep: pgtable_t, address: in
 
 
 def pmd_free_tlb(k: GenericKernel, tlb: mmu_gather, pmdp: PmdPtr, address: int) -> None:
+    """include/asm-generic/tlb.h; with a compile-time folded pmd, pgtable-nopmd.h makes the
+    whole macro ``do { } while (0)`` (commit "asm-generic/tlb: stub out pmd_free_tlb() if
+    __PAGETABLE_PMD_FOLDED", 2019): no range, no ``freed_tables``."""
+    if k.PAGETABLE_PMD_FOLDED:
+        return
     tlb_flush_pud_range(k, tlb, address, k.PAGE_SIZE)
     tlb.freed_tables = True
     _pmd_free_tlb(k, tlb, pmdp, address)
 
 
 def pud_free_tlb(k: GenericKernel, tlb: mmu_gather, pudp: PudPtr, address: int) -> None:
+    """pgtable-nopud.h stubs the macro out when the pud is folded at compile time."""
+    if k.PAGETABLE_PUD_FOLDED:
+        return
     tlb_flush_p4d_range(k, tlb, address, k.PAGE_SIZE)
     tlb.freed_tables = True
     _pud_free_tlb(k, tlb, pudp, address)
 
 
 def p4d_free_tlb(k: GenericKernel, tlb: mmu_gather, p4dp: P4dPtr, address: int) -> None:
+    """pgtable-nop4d.h stubs the macro out when the p4d is folded at compile time; x86-64
+    folds it at run time and keeps the macro (``__p4d_free_tlb`` checks
+    ``pgtable_l5_enabled()``)."""
+    if k.PAGETABLE_P4D_FOLDED:
+        return
     _tlb_adjust_range(k, tlb, address, k.PAGE_SIZE)
     tlb.freed_tables = True
     _p4d_free_tlb(k, tlb, p4dp, address)
