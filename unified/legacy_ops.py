@@ -180,20 +180,101 @@ def alloc_below(
 def free_level(k: GenericKernel, mm: mm_struct, level: Level, first: EntryPtr) -> None:
     """Free a table whose first entry is ``first`` and undo its charge, as the legacy
     ``free_p*_range`` functions do (``pXd_free`` + ``mm_dec_nr_*``)."""
+    uncharge_level(k, mm, level)
+    free_frame_of_level(k, mm, level, first)
+
+
+def uncharge_level(k: GenericKernel, mm: mm_struct, level: Level) -> None:
+    """``mm_dec_nr_ptes``/``_pmds``/``_puds`` for a table at ``level`` (kernel tables and
+    p4ds are not charged)."""
+    if mm is k.init_mm:
+        return
+    if level is Level.PTE:
+        k.mm_dec_nr_ptes(mm)
+    elif level is Level.PMD:
+        k.mm_dec_nr_pmds(mm)
+    elif level is Level.PUD:
+        k.mm_dec_nr_puds(mm)
+    elif level is Level.PGD:
+        raise ValueError("the pgd is freed with its mm (pgd_free)")
+
+
+def free_frame_of_level(k: GenericKernel, mm: mm_struct, level: Level, first: EntryPtr) -> None:
+    """``pte_free``/``pte_free_kernel``/``pmd_free``/``pud_free``/``p4d_free`` of a table
+    whose first entry is ``first`` (frame and split lock; the charge is not touched)."""
     if level is Level.PTE:
         if mm is k.init_mm:
             k.pte_free_kernel(mm, PtePtr(first.pa, first.size))
-            return
-        k.pte_free(mm, PtePtr(first.pa, first.size))
-        k.mm_dec_nr_ptes(mm)
+        else:
+            k.pte_free(mm, PtePtr(first.pa, first.size))
     elif level is Level.PMD:
         k.pmd_free(mm, PmdPtr(first.pa, first.size))
-        k.mm_dec_nr_pmds(mm)
     elif level is Level.PUD:
         k.pud_free(mm, PudPtr(first.pa, first.size))
-        k.mm_dec_nr_puds(mm)
     elif level is Level.P4D:
         k.p4d_free(mm, P4dPtr(first.pa, first.size))
+    else:
+        raise ValueError("the pgd is freed with its mm (pgd_free)")
+
+
+# -- the flush API per level (legacy/tlbflush.py, include/asm-generic/tlb.h) ---------------
+
+
+def flush_leaf_range(k: GenericKernel, vma: vm_area_struct, level: Level, start: int,
+                     end: int) -> None:
+    """Flush leaves of ``level`` in ``[start, end)`` of ``vma``: ``flush_tlb_page`` for one
+    PTE, ``flush_tlb_range`` for more, ``flush_pmd_tlb_range``/``flush_pud_tlb_range`` for
+    huge leaves (what ``ptep_clear_flush``/``pXdp_huge_clear_flush`` call)."""
+    if level is Level.PTE:
+        if (end - start) & k.ULONG_MASK == k.PAGE_SIZE:
+            k.flush_tlb_page(vma, start)
+        else:
+            k.flush_tlb_range(vma, start, end)
+    elif level is Level.PMD:
+        k.flush_pmd_tlb_range(vma, start, end)
+    elif level is Level.PUD:
+        k.flush_pud_tlb_range(vma, start, end)
+    else:
+        k.flush_tlb_range(vma, start, end)
+
+
+def gather_range(k: GenericKernel, tlb: mmu_gather, level: Level, address: int,
+                 size: int) -> None:
+    """``tlb_flush_pte_range``/``_pmd_``/``_pud_``/``_p4d_range(tlb, address, size)``: the
+    gather remembers that entries of ``level`` in the range changed."""
+    from legacy.mm.mmu_gather import (
+        tlb_flush_p4d_range,
+        tlb_flush_pmd_range,
+        tlb_flush_pte_range,
+        tlb_flush_pud_range,
+    )
+
+    if level is Level.PTE:
+        tlb_flush_pte_range(k, tlb, address, size)
+    elif level is Level.PMD:
+        tlb_flush_pmd_range(k, tlb, address, size)
+    elif level is Level.PUD:
+        tlb_flush_pud_range(k, tlb, address, size)
+    else:
+        tlb_flush_p4d_range(k, tlb, address, size)
+
+
+def gather_table_free(k: GenericKernel, tlb: mmu_gather, level: Level, first: EntryPtr,
+                      address: int) -> None:
+    """``pte_free_tlb``/``pmd_free_tlb``/``pud_free_tlb``/``p4d_free_tlb``: free the table
+    whose entries are at ``level`` after the gather's flush."""
+    from legacy.mm.mmu_gather import p4d_free_tlb, pmd_free_tlb, pte_free_tlb, pud_free_tlb
+
+    if tlb.mm.is_init_mm:
+        raise ValueError("kernel tables are freed after flush_tlb_kernel_range, not gathered")
+    if level is Level.PTE:
+        pte_free_tlb(k, tlb, PtePtr(first.pa, first.size), address)
+    elif level is Level.PMD:
+        pmd_free_tlb(k, tlb, PmdPtr(first.pa, first.size), address)
+    elif level is Level.PUD:
+        pud_free_tlb(k, tlb, PudPtr(first.pa, first.size), address)
+    elif level is Level.P4D:
+        p4d_free_tlb(k, tlb, P4dPtr(first.pa, first.size), address)
     else:
         raise ValueError("the pgd is freed with its mm (pgd_free)")
 
@@ -311,6 +392,18 @@ class LevelOps:
     """Protection of the next-level leaves a huge leaf splits into: ``pgprot_large_2_4k
     (pmd_pgprot())`` for a PMD, ``pud_pgprot()`` (PSE kept) for a PUD."""
     tlb_remove_entry: Callable[[GenericKernel, mmu_gather, Any, int], None]
+    clear_flush: Callable[[vm_area_struct, int, Any], int]
+    """``ptep_clear_flush``/``pmdp_huge_clear_flush``/``pudp_huge_clear_flush``."""
+    flush_range: Callable[[vm_area_struct, int, int], None]
+    """``flush_tlb_range``/``flush_pmd_tlb_range``/``flush_pud_tlb_range`` (leaves of this
+    level changed in the range)."""
+    tlb_flush_range: Callable[[GenericKernel, mmu_gather, int, int], None]
+    """``tlb_flush_pte_range``/``_pmd_``/``_pud_``/``_p4d_range(tlb, address, size)``."""
+    needs_flush: Callable[[int, int], bool]
+    """``pte_needs_flush``/``huge_pmd_needs_flush`` where the architecture has them (x86),
+    else asm-generic/tlb.h's ``true``."""
+    dirty: Callable[[int], bool]
+    young: Callable[[int], bool]
     moved: Callable[[int], int]
     """The value a leaf moved by mremap gets: under ``CONFIG_MEM_SOFT_DIRTY`` the soft-dirty
     bit (``move_soft_dirty_pte``, ``move_soft_dirty_pmd``); ``move_huge_pud`` keeps the
@@ -355,6 +448,10 @@ def _false(v: int) -> bool:
     return False
 
 
+def _true2(old: int, new: int) -> bool:
+    return True
+
+
 def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
     """The :class:`LevelOps` of every legacy level of ``k``; ``kernel`` selects the
     ``init_mm`` variants (``pte_alloc_one_kernel``, ``pte_free_kernel``,
@@ -365,6 +462,10 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         pmd_free_tlb,
         pte_free_tlb,
         pud_free_tlb,
+        tlb_flush_p4d_range,
+        tlb_flush_pmd_range,
+        tlb_flush_pte_range,
+        tlb_flush_pud_range,
         tlb_remove_pmd_tlb_entry,
         tlb_remove_pud_tlb_entry,
         tlb_remove_tlb_entry,
@@ -399,8 +500,13 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
                 "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
                 "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb",
                 "populate", "pgtable", "alloc_track", "set_huge", "clear_huge", "free_lower",
+                "clear_flush", "flush_range", "dirty", "young",
             )
-        }
+        } | {"needs_flush": _true2}
+
+    def needs(name: str) -> Callable[[int, int], bool]:
+        fn = getattr(k, name, None)
+        return fn if fn is not None else _true2
 
     def pmd_split_prot(v: int) -> int:
         return f.pgprot_large_2_4k(f.pmd_pgprot(v))  # type: ignore[no-any-return]
@@ -455,6 +561,9 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         get_and_clear_full=lambda vma, a, p, full: f.ptep_get_and_clear_full(
             vma.vm_mm, a, p, full),
         tlb_remove_entry=tlb_remove_tlb_entry, moved=pte_moved, can_move_table=False,
+        clear_flush=m("ptep_clear_flush"), flush_range=m("flush_tlb_range"),
+        tlb_flush_range=tlb_flush_pte_range, needs_flush=needs("pte_needs_flush"),
+        dirty=m("pte_dirty"), young=m("pte_young"),
         alloc_one=(lambda mm, a: f.pte_alloc_one_kernel(mm)) if kernel
         else (lambda mm, a: f.pte_alloc_one(mm)),
         free=m("pte_free_kernel") if kernel else f.pte_free,
@@ -475,6 +584,9 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         get_and_clear_full=m("pmdp_huge_get_and_clear_full"), invalidate=m("pmdp_invalidate"),
         invalidate_ad=m("pmdp_invalidate_ad"), split_prot=pmd_split_prot,
         tlb_remove_entry=tlb_remove_pmd_tlb_entry, moved=pmd_moved,
+        clear_flush=m("pmdp_huge_clear_flush"), flush_range=m("flush_pmd_tlb_range"),
+        tlb_flush_range=tlb_flush_pmd_range, needs_flush=needs("huge_pmd_needs_flush"),
+        mkclean=m("pmd_mkclean"), dirty=m("pmd_dirty"), young=m("pmd_young"),
         can_move_table=bool(k.HAVE_MOVE_PMD), deposit=m("pgtable_trans_huge_deposit"),
         withdraw=m("pgtable_trans_huge_withdraw"), alloc_one=m("pmd_alloc_one"),
         free=m("pmd_free"), inc_nr=m("mm_inc_nr_pmds"), dec_nr=m("mm_dec_nr_pmds"),
@@ -497,6 +609,9 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         get_and_clear_full=m("pudp_huge_get_and_clear_full"), invalidate=pudp_read,
         invalidate_ad=pudp_read, split_prot=m("pud_pgprot"),
         tlb_remove_entry=tlb_remove_pud_tlb_entry, moved=_ident,
+        clear_flush=m("pudp_huge_clear_flush"), flush_range=m("flush_pud_tlb_range"),
+        tlb_flush_range=tlb_flush_pud_range,
+        mkclean=m("pud_mkclean"), dirty=m("pud_dirty"), young=m("pud_young"),
         can_move_table=bool(k.HAVE_MOVE_PUD) and not k.PAGETABLE_PMD_FOLDED,
         alloc_one=m("pud_alloc_one"),
         free=m("pud_free"), inc_nr=m("mm_inc_nr_puds"), dec_nr=m("mm_dec_nr_puds"),
@@ -519,6 +634,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         swap=_false, none_or_clear_bad=m("p4d_none_or_clear_bad"), mkhuge=_ident,
         moved=_ident, can_move_table=False,
         special=_false, alloc_one=m("p4d_alloc_one"), free=m("p4d_free"), inc_nr=no_dec,
+        tlb_flush_range=tlb_flush_p4d_range,
         dec_nr=no_dec, free_tlb=p4d_free_tlb, lockptr=m("pud_lockptr"), populate=m("p4d_populate"),
         pgtable=m("p4d_pgtable"), alloc_track=m("_pud_alloc"),
         vmap_supported=m("arch_vmap_p4d_supported"), set_huge=m("p4d_set_huge"),
@@ -533,6 +649,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         swap=_false, none_or_clear_bad=m("pgd_none_or_clear_bad"), mkhuge=_ident,
         moved=_ident, can_move_table=False,
         special=_false, inc_nr=no_dec, dec_nr=no_dec, lockptr=m("pud_lockptr"),
+        tlb_flush_range=tlb_flush_p4d_range,
         populate=m("pgd_populate"), pgtable=m("pgd_page_vaddr"), alloc_track=m("_p4d_alloc"),
         vmap_supported=_false, clear_huge=lambda p: 0, modified=PGTBL_PGD_MODIFIED,
     )

@@ -24,16 +24,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from legacy import BadInput, EntryPtr, GenericKernel, mm_struct, spin_lock, spin_unlock, spinlock_t
+from unified.flush import FlushKind, TlbFlush, book_of
 from unified.handles import Entry, Table, Value
 from unified.legacy_ops import (
     LegacyLevel,
     LevelOps,
     alloc_below,
     descend_offset,
-    free_level,
     legacy_levels,
     level_ops,
     lockptr,
+    uncharge_level,
 )
 from unified.legacy_ops import none_or_clear_bad as legacy_none_or_clear_bad
 from unified.levels import Level, LevelGroup, real_levels
@@ -52,6 +53,9 @@ class PageTables:
         self._ops: dict[bool, dict[Level, LevelOps]] = {
             False: level_ops(k, kernel=False), True: level_ops(k, kernel=True),
         }
+        self._book = book_of(k)
+        """The kernel's flush obligations (:mod:`unified.flush`), checked at
+        ``k.syscall_exit`` and by :meth:`check_obligations`."""
 
     # -- levels ----------------------------------------------------------------------
 
@@ -213,15 +217,82 @@ class PageTables:
         level = entry.table.group.bottom
         return Value(level, self._by_int[level].get(entry.ptr))
 
-    def write(self, entry: Entry, value: Value) -> None:
-        """``set_pte_at``/``set_pmd_at``/``set_pud_at``/``set_p4d``/``set_pgd``."""
+    def write(self, entry: Entry, value: Value) -> TlbFlush:
+        """``set_pte_at``/``set_pmd_at``/``set_pud_at``/``set_p4d``/``set_pgd``, under the
+        lock of the entry's table (:meth:`locked`).
+
+        Returns the flush owed (:mod:`unified.flush`): nothing for an entry that was not
+        present or is unchanged, else the entry's range -- also for a permission upgrade,
+        which the API cannot tell apart on every architecture (``waive`` it).  On a
+        break-before-make MMU (arm64) a valid entry must be cleared and flushed before it
+        gets another output address or size."""
         if value.level != entry.level:
             raise BadInput(f"level-{value.level} value written to a level-{entry.level} entry")
-        self._by_int[entry.level].set(entry.mm, entry.va, entry.ptr, value.raw)
+        lv = self._by_int[entry.level]
+        old = lv.get(entry.ptr)
+        lv.set(entry.mm, entry.va, entry.ptr, value.raw)
+        if old == value.raw or not lv.present(old):
+            return self._owed(entry, 0)
+        return self._owed(entry, old)
 
-    def clear(self, entry: Entry) -> None:
-        """``pte_clear``/``pmd_clear``/... at the entry's level."""
-        self._by_int[entry.level].clear(entry.mm, entry.va, entry.ptr)
+    def clear(self, entry: Entry) -> TlbFlush:
+        """``pte_clear``/``pmd_clear``/... at the entry's level, under the lock of the
+        entry's table.  Returns the flush owed for what the entry mapped (a table entry owes
+        a walk-cache flush too)."""
+        lv = self._by_int[entry.level]
+        old = lv.get(entry.ptr)
+        lv.clear(entry.mm, entry.va, entry.ptr)
+        return self._owed(entry, old if lv.present(old) else 0)
+
+    def get_and_clear(self, entry: Entry) -> tuple[Value, TlbFlush]:
+        """``ptep_get_and_clear``/``pmdp_huge_get_and_clear``/``pudp_huge_get_and_clear``
+        (read + clear for a table entry): the old value and the flush owed.  The legacy
+        ``ptep_clear_flush(vma, addr, ptep)`` is ``v, owed = pt.get_and_clear(e);
+        owed.flush(vma)``."""
+        level = entry.level
+        lv = self._by_int[level]
+        old = lv.get(entry.ptr)
+        if level == Level.PTE or lv.leaf(old):
+            ops = self.ops(entry.mm)[Level(level)]
+            old = ops.get_and_clear(entry.mm, entry.va, entry.ptr)
+        else:
+            lv.clear(entry.mm, entry.va, entry.ptr)
+        return Value(level, old), self._owed(entry, old if lv.present(old) else 0)
+
+    def set_wrprotect(self, entry: Entry) -> TlbFlush:
+        """``ptep_set_wrprotect``/``pmdp_set_wrprotect``/``pudp_set_wrprotect`` of a leaf,
+        under the lock of the entry's table: the flush owed if it was writable."""
+        ops = self.ops(entry.mm)[Level(entry.level)]
+        old = ops.get(entry.ptr)
+        if not ops.leaf(old):
+            raise BadInput(f"level-{entry.level} entry at {entry.va:#x} is not a leaf")
+        writable = ops.write(old)
+        ops.set_wrprotect(entry.mm, entry.va, entry.ptr)
+        return self._owed(entry, old if writable else 0)
+
+    def owe(self, mm: mm_struct, level: int, start: int = 0, end: int = 0,
+            kind: FlushKind = FlushKind.LEAF) -> TlbFlush:
+        """A flush obligation for ``[start, end)`` of ``mm`` (empty by default), for ports
+        that store through the raw :class:`~unified.legacy_ops.LevelOps`; it names the
+        caller's line as its creator.  Grow it with :meth:`TlbFlush.add`."""
+        return TlbFlush(self._book, mm, Level(level), start, end, kind)
+
+    def _owed(self, entry: Entry, old: int) -> TlbFlush:
+        """The obligation for replacing the present value ``old`` of ``entry`` (0: none)."""
+        mm = entry.mm
+        if not old:
+            return TlbFlush(self._book, mm, Level(entry.level), 0, 0)
+        lv = self._by_int[entry.level]
+        kind = FlushKind.TABLE if entry.level != Level.PTE and not lv.leaf(old) else (
+            FlushKind.LEAF)
+        end = (entry.va + self.level_size(entry.table.group)) & self.k.ULONG_MASK
+        return TlbFlush(self._book, mm, Level(entry.level), entry.va, end, kind)
+
+    def check_obligations(self, where: str) -> None:
+        """Raise :class:`~unified.flush.UnconsumedFlush` for every flush obligation of this
+        kernel dropped, or still owed, at the end of ``where`` (``k.syscall_exit`` runs this
+        too, through ``k.syscall_exit_hooks``)."""
+        self._book.check(where)
 
     # -- values ------------------------------------------------------------------------
 
@@ -244,6 +315,37 @@ class PageTables:
         return v.level != Level.PTE and not lv.none(v.raw) and not lv.leaf(v.raw) and (
             not lv.bad(v.raw)
         )
+
+    # -- value operations (level-generic pte_write/pmd_write, pte_wrprotect...) -------------
+
+    def _vops(self, v: Value) -> LevelOps:
+        if v.level > Level.PUD:
+            raise BadInput(f"level-{v.level} values have no leaf operations")
+        return self._ops[False][Level(v.level)]
+
+    def is_writable(self, v: Value) -> bool:
+        """``pte_write``/``pmd_write``/``pud_write``."""
+        return bool(self._vops(v).write(v.raw))
+
+    def is_dirty(self, v: Value) -> bool:
+        """``pte_dirty``/``pmd_dirty``/``pud_dirty``."""
+        return bool(self._vops(v).dirty(v.raw))
+
+    def is_young(self, v: Value) -> bool:
+        """``pte_young``/``pmd_young``/``pud_young``."""
+        return bool(self._vops(v).young(v.raw))
+
+    def wrprotect(self, v: Value) -> Value:
+        """``pte_wrprotect``/``pmd_wrprotect``/``pud_wrprotect``: a new value."""
+        return Value(v.level, self._vops(v).wrprotect(v.raw))
+
+    def mkclean(self, v: Value) -> Value:
+        """``pte_mkclean``/``pmd_mkclean``/``pud_mkclean``."""
+        return Value(v.level, self._vops(v).mkclean(v.raw))
+
+    def mkold(self, v: Value) -> Value:
+        """``pte_mkold``/``pmd_mkold``/``pud_mkold``."""
+        return Value(v.level, self._vops(v).mkold(v.raw))
 
     def none_or_clear_bad(self, entry: Entry) -> bool:
         """``pXd_none_or_clear_bad`` of the entry's level: True if the entry is empty, or was
@@ -304,10 +406,12 @@ class PageTables:
             return None
         return self.descend(entry)
 
-    def free_table(self, table: Table) -> None:
+    def free_table(self, table: Table) -> TlbFlush:
         """Unlink ``table`` from its parent entry and free it, as ``free_p*_range`` does:
-        clear the parent entry, free the table (dropping its split lock) and undo its
-        ``pgtables_bytes`` charge.
+        clear the parent entry (under the lock of the parent's table) and undo the table's
+        ``pgtables_bytes`` charge now; the returned obligation frees the frame (and its
+        split lock) once consumed -- after the walk-cache flush with ``flush()``, or by the
+        gather's ``pXd_free_tlb`` with ``gather(tlb)``: unhook, invalidate, free.
 
         Takes a table, never an entry or a value.  Refuses a root (freed with its mm by
         ``pgd_free``) and a table that still has a non-empty entry (something would be left
@@ -326,8 +430,12 @@ class PageTables:
                     f"level-{table.level} table at {table.first.pa:#x} still maps "
                     f"something (entry {i}); unmap it before freeing the table"
                 )
-        self.clear(table.parent)
-        free_level(self.k, table.mm, table.group.top, table.first)
+        parent_entry = table.parent
+        self._by_int[parent_entry.level].clear(table.mm, parent_entry.va, parent_entry.ptr)
+        uncharge_level(self.k, table.mm, table.group.top)
+        owed = self._owed(parent_entry, parent.raw)
+        owed._tables.append((table.group.top, table.first, parent_entry.va))
+        return owed
 
     # -- locking -----------------------------------------------------------------------
 

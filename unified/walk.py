@@ -7,6 +7,10 @@ empty entries to ``hole(addr, next, level)``.  ``Action`` has the legacy walker'
 ``SUBTREE`` (the default, also for a callback returning None) descends into a table entry;
 ``CONTINUE`` skips the entry's subtree; ``AGAIN`` reads the entry again and calls ``visit``
 once more (after the callback changed it, e.g. split a huge leaf into a table).
+
+The walker itself changes nothing.  A ``visit`` that removes or restricts translations owes
+flushes (:mod:`unified.flush`): merge what its ``PageTables`` operations return into one
+obligation (``owed |= pt.set_wrprotect(entry)``) and consume it after the walk, once.
 """
 
 from __future__ import annotations

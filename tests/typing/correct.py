@@ -6,8 +6,10 @@ tests/test_unified_typing.py; never imported by pytest (it is not a ``test_*`` f
 
 from __future__ import annotations
 
-from legacy import GenericKernel, boot, spinlock_t
+from legacy import GenericKernel, boot, spinlock_t, vm_area_struct
+from legacy.mm.mmu_gather import mmu_gather
 from unified import Entry, Level, PageTables, Table, Value
+from unified.flush import TlbFlush
 from unified.walk import Action, walk_range
 
 
@@ -32,12 +34,30 @@ def allocate_path(pt: PageTables, root: Table, addr: int) -> Table | None:
     return table
 
 
-def free_it(pt: PageTables, table: Table) -> None:
-    pt.free_table(table)
+def free_it(pt: PageTables, table: Table, tlb: mmu_gather) -> None:
+    pt.free_table(table).gather(tlb)  # the obligation goes to the gather: freed after flush
 
 
-def rewrite(pt: PageTables, entry: Entry, value: Value) -> None:
-    pt.write(entry, value)
+def rewrite(pt: PageTables, entry: Entry, value: Value, vma: vm_area_struct) -> None:
+    with pt.locked(entry.table):
+        owed: TlbFlush = pt.write(entry, value)
+    owed.flush(vma)
+
+
+def clear_run(pt: PageTables, table: Table, addr: int, end: int) -> TlbFlush:
+    """Many clears, one obligation, handed back to the caller to consume."""
+    owed = pt.owe(table.mm, table.level)
+    for entry, _a, _n in pt.entries(table, addr, end):
+        owed |= pt.clear(entry)
+    return owed
+
+
+def write_protect(pt: PageTables, entry: Entry) -> Value:
+    with pt.locked(entry.table):
+        pt.set_wrprotect(entry).waive("the caller flushes the whole range")
+    v = pt.read(entry)
+    assert not pt.is_writable(v)
+    return pt.mkclean(pt.mkold(pt.wrprotect(v)))
 
 
 def index_entry(pt: PageTables, table: Table, index: int) -> Entry:
@@ -67,7 +87,7 @@ def walk(pt: PageTables, root: Table) -> None:
 
 def replace_parent_value(pt: PageTables, table: Table, value: Value) -> None:
     if table.parent is not None:  # a root has no parent entry: nothing to write
-        pt.write(table.parent, value)
+        pt.write(table.parent, value).waive("a fresh table: nothing was mapped")
 
 
 def main() -> None:

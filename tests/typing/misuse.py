@@ -49,3 +49,14 @@ def misuses(pt: PageTables, table: Table, entry: Entry, value: Value, ptr: PtePt
     # read returns the entry's Value, not its lock (that is lockptr/locked of the table).
     lock: spinlock_t = pt.read(entry)  # expect: assignment
     del lock
+    # Restricting operations return the flush they owe (unified/flush.py), not None: the
+    # obligation is consumed by a flush, a gather or an explicit waive.  (Dropping it is
+    # caught at run time, at the end of the call site: mypy has no must-use.)
+    nothing: None = pt.clear(entry)  # expect: assignment
+    del nothing
+    pt.clear(entry).flush(entry)  # expect: arg-type
+    pt.free_table(table).gather(table)  # expect: arg-type
+    pt.get_and_clear(entry).flush()  # expect: attr-defined
+    # Value operations take a Value, not an entry (nor a raw int).
+    pt.is_writable(entry)  # expect: arg-type
+    pt.wrprotect(value.raw)  # expect: arg-type

@@ -9,13 +9,21 @@ descended into.  In a PTE table each present entry gets ``pte_modify`` between
 ``ptep_get_and_clear`` and ``set_pte_at`` (``ptep_modify_prot_start``/``_commit``) under the
 table's lock.  Returns the number of base pages whose entry was rewritten.
 
-As on the legacy path, the new protection is passed explicitly and no ``mmu_gather`` is
-used; ``init_mm`` ranges (a pseudo-vma) take the same walk.
+TLB (v6.18 ``change_protection(tlb, ...)``): the changed entries are gathered into an
+``mmu_gather`` -- one flush obligation per PTE run (``tlb_flush_pte_range`` where
+``pte_needs_flush``), one per huge leaf (``tlb_flush_pmd_range``/``_pud_range``) -- and
+flushed by ``tlb_finish_mmu`` when :func:`change_protection` made the gather itself (a
+caller passing ``tlb`` finishes it).  :func:`set_memory_prot` flushes
+``flush_tlb_kernel_range(start, end)``, as ``__change_memory_common``.
+
+The new protection is passed explicitly (the kernel reads ``vma->vm_page_prot``);
+``init_mm`` ranges (a pseudo-vma) take the same walk.
 """
 
 from __future__ import annotations
 
 from legacy import spin_lock, spin_unlock, vm_area_struct
+from legacy.mm.mmu_gather import mmu_gather, tlb_finish_mmu, tlb_gather_mmu
 from unified.handles import Entry, Table
 from unified.mm._common import BUG_ON, ops_of
 from unified.mm.split import _set_in_every_pgd, split_huge_leaf
@@ -32,27 +40,34 @@ def _huge(pt: PageTables, vma: vm_area_struct, level: int, v: int) -> bool:
     return lv.trans_huge(v) or lv.leaf(v)
 
 
-def _change_leaves(pt: PageTables, vma: vm_area_struct, table: Table, addr: int, end: int,
-                   newprot: int) -> int:
+def _change_leaves(pt: PageTables, tlb: mmu_gather, vma: vm_area_struct, table: Table,
+                   addr: int, end: int, newprot: int) -> int:
     mm = vma.vm_mm
     lv = ops_of(pt, mm, table.level)
     get, present = lv.get, lv.present
     get_and_clear, set_at, modify = lv.get_and_clear, lv.set_at, lv.modify
+    needs_flush = lv.needs_flush
+    owed = pt.owe(mm, table.level)
     pages = 0
     ptl = pt.lockptr(table)
     spin_lock(ptl)
     try:
-        for ptr, a, _ in pt.slots(table, addr, end):
+        for ptr, a, nxt in pt.slots(table, addr, end):
             if present(get(ptr)):
                 old = get_and_clear(mm, a, ptr)
-                set_at(mm, a, ptr, modify(old, newprot))
+                new = modify(old, newprot)
+                set_at(mm, a, ptr, new)
+                if needs_flush(old, new):
+                    owed.add(a, nxt)
                 pages += 1
+        owed.gather(tlb)
     finally:
         spin_unlock(ptl)
     return pages
 
 
-def _change_huge_leaf(pt: PageTables, vma: vm_area_struct, entry: Entry, newprot: int) -> int:
+def _change_huge_leaf(pt: PageTables, tlb: mmu_gather, vma: vm_area_struct, entry: Entry,
+                      newprot: int) -> int:
     """``change_huge_pmd``/``change_huge_pud``: 0 if not huge any more under the lock, else
     the base pages the leaf maps."""
     mm = vma.vm_mm
@@ -64,17 +79,22 @@ def _change_huge_leaf(pt: PageTables, vma: vm_area_struct, entry: Entry, newprot
             return 0
         # "Can't clear PMD or it can race with concurrent zapping"
         old = lv.invalidate_ad(vma, entry.va, entry.ptr)
-        lv.set_at(mm, entry.va, entry.ptr, lv.modify(old, newprot))
+        new = lv.modify(old, newprot)
+        lv.set_at(mm, entry.va, entry.ptr, new)
+        if lv.needs_flush(old, new):
+            end = (entry.va + lv.size) & pt.k.ULONG_MASK
+            pt.owe(mm, entry.level, entry.va, end).gather(tlb)
     finally:
         spin_unlock(ptl)
     return lv.pages
 
 
-def change_range(pt: PageTables, vma: vm_area_struct, table: Table, addr: int, end: int,
-                 newprot: int) -> int:
-    """Apply ``newprot`` below ``table`` in ``[addr, end)``; the pages changed."""
+def change_range(pt: PageTables, tlb: mmu_gather, vma: vm_area_struct, table: Table,
+                 addr: int, end: int, newprot: int) -> int:
+    """Apply ``newprot`` below ``table`` in ``[addr, end)``, gathering the flushes into
+    ``tlb``; the pages changed."""
     if pt.is_bottom(table):
-        return _change_leaves(pt, vma, table, addr, end, newprot)
+        return _change_leaves(pt, tlb, vma, table, addr, end, newprot)
     m = pt.k.ULONG_MASK
     lv = ops_of(pt, vma.vm_mm, table.level)
     pages = 0
@@ -87,23 +107,29 @@ def change_range(pt: PageTables, vma: vm_area_struct, table: Table, addr: int, e
                 if (nxt - a) & m != lv.size:
                     split_huge_leaf(pt, vma, entry)
                     continue
-                ret = _change_huge_leaf(pt, vma, entry, newprot)
+                ret = _change_huge_leaf(pt, tlb, vma, entry, newprot)
                 if not ret:
                     continue
                 pages += ret
                 break
             if not lv.none_or_clear_bad(entry.ptr):
-                pages += change_range(pt, vma, pt.descend(entry), a, nxt, newprot)
+                pages += change_range(pt, tlb, vma, pt.descend(entry), a, nxt, newprot)
             break
     return pages
 
 
 def change_protection(pt: PageTables, vma: vm_area_struct, start: int, end: int,
-                      newprot: int) -> int:
+                      newprot: int, tlb: mmu_gather | None = None) -> int:
     """Apply ``newprot`` to every mapped page of ``[start, end)`` in ``vma``; returns the
-    number of base pages whose entry was rewritten."""
+    number of base pages whose entry was rewritten.  The flushes go to ``tlb``; without
+    one, a gather of ``vma->vm_mm`` is made and finished here (``do_mprotect_pkey``)."""
     BUG_ON(start >= end, f"change_protection: {start:#x} >= {end:#x}")
-    return change_range(pt, vma, pt.root_for(vma.vm_mm, start), start, end, newprot)
+    k = pt.k
+    gather = tlb if tlb is not None else tlb_gather_mmu(k, vma.vm_mm)
+    pages = change_range(pt, gather, vma, pt.root_for(vma.vm_mm, start), start, end, newprot)
+    if tlb is None:
+        tlb_finish_mmu(k, gather)
+    return pages
 
 
 def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> int:
@@ -120,8 +146,11 @@ def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> int:
     k = pt.k
     m = k.ULONG_MASK
     mm = k.init_mm
+    # __change_memory_common: flush_tlb_kernel_range(start, end) whatever changed.
+    owed = pt.owe(mm, 0, start, end)
 
     def visit(entry: Entry, value: Value, addr: int, nxt: int) -> Action:
+        nonlocal owed
         lv = ops_of(pt, mm, entry.level)
         v = value.raw
         if entry.level == 0:
@@ -133,9 +162,10 @@ def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> int:
                    f"set_memory: huge level-{entry.level} leaf at {addr:#x} partly covered")
             lv.set_at(mm, addr, entry.ptr, lv.modify(v, newprot))
             if lv.modified & k.ARCH_PAGE_TABLE_SYNC_MASK:
-                _set_in_every_pgd(pt, entry)
+                owed |= _set_in_every_pgd(pt, entry)  # the copies: inside the range
             return Action.CONTINUE
         return Action.SUBTREE
 
     walk_range(pt, pt.kernel_root(), start, end, visit)
+    owed.flush()
     return 0

@@ -16,6 +16,12 @@ the level).  What differs between those is data, not code:
   entry of a level every pgd keeps a copy of is rewritten in each copy (cpa's
   ``__set_pmd_pte``).
 
+TLB: a leaf with a deposit is invalidated first (``pmdp_invalidate``, which flushes the
+huge page: ``__split_huge_pmd_locked``); any other leaf is broken, flushed and only then
+made a table -- ``pudp_huge_clear_flush`` for a user leaf, clear + ``flush_tlb_kernel_range``
+for a kernel one, as a break-before-make MMU (arm64) requires and x86 tolerates -- and the
+per-pgd copies of a kernel entry owe one more kernel flush.
+
 The allocation order is the legacy one (lower table first, then its deposits), so the frames
 the two paths pick are the same.  Every page keeps its translation: same pfn, same bits.
 """
@@ -23,6 +29,7 @@ the two paths pick are the same.  Every page keeps its translation: same pfn, sa
 from __future__ import annotations
 
 from legacy import EntryPtr, OutOfMemory, spin_lock, spin_unlock, vm_area_struct
+from unified.flush import TlbFlush
 from unified.handles import Entry
 from unified.levels import Level
 from unified.mm._common import BUG_ON, ENOMEM, deposits_at, ops_of
@@ -117,22 +124,29 @@ def split_leaf(pt: PageTables, vma: vm_area_struct, entry: Entry) -> int:
             spin_unlock(child_ptl)
         if not kernel:
             cl.inc_nr(mm)
+        # Break, invalidate, make (``pudp_huge_clear_flush`` / cpa + flush_tlb_kernel_range):
+        # a valid leaf never becomes a valid table with its translation possibly cached.
+        _, owed = pt.get_and_clear(entry)
+        owed.flush(None if kernel else vma)
         lv.populate(mm, ptr, new)
     finally:
         spin_unlock(ptl)
     if kernel and lv.modified & pt.k.ARCH_PAGE_TABLE_SYNC_MASK:
-        _set_in_every_pgd(pt, entry)
+        _set_in_every_pgd(pt, entry).flush()
     return 0
 
 
-def _set_in_every_pgd(pt: PageTables, entry: Entry) -> None:
+def _set_in_every_pgd(pt: PageTables, entry: Entry) -> TlbFlush:
     """cpa ``__set_pmd_pte``: after changing a kernel entry of a level that every pgd holds
     its own copy of (the level is in ``ARCH_PAGE_TABLE_SYNC_MASK``: i386's PMDs), write the
     new value into each copy.  The kernel walks ``pgd_list``; here every live mm, each
-    under its ``page_table_lock``, as the legacy split does."""
+    under its ``page_table_lock``, as the legacy split does.  Returns the (kernel) flush
+    the rewritten copies owe."""
     k = pt.k
     lv = ops_of(pt, entry.mm, entry.level)
     v = lv.get(entry.ptr)
+    owed = pt.owe(k.init_mm, entry.level)
+    end = (entry.va + lv.size) & k.ULONG_MASK
     for mm in list(k.mms):
         if mm is k.init_mm:
             continue
@@ -146,8 +160,12 @@ def _set_in_every_pgd(pt: PageTables, entry: Entry) -> None:
             copy = pt.entry(table, entry.va)
             spin_lock(mm.page_table_lock)
             if copy.ptr.pa != entry.ptr.pa:
+                was = lv.get(copy.ptr)
                 lv.set_at(mm, entry.va, copy.ptr, v)
+                if lv.present(was) and was != v:
+                    owed.add(entry.va, end)
             spin_unlock(mm.page_table_lock)
+    return owed
 
 
 def split_huge_leaf(pt: PageTables, vma: vm_area_struct, entry: Entry) -> None:

@@ -14,7 +14,9 @@ down; PTE tables get ``pfn_pte`` leaves.  Each level records what it changed in 
 legacy path (x86: ``sync_global_pgds``, the i386 pmd copy).
 
 **vunmap** (:func:`vunmap_range`): huge leaves are cleared whole (``pXd_clear_huge``), PTEs
-with ``ptep_get_and_clear``; bad entries are reported and cleared; no table is freed.
+with ``ptep_get_and_clear``; bad entries are reported and cleared; no table is freed.  The
+range owes one flush obligation, consumed by ``flush_tlb_kernel_range(addr, end)`` after the
+walk (mm/vmalloc.c ``vunmap_range``; ``vunmap_range_noflush`` leaves it to the caller).
 """
 
 from __future__ import annotations
@@ -128,8 +130,10 @@ def vunmap_range(pt: PageTables, addr: int, end: int) -> None:
     k = pt.k
     if addr >= end:
         raise BadInput(f"vunmap_range: empty range {addr:#x}..{end:#x}")  # BUG_ON
+    owed = pt.owe(k.init_mm, 0, addr, end)  # flush_cache_vunmap + the walk ...
     mask = [0]
     _vunmap(pt, pt.kernel_root(), addr, end, mask)
     if mask[0] & k.ARCH_PAGE_TABLE_SYNC_MASK:
         k.arch_sync_kernel_mappings(addr, end)
+    owed.flush()  # ... flush_tlb_kernel_range(addr, end)
 
