@@ -19,11 +19,13 @@ requested protection (``mprotect_fixup`` skips a vma whose flags do not change).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from arches.config import ArchConfig, Fault, Translation
 from arches.errors import BadInput, CheckFailed, OutOfMemory
 from legacy import GenericKernel, boot, mm_struct
+from legacy.mm_types import mmap_write_locked
 from legacy.types import EntryPtr
 from ptshim.backends import Backend, make_backend
 from ptshim.model import Model, Prot, Run
@@ -128,34 +130,45 @@ class Session:
         """Validate and execute one op; on -ENOMEM raise :class:`OutOfMemory` naming it."""
         user = self.check(op)
         label = op_label(op)
-        b = self.backend
+        self.k.hw_tlb.op = label
         try:
-            if isinstance(op, MapOp):
-                ps = self.limits.page_size if op.page_size is None else op.page_size
-                if user:
-                    b.map_user(self.mm, op.va, op.size, op.pa, op.prot, ps)
-                else:
-                    b.map_kernel(op.va, op.size, op.pa, op.prot, ps)
-            elif isinstance(op, UnmapOp):
-                if user:
-                    b.unmap_user(self.mm, op.va, op.size)
-                else:
-                    b.unmap_kernel(op.va, op.size)
-            elif user:
-                b.protect_user(self.mm, op.va, op.size, op.prot)
-            else:
-                # Like mprotect_fixup for a vma whose flags do not change (and set_memory's
-                # "no change, no split"), parts already at ``prot`` are left alone.
-                for va, end in self._ranges_to_change(op.va, op.end, op.prot):
-                    b.protect_kernel(va, end - va, op.prot)
+            # A user op runs as its syscall does: under mmap_lock held for write.
+            with mmap_write_locked(self.mm) if user else nullcontext():
+                self._dispatch(op, user)
         except OutOfMemory as e:
             if isinstance(op, MapOp):
                 raise OutOfMemory(f"{label}: -ENOMEM ({e}); the map was undone") from None
             # munmap/mprotect are not atomic in the kernel either: what was done stays done.
             self.tainted = f"{label} failed half-way"
             raise OutOfMemory(f"{label}: -ENOMEM ({e}); the op is partly done") from None
+        finally:
+            self.k.hw_tlb.op = ""
+        # Back to user space: no lock held, no stale TLB entry (TlbError / LockError).
+        self.k.syscall_exit(label)
         apply_to_model(op, user, self.limits, self.model, self.split_size)
         self.ops_done += 1
+
+    def _dispatch(self, op: Op, user: bool) -> None:
+        """Run ``op`` through the backend (no checks, no locks: :meth:`apply` does those)."""
+        b = self.backend
+        if isinstance(op, MapOp):
+            ps = self.limits.page_size if op.page_size is None else op.page_size
+            if user:
+                b.map_user(self.mm, op.va, op.size, op.pa, op.prot, ps)
+            else:
+                b.map_kernel(op.va, op.size, op.pa, op.prot, ps)
+        elif isinstance(op, UnmapOp):
+            if user:
+                b.unmap_user(self.mm, op.va, op.size)
+            else:
+                b.unmap_kernel(op.va, op.size)
+        elif user:
+            b.protect_user(self.mm, op.va, op.size, op.prot)
+        else:
+            # Like mprotect_fixup for a vma whose flags do not change (and set_memory's
+            # "no change, no split"), parts already at ``prot`` are left alone.
+            for va, end in self._ranges_to_change(op.va, op.end, op.prot):
+                b.protect_kernel(va, end - va, op.prot)
 
     def _ranges_to_change(self, va: int, end: int, prot: Prot) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
@@ -321,6 +334,7 @@ class Session:
         self._open()
         self.backend.teardown(self.mm)
         self.closed = True
+        self.k.syscall_exit("teardown (mmput)")
         left = self.k.tables_of(self.mm)
         problems = []
         if left:
