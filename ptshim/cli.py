@@ -30,9 +30,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def version_text() -> str:
+    """``ptshim <package version> (Linux v6.18.y page-table semantics)``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ptshim.version import KERNEL_VERSION_TEXT
+
+    try:
+        pkg = version("ptshim")
+    except PackageNotFoundError:
+        pkg = "unknown"
+    return f"ptshim {pkg} ({KERNEL_VERSION_TEXT})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ptshim", description="Linux page-table API emulation: scenarios, "
                 "checks, exports and dumps.")
+    p.add_argument("--version", action="version", version=version_text())
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     a = sub.add_parser("arches", help="list the configurations")

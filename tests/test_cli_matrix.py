@@ -42,3 +42,11 @@ def test_scenario_valid_nowhere_is_bad_input(tmp_path: Path,
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "scenario z-broken is not valid input for any configuration" in err
     assert "not a multiple of" in err
+
+
+def test_version_names_the_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("ptshim 0.2.0 ") and out.endswith("(Linux v6.18.y page-table semantics)")
