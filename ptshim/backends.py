@@ -60,6 +60,18 @@ class Backend(Protocol):
         """``mmput(mm)``: unmap everything, free every table and the pgd, ``check_mm``."""
         ...
 
+    def map_anon(self, mm: mm_struct, va: int, size: int, prot: Prot) -> None:
+        """A private anonymous mapping, populated (``MAP_POPULATE``)."""
+        ...
+
+    def fork(self, mm: mm_struct) -> mm_struct:
+        """``dup_mm``: the child's mm."""
+        ...
+
+    def mremap(self, mm: mm_struct, va: int, size: int, new_va: int) -> None:
+        """Move ``[va, va + size)`` to ``new_va`` (``MREMAP_MAYMOVE | MREMAP_FIXED``)."""
+        ...
+
 
 # -- the call sites a LegacyBackend drives --------------------------------------------------
 
@@ -87,10 +99,17 @@ class CallSites:
     change_memory_common: Callable[..., int]
     """``(k, start, end, ops)``: the no-vma walk of ``init_mm`` (mm/pagewalk.c)."""
     mmput: Callable[[GenericKernel, mm_struct], None]
+    populate_vma_page_range: Callable[[GenericKernel, Vma, int, int], int]
+    """mm/gup.c: fault in an anonymous range (``MAP_POPULATE``); pages or -errno."""
+    dup_mm: Callable[[GenericKernel, mm_struct], mm_struct | None]
+    """kernel/fork.c: the child's mm, or None on -ENOMEM."""
+    mremap_to: Callable[[GenericKernel, mm_struct, int, int, int, int], int]
+    """``mremap_to(k, mm, addr, old_len, new_addr, new_len)``: new_addr or -errno."""
 
 
 def legacy_call_sites() -> CallSites:
     """The legacy call sites of :mod:`legacy.mm` (imported here, when first needed)."""
+    from legacy.mm.anon import populate_vma_page_range
     from legacy.mm.huge_memory import (
         insert_pfn_pmd,
         insert_pfn_pud,
@@ -98,8 +117,9 @@ def legacy_call_sites() -> CallSites:
         split_huge_pud,
     )
     from legacy.mm.memory import remap_pfn_range
-    from legacy.mm.mmap import do_munmap, mmap_region, mmput
+    from legacy.mm.mmap import do_munmap, dup_mm, mmap_region, mmput
     from legacy.mm.mprotect import change_protection
+    from legacy.mm.mremap import mremap_to
     from legacy.mm.pageattr import change_memory_common
     from legacy.mm.vma import find_vma, split_vma
     from legacy.mm.vmalloc import vmap_range, vunmap_range
@@ -119,6 +139,9 @@ def legacy_call_sites() -> CallSites:
         split_huge_pud=split_huge_pud,
         change_memory_common=change_memory_common,
         mmput=mmput,
+        populate_vma_page_range=populate_vma_page_range,
+        dup_mm=dup_mm,
+        mremap_to=mremap_to,
     )
 
 
@@ -143,6 +166,12 @@ def user_vm_flags(prot: Prot) -> int:
             | VM_MAYEXEC | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP)
 
 
+def anon_vm_flags(prot: Prot) -> int:
+    """``mmap(MAP_PRIVATE | MAP_ANONYMOUS)``: the protection bits and the ``VM_MAY*`` bits
+    ``do_mmap`` adds (no ``VM_SHARED``: a COW mapping when ``VM_MAYWRITE``)."""
+    return calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+
+
 def kernel_pgprot(k: GenericKernel, prot: Prot) -> pgprot_t:
     """The ``PAGE_KERNEL*`` protection a kernel mapping of ``prot`` uses."""
     return {
@@ -162,6 +191,10 @@ class LegacyBackend:
       ``->huge_fault`` would); on failure the vma is unmapped again (``do_munmap``: zap, then
       ``free_pgtables`` with the neighbours' floor/ceiling -- what ``mmap_region``'s error
       path ``unmap_region`` does);
+    - user anonymous map: ``mmap_region`` of a private vma (``vma_set_anonymous``), then
+      ``populate_vma_page_range`` (``MAP_POPULATE``: write faults for a writable vma, read
+      faults mapping the zero page otherwise);
+    - fork: ``dup_mm``; mremap: ``mremap_to`` (``move_vma``);
     - user unmap: ``do_munmap``;
     - user protect: ``mprotect_fixup`` for each vma of the range: skip it if its flags do
       not change, else split it at the range edges, set ``vm_flags``/``vm_page_prot``,
@@ -218,6 +251,53 @@ class LegacyBackend:
                 raise self._error("do_munmap (undoing a failed map)", undo)
             raise self._error("remap_pfn_range" if page_size == k.PAGE_SIZE
                               else "insert_pfn_pmd/pud", err)
+
+    def map_anon(self, mm: mm_struct, va: int, size: int, prot: Prot) -> None:
+        """``mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE)``:
+        ``mmap_region`` (``vma_set_anonymous``), then ``populate_vma_page_range``.  A
+        populate that fails is undone with ``do_munmap`` (the kernel's ``mm_populate``
+        would ignore the error and leave the range partly populated)."""
+        from legacy.mm.vma import vma_set_anonymous
+
+        k, cs = self.k, self.cs
+        addr = cs.mmap_region(k, mm, va, size, anon_vm_flags(prot), 0)
+        if addr < 0:
+            raise self._error("mmap_region", addr)
+        vma = cs.find_vma(k, mm, va)
+        if vma is None or vma.vm_start != va or vma.vm_end != va + size:
+            raise CheckFailed(f"mmap_region did not create a vma [{va:#x}, {va + size:#x})")
+        vma_set_anonymous(vma)  # __mmap_new_vma: !file && !VM_SHARED
+        try:
+            ret = cs.populate_vma_page_range(k, vma, va, va + size)
+        except OutOfMemory:
+            ret = ENOMEM
+        if ret < 0:
+            undo = cs.do_munmap(k, mm, va, size)
+            if undo:
+                raise self._error("do_munmap (undoing a failed populate)", undo)
+            raise self._error("populate_vma_page_range", ret)
+
+    def fork(self, mm: mm_struct) -> mm_struct:
+        """kernel/fork.c ``copy_mm`` -> ``dup_mm``: the child's mm (``dup_mmap`` takes
+        both ``mmap_lock``s itself)."""
+        try:
+            child = self.cs.dup_mm(self.k, mm)
+        except OutOfMemory:
+            child = None
+        if child is None:
+            raise OutOfMemory("dup_mm returned NULL (-ENOMEM)")
+        return child
+
+    def mremap(self, mm: mm_struct, va: int, size: int, new_va: int) -> None:
+        """``mremap(va, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, new_va)``."""
+        try:
+            ret = self.cs.mremap_to(self.k, mm, va, size, new_va, size)
+        except OutOfMemory:
+            ret = ENOMEM
+        if ret < 0:
+            raise self._error("mremap_to", ret)
+        if ret != new_va:
+            raise CheckFailed(f"mremap_to returned {ret:#x}, not {new_va:#x}")
 
     def unmap_user(self, mm: mm_struct, va: int, size: int) -> None:
         err = self.cs.do_munmap(self.k, mm, va, size)

@@ -28,9 +28,12 @@ from unified import Level, PageTables
 from unified.mm import (
     change_protection,
     do_munmap,
+    dup_mm,
     map_pfn_range,
     mmap_region,
     mmput,
+    mremap_to,
+    populate_vma_page_range,
     remap_pfn_range,
     split_huge_leaf,
     split_leaf_at,
@@ -95,6 +98,11 @@ def unified_call_sites(pt: PageTables) -> CallSites:
         split_huge_pud=split_at(Level.PUD),
         change_memory_common=lambda k_, start, end, prot: set_memory_prot(pt, start, end, prot),
         mmput=lambda k_, mm: mmput(pt, mm),
+        populate_vma_page_range=lambda k_, vma, start, end: populate_vma_page_range(
+            pt, vma, start, end),
+        dup_mm=lambda k_, mm: dup_mm(pt, mm),
+        mremap_to=lambda k_, mm, addr, old_len, new_addr, new_len: mremap_to(
+            pt, mm, addr, old_len, new_addr, new_len),
     )
 
 

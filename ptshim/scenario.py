@@ -9,6 +9,10 @@ The format is fixed by ``design.md`` ("Scenario format")::
     {"op": "unmap",   "va": INT, "size": INT}
     {"op": "protect", "va": INT, "size": INT, "prot": PROT}
 
+Extensions (docs/cli.md): ``"anon": true`` on a user map (a private anonymous mapping,
+populated; no ``pa``), ``{"op": "fork"}``, ``{"op": "mremap", "va", "size", "new_va"}``,
+and ``"mm": N`` on every op (0 = the original process, 1.. = children in fork order).
+
 Integers are JSON integers or ``"0x…"`` strings.  Every error is a :class:`BadInput` whose
 message names the op by its index in ``ops`` (0-based) and its kind, then the field:
 ``op 3 (map): va 0x1234 is not a multiple of page_size 0x1000``.
@@ -30,13 +34,15 @@ from arches.errors import BadInput
 from legacy import GenericKernel
 from ptshim.model import PROTS, Extent, Model, Prot, SplitSize
 
-OpKind = Literal["map", "unmap", "protect"]
+OpKind = Literal["map", "unmap", "protect", "fork", "mremap"]
 
 _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    # op: (required fields, optional fields); "comment" is allowed everywhere.
-    "map": (frozenset({"va", "pa", "size", "prot"}), frozenset({"user", "page_size"})),
+    # op: (required fields, optional fields); "comment" and "mm" are allowed everywhere.
+    "map": (frozenset({"va", "size", "prot"}), frozenset({"pa", "user", "page_size", "anon"})),
     "unmap": (frozenset({"va", "size"}), frozenset()),
     "protect": (frozenset({"va", "size", "prot"}), frozenset()),
+    "fork": (frozenset(), frozenset()),
+    "mremap": (frozenset({"va", "size", "new_va"}), frozenset()),
 }
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class MapOp:
     page_size: int | None
     """None when the scenario omits it: the base page size."""
     kind: Literal["map"] = "map"
+    anon: bool = False
+    """A private anonymous mapping, populated (``pa`` is unused: 0)."""
+    mm: int = 0
 
     @property
     def end(self) -> int:
@@ -62,6 +71,7 @@ class UnmapOp:
     va: int
     size: int
     kind: Literal["unmap"] = "unmap"
+    mm: int = 0
 
     @property
     def end(self) -> int:
@@ -74,12 +84,53 @@ class ProtectOp:
     size: int
     prot: Prot
     kind: Literal["protect"] = "protect"
+    mm: int = 0
 
     @property
     def end(self) -> int:
         return self.va + self.size
 
-Op = MapOp | UnmapOp | ProtectOp
+@dataclass(frozen=True)
+class ForkOp:
+    """``fork()`` of process ``mm``: the child is the next process number."""
+
+    index: int
+    kind: Literal["fork"] = "fork"
+    mm: int = 0
+
+    # A fork has no address range: range-based tooling (the harness's coverage tags and
+    # shrinker) sees an empty one at 0.
+    @property
+    def va(self) -> int:
+        return 0
+
+    @property
+    def size(self) -> int:
+        return 0
+
+    @property
+    def end(self) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class MremapOp:
+    """``mremap(va, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, new_va)`` in process ``mm``."""
+
+    index: int
+    va: int
+    size: int
+    new_va: int
+    kind: Literal["mremap"] = "mremap"
+    mm: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.va + self.size
+
+
+Op = MapOp | UnmapOp | ProtectOp | ForkOp | MremapOp
+RangeOp = MapOp | UnmapOp | ProtectOp | MremapOp
 
 @dataclass(frozen=True)
 class Scenario:
@@ -91,10 +142,20 @@ class Scenario:
         return {"ops": [op_to_json(op) for op in self.ops]}
 
 def op_to_json(op: Op) -> dict[str, Any]:
-    out: dict[str, Any] = {"op": op.kind, "va": hex(op.va)}
+    out: dict[str, Any] = {"op": op.kind}
+    if op.mm:
+        out["mm"] = op.mm
+    if isinstance(op, ForkOp):
+        return out
+    out["va"] = hex(op.va)
     if isinstance(op, MapOp):
-        out["pa"] = hex(op.pa)
+        if op.anon:
+            out["anon"] = True
+        else:
+            out["pa"] = hex(op.pa)
     out["size"] = hex(op.size)
+    if isinstance(op, MremapOp):
+        out["new_va"] = hex(op.new_va)
     if isinstance(op, MapOp | ProtectOp):
         out["prot"] = op.prot
     if isinstance(op, MapOp):
@@ -146,36 +207,51 @@ def parse_op(index: int, raw: object) -> Op:
         raise BadInput(f"{where}: an op must be a JSON object, not {type(raw).__name__}")
     kind = raw.get("op")
     if kind not in _FIELDS:
-        raise BadInput(f"{where}: \"op\" must be one of map, unmap, protect, not {kind!r}")
+        raise BadInput(f"{where}: \"op\" must be one of {', '.join(_FIELDS)}, not {kind!r}")
     where = f"op {index} ({kind})"
     required, optional = _FIELDS[kind]
     missing = sorted(required - raw.keys())
     if missing:
         raise BadInput(f"{where}: missing field{'s' if len(missing) > 1 else ''} "
                        + ", ".join(missing))
-    unknown = sorted(raw.keys() - required - optional - {"op", "comment"})
+    unknown = sorted(raw.keys() - required - optional - {"op", "comment", "mm"})
     if unknown:
         raise BadInput(f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
                        + ", ".join(unknown))
+    mm = _int(where, "mm", raw.get("mm", 0))
+    if kind == "fork":
+        return ForkOp(index, mm=mm)
     va = _int(where, "va", raw["va"])
     size = _int(where, "size", raw["size"])
     if kind == "map":
         user = raw.get("user")
         if user is not None and not isinstance(user, bool):
             raise BadInput(f"{where}: user must be true or false, not {user!r}")
+        anon = raw.get("anon", False)
+        if not isinstance(anon, bool):
+            raise BadInput(f"{where}: anon must be true or false, not {anon!r}")
+        if anon and "pa" in raw:
+            raise BadInput(f"{where}: pa is not allowed with anon (the kernel allocates the "
+                           f"pages)")
+        if not anon and "pa" not in raw:
+            raise BadInput(f"{where}: missing field pa")
         ps = raw.get("page_size")
         return MapOp(
             index,
             va,
-            _int(where, "pa", raw["pa"]),
+            0 if anon else _int(where, "pa", raw["pa"]),
             size,
             _prot(where, raw["prot"]),
             user,
             None if ps is None else _int(where, "page_size", ps),
+            anon=anon,
+            mm=mm,
         )
     if kind == "unmap":
-        return UnmapOp(index, va, size)
-    return ProtectOp(index, va, size, _prot(where, raw["prot"]))
+        return UnmapOp(index, va, size, mm=mm)
+    if kind == "mremap":
+        return MremapOp(index, va, size, _int(where, "new_va", raw["new_va"]), mm=mm)
+    return ProtectOp(index, va, size, _prot(where, raw["prot"]), mm=mm)
 
 def parse_scenario(data: object, name: str = "scenario") -> Scenario:
     """A scenario from decoded JSON.  Top-level keys other than ``ops`` are ignored (room
@@ -308,6 +384,13 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
     :class:`BadInput` naming the op and the field.  Returns whether the op is in the user
     range (True) or the kernel range (False)."""
     where = op_label(op)
+    if op.mm >= model.mm_count:
+        raise BadInput(f"{where}: mm {op.mm} does not exist (processes: 0.."
+                       f"{model.mm_count - 1}; fork creates the next one)")
+    if isinstance(op, ForkOp):
+        if model.mm_count >= model.MAX_MMS:
+            raise BadInput(f"{where}: mm: at most {model.MAX_MMS} processes")
+        return True
     page_size = lim.page_size
     if isinstance(op, MapOp) and op.page_size is not None:
         page_size = op.page_size
@@ -325,6 +408,18 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
                 f"{where}: {name} {value:#x} is not a multiple of page_size {page_size:#x}"
             )
     user = space_of(where, op.va, op.size, lim)
+    if not user and op.mm:
+        raise BadInput(f"{where}: mm {op.mm} is given but the range is in the kernel range "
+                       f"(init_mm is shared by every process: use mm 0 or omit it)")
+    if isinstance(op, MremapOp):
+        _check_mremap(op, lim, model, user)
+        return user
+    if isinstance(op, MapOp) and op.anon:
+        if not user:
+            raise BadInput(f"{where}: anon: an anonymous mapping must be in the user range")
+        if page_size != lim.page_size:
+            raise BadInput(f"{where}: page_size {page_size:#x}: anonymous mappings use base "
+                           f"pages ({lim.page_size:#x}) only (no anonymous THP here)")
     if isinstance(op, MapOp):
         if op.user is not None and op.user != user:
             if op.user:
@@ -357,7 +452,7 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
                 f"beyond the {lim.phys_bits}-bit physical address space (max pfn "
                 f"{((1 << lim.phys_bits) - 1) >> shift:#x})"
             )
-        hit = model.overlapping(op.va, op.end)
+        hit = model.overlapping(op.va, op.end, op.mm)
         if hit:
             e = hit[0]
             raise BadInput(
@@ -365,7 +460,7 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
                 f"[{e.va:#x}, {e.end:#x})"
             )
     elif isinstance(op, ProtectOp):
-        hole = model.first_hole(op.va, op.end)
+        hole = model.first_hole(op.va, op.end, op.mm)
         if hole is not None:
             raise BadInput(
                 f"{where}: range [{op.va:#x}, {op.end:#x}) is not fully mapped: "
@@ -373,15 +468,57 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
             )
     return user
 
+def _check_mremap(op: MremapOp, lim: Limits, model: Model, user: bool) -> None:
+    """``mremap_to``'s checks, as bad input: page-aligned ranges in the user range, the
+    old one inside one vma, the new one free; no huge PUD leaf in the old range."""
+    where = op_label(op)
+    if not user:
+        raise BadInput(f"{where}: va: mremap moves user mappings only")
+    if op.new_va % lim.page_size:
+        raise BadInput(f"{where}: new_va {op.new_va:#x} is not a multiple of page_size "
+                       f"{lim.page_size:#x}")
+    if not space_of(where, op.new_va, op.size, lim):
+        raise BadInput(f"{where}: new_va: the destination must be in the user range")
+    hole = model.first_hole(op.va, op.end, op.mm)
+    if hole is not None:
+        raise BadInput(f"{where}: range [{op.va:#x}, {op.end:#x}) is not fully mapped: "
+                       f"[{hole[0]:#x}, {hole[1]:#x}) is not mapped (mremap: EFAULT)")
+    old = model.overlapping(op.va, op.end, op.mm)
+    if len({e.vma for e in old}) != 1:
+        raise BadInput(f"{where}: range [{op.va:#x}, {op.end:#x}) spans more than one vma "
+                       f"(mremap: EFAULT)")
+    big = [e for e in old if e.page_size > lim.page_size and e.page_size != min(
+        (s for s in lim.user_leaf_sizes if s > lim.page_size), default=0)]
+    if big:
+        raise BadInput(f"{where}: range [{op.va:#x}, {op.end:#x}) has huge PUD leaves: "
+                       f"move_page_tables' get_old_pud() clears a huge pud as bad "
+                       f"(pud_none_or_clear_bad) on x86 and arm64; refused")
+    hit = model.overlapping(op.new_va, op.new_va + op.size, op.mm)
+    if hit:
+        raise BadInput(f"{where}: new_va range [{op.new_va:#x}, {op.new_va + op.size:#x}) "
+                       f"overlaps the existing mapping [{hit[0].va:#x}, {hit[0].end:#x})")
+
+
 def apply_to_model(op: Op, user: bool, lim: Limits, model: Model, split: SplitSize) -> None:
     """The model's side of a successful op (the machine's side is the backend's)."""
-    if isinstance(op, MapOp):
+    if isinstance(op, ForkOp):
+        model.fork(op.mm)
+    elif isinstance(op, MapOp):
         ps = lim.page_size if op.page_size is None else op.page_size
-        model.add(Extent(op.va, op.size, op.pa, op.prot, user, ps))
+        if op.anon:
+            zero = "w" not in op.prot
+            pa = 0 if zero else model.new_anon(op.size)
+            model.add(Extent(op.va, op.size, pa, op.prot, user, ps, anon=True, zero=zero,
+                             exclusive=not zero, vma=model.new_vma()), op.mm)
+        else:
+            model.add(Extent(op.va, op.size, op.pa, op.prot, user, ps,
+                             vma=model.new_vma()), op.mm)
     elif isinstance(op, UnmapOp):
-        model.remove(op.va, op.end, split)
+        model.remove(op.va, op.end, split, op.mm)
+    elif isinstance(op, MremapOp):
+        model.mremap(op.va, op.end, op.new_va, split, op.mm)
     else:
-        model.protect(op.va, op.end, op.prot, split)
+        model.protect(op.va, op.end, op.prot, split, op.mm)
 
 def validate(
     scenario: Scenario,

@@ -3,7 +3,10 @@
 Scenarios are built to hit what the ports must get right: base pages crossing PMD
 boundaries, huge PMD/PUD leaves (user and kernel), unmaps and protects that cover leaves
 partly (splits) or free whole tables (floor/ceiling), neighbouring vmas, kernel mappings
-that need ``arch_sync_kernel_mappings``, and the top of the user range.
+that need ``arch_sync_kernel_mappings``, and the top of the user range; private anonymous
+maps (write-faulted pages and the zero page), up to :data:`MAX_FORKS` forks with later ops
+in any process (``"mm"``), and mremaps of base-page ranges (pte by pte, or whole PTE tables
+when the move is PMD-aligned).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from legacy import boot
 from ptshim.backends import LegacyBackend
 from ptshim.model import PROTS, Model
 from ptshim.scenario import (
+    ForkOp,
     Limits,
     MapOp,
+    MremapOp,
     Op,
     ProtectOp,
     Scenario,
@@ -26,7 +31,15 @@ from ptshim.scenario import (
     check_op,
 )
 
-__all__ = ["ScenarioGen"]
+__all__ = ["MAX_FORKS", "MREMAP_HUGE", "ScenarioGen"]
+
+MAX_FORKS = 2
+"""Forks per generated scenario."""
+
+MREMAP_HUGE = False
+"""Whether generated mremaps may move huge PMD leaves: not yet, legacy/mm/huge_memory.py's
+``move_huge_pmd`` does not flush the old range (``flush_pmd_tlb_range``), so the legacy
+path fails the TLB check there."""
 
 
 class ScenarioGen:
@@ -74,8 +87,14 @@ class ScenarioGen:
             return ps * rng.choice([1, 2, 3, rng.randint(1, 40), rng.randint(400, 1100)])
         return ps * rng.choice([1, 1, 2, 3])
 
-    def _map(self, user: bool, base: int, span: int) -> MapOp:
+    def _map(self, user: bool, base: int, span: int, mm: int = 0) -> MapOp:
         rng = self.rng
+        if user and rng.random() < 0.35:
+            ps = self.page
+            size = self._size(ps)
+            va = base + rng.randrange(0, max(1, span // ps)) * ps
+            return MapOp(0, va, 0, size, rng.choice(PROTS), True if rng.random() < 0.5
+                         else None, None, anon=True, mm=mm)
         sizes = self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes
         weights = [6 if s == self.page else (3 if s <= self.pmd else 1) for s in sizes]
         ps = rng.choices(sizes, weights)[0]
@@ -87,12 +106,33 @@ class ScenarioGen:
             va = max(va, base)
         pa = rng.randrange(0, max(1, (self.max_pa - size) // ps)) * ps
         return MapOp(0, va, pa, size, rng.choice(PROTS), user if rng.random() < 0.8 else None,
-                     ps if ps != self.page or rng.random() < 0.3 else None)
+                     ps if ps != self.page or rng.random() < 0.3 else None,
+                     mm=mm if user else 0)
 
-    def _cut(self, model: Model, user: bool) -> tuple[int, int] | None:
+    def _mremap(self, model: Model, mm: int, base: int, span: int) -> MremapOp | None:
+        """Part (or all) of one base-page vma of process ``mm``, to a free place of the
+        window; the move is PMD-aligned half of the time (whole PTE tables move)."""
+        rng = self.rng
+        ext = [e for e in model.user_extents(mm)
+               if MREMAP_HUGE or e.page_size == self.page]
+        if not ext:
+            return None
+        e = rng.choice(ext)
+        pages = e.size // self.page
+        lo = rng.randrange(0, pages)
+        hi = rng.randrange(lo + 1, pages + 1)
+        va, size = e.va + lo * self.page, (hi - lo) * self.page
+        if rng.random() < 0.5:
+            slot = base + rng.randrange(0, max(1, span // self.pmd)) * self.pmd
+            new_va = slot + va % self.pmd
+        else:
+            new_va = base + rng.randrange(0, max(1, span // self.page)) * self.page
+        return MremapOp(0, va, size, new_va, mm=mm)
+
+    def _cut(self, model: Model, user: bool, mm: int = 0) -> tuple[int, int] | None:
         """A range over existing extents of one space, its ends anywhere (page aligned)."""
         rng = self.rng
-        ext = [e for e in model if e.user == user]
+        ext = [e for e in model.view(mm) if e.user == user]
         if not ext:
             return None
         i = rng.randrange(len(ext))
@@ -122,19 +162,26 @@ class ScenarioGen:
     def op(self, model: Model, bases: dict[bool, int]) -> Op | None:
         rng = self.rng
         user = rng.random() < 0.65
+        mm = rng.randrange(model.mm_count) if user else 0
         base = bases[user]
         span = max(self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes) * 4
         span = max(span, self.pmd * 4)
-        kind = rng.choices(["map", "unmap", "protect"], [5, 3, 3])[0]
+        forks = model.mm_count - 1
+        kind = rng.choices(["map", "unmap", "protect", "fork", "mremap"],
+                           [5, 3, 3, 1 if forks < MAX_FORKS else 0, 2 if user else 0])[0]
+        if kind == "fork":
+            return ForkOp(0, mm=rng.randrange(model.mm_count))
+        if kind == "mremap":
+            return self._mremap(model, mm, base, span)
         if kind == "map" or not len(model):
-            return self._map(user, base, span)
-        cut = self._cut(model, user)
+            return self._map(user, base, span, mm)
+        cut = self._cut(model, user, mm)
         if cut is None:
-            return self._map(user, base, span)
+            return self._map(user, base, span, mm)
         lo, hi = cut
         if kind == "unmap":
-            return UnmapOp(0, lo, hi - lo)
-        return ProtectOp(0, lo, hi - lo, rng.choice(PROTS))
+            return UnmapOp(0, lo, hi - lo, mm=mm)
+        return ProtectOp(0, lo, hi - lo, rng.choice(PROTS), mm=mm)
 
     def scenario(self, n_ops: int, name: str) -> Scenario:
         """A valid scenario of up to ``n_ops`` ops."""

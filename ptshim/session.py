@@ -8,8 +8,12 @@ the model of what should be mapped.
     s.verify()                             # hardware walk == model; pgtables_bytes right
     s.teardown()                           # mmput(): check_mm, nothing charged to the mm
 
-Ops go to the process ``mm`` for user-range addresses and to ``init_mm`` for kernel-range
-ones.  Huge leaves cut by an unmap or protect are split by the kernel code the backend
+Ops go to the process ``mm`` for user-range addresses (``self.mms[op.mm]``: 0 is the
+original process, ``fork`` appends children) and to ``init_mm`` for kernel-range ones.
+Every user op runs under ``mmap_write_lock`` of its mm (fork: ``dup_mmap`` takes both
+itself), and every op ends with ``k.syscall_exit`` (no lock held, no stale TLB entry).
+
+Huge leaves cut by an unmap or protect are split by the kernel code the backend
 drives (``__split_vma`` → ``vma_adjust_trans_huge``, ``zap_pmd_range``,
 ``change_protection``; for ``init_mm`` the x86 cpa split ``split_large_page``); the model
 follows with :meth:`Backend.split_size`.  A protect leaves alone what already has the
@@ -25,13 +29,16 @@ from dataclasses import dataclass
 from arches.config import ArchConfig, Fault, Translation
 from arches.errors import BadInput, CheckFailed, OutOfMemory
 from legacy import GenericKernel, boot, mm_struct
+from legacy.mm.page import check_pages_freed, is_zero_pfn, my_zero_pfn, page_state
 from legacy.mm_types import mmap_write_locked
 from legacy.types import EntryPtr
 from ptshim.backends import Backend, make_backend
 from ptshim.model import Model, Prot, Run
 from ptshim.scenario import (
+    ForkOp,
     Limits,
     MapOp,
+    MremapOp,
     Op,
     Scenario,
     UnmapOp,
@@ -87,6 +94,8 @@ class Session:
         if mm is None:
             raise OutOfMemory(f"{arch}: mm_alloc() failed")
         self.mm: mm_struct = mm
+        self.mms: list[mm_struct] = [mm]
+        """Every process: 0 = the original one, then the fork children in order."""
         self.model = Model()
         self.ops_done = 0
         self.tainted: str | None = None
@@ -100,14 +109,15 @@ class Session:
         """Leaf size a ``leaf_size`` leaf is split into when partially unmapped/protected."""
         return self.backend.split_size(leaf_size, user)
 
-    def roots(self) -> tuple[int, int]:
-        """(user root, kernel root) physical addresses of the process as the MMU uses them."""
-        user = self.mm.pgd.pa
+    def roots(self, mm: int = 0) -> tuple[int, int]:
+        """(user root, kernel root) physical addresses of process ``mm`` as the MMU uses
+        them."""
+        user = self.mms[mm].pgd.pa
         kernel = self.k.init_mm.pgd.pa if self.k.SEPARATE_KERNEL_ROOT else user
         return user, kernel
 
-    def registers(self) -> dict[str, int]:
-        return self.config.make_registers(*self.roots())
+    def registers(self, mm: int = 0) -> dict[str, int]:
+        return self.config.make_registers(*self.roots(mm))
 
     # -- running ---------------------------------------------------------------------------
 
@@ -132,8 +142,11 @@ class Session:
         label = op_label(op)
         self.k.hw_tlb.op = label
         try:
-            # A user op runs as its syscall does: under mmap_lock held for write.
-            with mmap_write_locked(self.mm) if user else nullcontext():
+            # A user op runs as its syscall does: under mmap_lock held for write (fork's
+            # dup_mmap takes the parent's and the child's itself).
+            mm = self.mms[op.mm]
+            locked = user and not isinstance(op, ForkOp)
+            with mmap_write_locked(mm) if locked else nullcontext():
                 self._dispatch(op, user)
         except OutOfMemory as e:
             if isinstance(op, MapOp):
@@ -151,19 +164,26 @@ class Session:
     def _dispatch(self, op: Op, user: bool) -> None:
         """Run ``op`` through the backend (no checks, no locks: :meth:`apply` does those)."""
         b = self.backend
-        if isinstance(op, MapOp):
+        mm = self.mms[op.mm]
+        if isinstance(op, ForkOp):
+            self.mms.append(b.fork(mm))
+        elif isinstance(op, MremapOp):
+            b.mremap(mm, op.va, op.size, op.new_va)
+        elif isinstance(op, MapOp):
             ps = self.limits.page_size if op.page_size is None else op.page_size
-            if user:
-                b.map_user(self.mm, op.va, op.size, op.pa, op.prot, ps)
+            if op.anon:
+                b.map_anon(mm, op.va, op.size, op.prot)
+            elif user:
+                b.map_user(mm, op.va, op.size, op.pa, op.prot, ps)
             else:
                 b.map_kernel(op.va, op.size, op.pa, op.prot, ps)
         elif isinstance(op, UnmapOp):
             if user:
-                b.unmap_user(self.mm, op.va, op.size)
+                b.unmap_user(mm, op.va, op.size)
             else:
                 b.unmap_kernel(op.va, op.size)
         elif user:
-            b.protect_user(self.mm, op.va, op.size, op.prot)
+            b.protect_user(mm, op.va, op.size, op.prot)
         else:
             # Like mprotect_fixup for a vma whose flags do not change (and set_memory's
             # "no change, no split"), parts already at ``prot`` are left alone.
@@ -184,25 +204,36 @@ class Session:
 
     # -- checking --------------------------------------------------------------------------
 
-    def hardware_leaves(self, root: int | None = None) -> list[Translation]:
-        """Every leaf the hardware walker reads from the process's roots (or from ``root``
-        as both roots)."""
-        regs = (self.registers() if root is None
+    def hardware_leaves(self, root: int | None = None, mm: int = 0) -> list[Translation]:
+        """Every leaf the hardware walker reads from process ``mm``'s roots (or from
+        ``root`` as both roots)."""
+        regs = (self.registers(mm) if root is None
                 else self.config.make_registers(root, root))
         return list(self.config.walker.leaves(self.k.mem, regs))
 
-    def expected_runs(self, user: bool | None = None) -> list[Run]:
-        """The model as runs of leaves, as the hardware should show them.  A kernel
-        mapping's page size is the *largest* leaf the kernel may use (vmap's
+    def expected_runs(self, user: bool | None = None, mm: int = 0,
+                      anon_pa: dict[int, int] | None = None) -> list[Run]:
+        """Process ``mm``'s model as runs of leaves, as the hardware should show them.  A
+        kernel mapping's page size is the *largest* leaf the kernel may use (vmap's
         ``max_page_shift``: it falls back to smaller leaves when a huge one cannot be
         installed), so kernel runs carry leaf size 0 here; :meth:`_check_kernel_leaf_sizes`
-        checks the bound."""
-        return runs_of(
-            (e.va, e.pa, e.size, e.page_size if e.user else 0,
-             hw_prot(self.config, e.prot), e.user)
-            for e in self.model
-            if e.prot != "none" and (user is None or e.user == user)
-        )
+        checks the bound.  Anonymous pages are where ``anon_pa`` (token -> pa, from
+        :meth:`anon_pages`) says; the zero page is ``my_zero_pfn``."""
+        ps = self.limits.page_size
+        zero_pa = my_zero_pfn(self.k, 0) << self.k.PAGE_SHIFT
+        items: list[tuple[int, int, int, int, str, bool]] = []
+        for e in self.model.view(mm):
+            if not e.has_leaves() or (user is not None and e.user != user):
+                continue
+            prot = hw_prot(self.config, e.hw_prot())
+            if not e.anon:
+                items.append((e.va, e.pa, e.size, e.page_size if e.user else 0, prot, e.user))
+                continue
+            for off in range(0, e.size, ps):
+                pa = zero_pa if e.zero else (anon_pa or {}).get(e.pa + off)
+                if pa is not None:
+                    items.append((e.va + off, pa, ps, ps, prot, True))
+        return runs_of(items)
 
     def _check_kernel_leaf_sizes(self, leaves: list[Translation]) -> list[str]:
         out = []
@@ -215,29 +246,105 @@ class Session:
                            f"mapping's page size {e.page_size:#x}")
         return out
 
+    def _pte_pfn(self, mm: mm_struct, va: int) -> int | None:
+        """The pfn of the present pte mapping ``va`` in ``mm`` (a software walk with the
+        legacy API; None if there is none)."""
+        k = self.k
+        pgd = k.pgd_offset(mm, va)
+        if k.pgd_none(k.pgdp_get(pgd)):
+            return None
+        p4d = k.p4d_offset(pgd, va)
+        if k.p4d_none(k.p4dp_get(p4d)):
+            return None
+        pud = k.pud_offset(p4d, va)
+        v3 = k.pudp_get(pud)
+        if k.pud_none(v3) or k.pud_leaf(v3):
+            return None
+        pmd = k.pmd_offset(pud, va)
+        v2 = k.pmdp_get(pmd)
+        if k.pmd_none(v2) or k.pmd_leaf(v2):
+            return None
+        pte = k.ptep_get(k.pte_offset_kernel(pmd, va))
+        if not k.pte_present(pte):
+            return None
+        return k.pte_pfn(pte)
+
+    def anon_pages(self) -> tuple[dict[int, int], list[str]]:
+        """Where every anonymous page of the model is (token -> pa, read from each mm's
+        ptes), and what is wrong: a page missing, the zero page expected but not there,
+        one page at two pfns or two pages at one, or a ``struct page`` whose refcount or
+        mapcount is not the number of ptes mapping it (each pte holds one reference), or
+        an allocated page no process maps (a leak)."""
+        k = self.k
+        ps = self.limits.page_size
+        token_pa: dict[int, int] = {}
+        maps: dict[int, int] = {}
+        out: list[str] = []
+        for i, mm in enumerate(self.mms):
+            for e in self.model.user_extents(i):
+                if not e.anon or e.empty:
+                    continue
+                for off in range(0, e.size, ps):
+                    va = e.va + off
+                    pfn = self._pte_pfn(mm, va)
+                    if pfn is None:
+                        out.append(f"mm {i}: no present pte for the anonymous page at {va:#x}")
+                        continue
+                    if e.zero:
+                        if not is_zero_pfn(k, pfn):
+                            out.append(f"mm {i}: {va:#x} maps pfn {pfn:#x}, not the zero page")
+                        continue
+                    pa = pfn << k.PAGE_SHIFT
+                    tok = e.pa + off
+                    if token_pa.setdefault(tok, pa) != pa:
+                        out.append(f"mm {i}: {va:#x} maps {pa:#x}, but the same (COW-shared) "
+                                   f"page is {token_pa[tok]:#x} in another process")
+                    maps[tok] = maps.get(tok, 0) + 1
+        if len(set(token_pa.values())) != len(token_pa):
+            out.append("two different anonymous pages are mapped at the same pfn")
+        want = {token_pa[t] >> k.PAGE_SHIFT: (n, n) for t, n in maps.items()}
+        got = page_state(k)
+        for pfn in sorted(got.keys() | want.keys()):
+            g, w = got.get(pfn), want.get(pfn)
+            if g != w:
+                out.append(f"anonymous page pfn {pfn:#x}: (refcount, mapcount) is "
+                           f"{g or 'not allocated'}, expected {w or 'freed (no pte maps it)'}")
+                break
+        return token_pa, out
+
     def verify(self) -> Stats:
         """Compare the machine with the model; raise :class:`CheckFailed` on any difference.
 
+        For every process (the original one and each fork child):
+
         - the hardware walker's leaves, merged into runs, equal the model's extents (leaf
-          size (an upper bound for kernel mappings), PA, protection and user/kernel
-          included); PROT "none" extents have no leaf and
-          a translation of them faults;
-        - where one root serves both halves but the kernel keeps its own pgd (x86), the
-          kernel half read through ``init_mm``'s pgd equals the model's kernel extents;
+          size (an upper bound for kernel mappings), PA, protection -- an anonymous pte is
+          read-only while COW-shared or after an mprotect -- and user/kernel included);
+          PROT "none" extents and a child's uncopied vmas have no leaf and a translation
+          of them faults;
         - ``mm->pgtables_bytes`` equals the accounted size of the PTE/PMD/PUD tables charged
           to the mm; every table charged to the mm is reachable from its pgd and no table
           reachable from the user range belongs to someone else;
-        - no page-table lock is left held.
+
+        and once: the anonymous pages (:meth:`anon_pages`: same pfn for a COW-shared page
+        in every process, refcount = mapcount = the ptes mapping it, no leaked page);
+        where one root serves both halves but the kernel keeps its own pgd (x86), the
+        kernel half read through ``init_mm``'s pgd equals the model's kernel extents; no
+        page-table lock is left held.
         """
         self._open()
         problems: list[str] = []
         leaves = self.hardware_leaves()
         if self.tainted is None:
-            got = runs_of((t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user)
-                          for t in leaves)
-            problems += compare_runs("hardware", got, self.expected_runs())
+            anon_pa, problems = self.anon_pages()
+            for i in range(len(self.mms)):
+                lv = leaves if i == 0 else self.hardware_leaves(mm=i)
+                got = runs_of((t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user)
+                              for t in lv)
+                what = "hardware" if len(self.mms) == 1 else f"hardware (mm {i})"
+                problems += compare_runs(what, got, self.expected_runs(mm=i, anon_pa=anon_pa))
+                problems += self._check_none_faults(i)
             problems += self._check_kernel_leaf_sizes(leaves)
-            problems += self._check_none_faults()
             if not self.k.SEPARATE_KERNEL_ROOT and self.k.init_mm.pgd.pa != self.mm.pgd.pa:
                 k_leaves = self.hardware_leaves(self.k.init_mm.pgd.pa)
                 got_k = runs_of(
@@ -245,29 +352,33 @@ class Session:
                     for t in k_leaves
                 )
                 problems += compare_runs("init_mm's pgd", got_k, self.expected_runs(False))
-        problems += self._check_accounting()
+        for i, mm in enumerate(self.mms):
+            tag = "" if len(self.mms) == 1 else f"mm {i}: "
+            problems += [tag + p for p in self._check_accounting(mm)]
         problems += self._check_locks()
         if problems:
             more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
             raise CheckFailed(f"{self.config.name}: " + "; ".join(problems[:5]) + more)
         return self.stats(len(leaves))
 
-    def _check_none_faults(self) -> list[str]:
-        regs = self.registers()
+    def _check_none_faults(self, mm: int = 0) -> list[str]:
+        regs = self.registers(mm)
         out = []
-        for e in self.model:
-            if e.prot != "none":
+        for e in self.model.view(mm):
+            if e.has_leaves():
                 continue
             for va in {e.va, e.end - self.limits.page_size}:
                 t = self.config.walker.translate(self.k.mem, regs, va)
                 if not isinstance(t, Fault):
-                    out.append(f"PROT_NONE address {va:#x} translates to {t.pa:#x} ({t.prot})")
+                    what = "PROT_NONE" if e.prot == "none" else "unpopulated"
+                    out.append(f"{what} address {va:#x} translates to {t.pa:#x} ({t.prot})")
         return out
 
-    def accounted_bytes(self) -> int:
+    def accounted_bytes(self, mm: mm_struct | None = None) -> int:
         """What ``pgtables_bytes`` should be: the accounted size of every PTE, PMD and PUD
         table charged to the process mm (pgd and p4d tables are not accounted)."""
-        k, mm = self.k, self.mm
+        k = self.k
+        mm = self.mm if mm is None else mm
         size = {
             "pte": k.PTRS_PER_PTE * k.SIZEOF_PTE,
             "pmd": 0 if k.mm_pmd_folded(mm) else k.PTRS_PER_PMD * k.SIZEOF_PMD,
@@ -276,10 +387,10 @@ class Session:
         return sum(size.get(d.level, 0) * getattr(d, "nr_tables", 1)
                    for d in k.ptdescs.values() if d.mm is mm)
 
-    def _check_accounting(self) -> list[str]:
-        k, mm = self.k, self.mm
+    def _check_accounting(self, mm: mm_struct) -> list[str]:
+        k = self.k
         out = []
-        want = self.accounted_bytes()
+        want = self.accounted_bytes(mm)
         if mm.pgtables_bytes != want:
             out.append(f"pgtables_bytes is {mm.pgtables_bytes}, the tables charged to the mm "
                        f"account for {want}")
@@ -329,20 +440,30 @@ class Session:
     # -- the end ---------------------------------------------------------------------------
 
     def teardown(self) -> None:
-        """``mmput()`` the process mm (``exit_mmap`` + ``__mmdrop``/``check_mm``) and check
-        that nothing is left charged to it.  Kernel mappings stay: ``init_mm`` lives on."""
+        """``mmput()`` every process, children first (``exit_mmap`` + ``__mmdrop``/
+        ``check_mm``), and check that nothing is left charged to any of them and that every
+        anonymous page was freed.  Kernel mappings stay: ``init_mm`` lives on."""
         self._open()
-        self.backend.teardown(self.mm)
         self.closed = True
-        self.k.syscall_exit("teardown (mmput)")
-        left = self.k.tables_of(self.mm)
         problems = []
-        if left:
-            problems.append(f"{len(left)} table frame(s) still charged to the mm after mmput")
-        if self.mm.pgtables_bytes:
-            problems.append(f"pgtables_bytes {self.mm.pgtables_bytes} after mmput")
-        if self.mm in self.k.mms:
-            problems.append("the mm is still listed after mmput")
+        for i in reversed(range(len(self.mms))):
+            mm = self.mms[i]
+            self.backend.teardown(mm)
+            self.k.syscall_exit("teardown (mmput)" if len(self.mms) == 1
+                                else f"teardown (mmput of mm {i})")
+            tag = "" if len(self.mms) == 1 else f"mm {i}: "
+            left = self.k.tables_of(mm)
+            if left:
+                problems.append(f"{tag}{len(left)} table frame(s) still charged to the mm "
+                                f"after mmput")
+            if mm.pgtables_bytes:
+                problems.append(f"{tag}pgtables_bytes {mm.pgtables_bytes} after mmput")
+            if mm in self.k.mms:
+                problems.append(f"{tag}the mm is still listed after mmput")
+        try:
+            check_pages_freed(self.k)
+        except CheckFailed as e:
+            problems.append(str(e))
         problems += self._check_locks()
         if problems:
             raise CheckFailed(f"{self.config.name}: teardown: " + "; ".join(problems))

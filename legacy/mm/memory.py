@@ -3,9 +3,13 @@
 
 Emulation notes (the rest is the kernel's code):
 
-- No ``struct page`` / folio exists: ``vm_normal_page`` returns the pfn of a "normal" page or
-  None; rmap, refcounts and RSS counters are not kept.  No anonymous memory exists, so every
-  normal page behaves as a file page; no swap, migration or marker entries are ever created.
+- ``struct page *`` is its pfn: ``vm_normal_page`` returns the pfn of a "normal" page or
+  None.  Anonymous pages have a ``struct page`` with refcount, mapcount and the
+  anon-exclusive bit (:mod:`legacy.mm.page`); zap drops their rmap and queues their
+  reference on the gather (freed by ``tlb_batch_pages_flush`` after the TLB flush), fork
+  takes a reference and a mapping and clears anon-exclusive.  A normal page without a
+  ``struct page`` here (none is ever mapped) behaves as a file page.  RSS counters are not
+  kept; no swap, migration or marker entries are ever created.
 - ``need_resched()`` is always false, ``pfn_modify_allowed()`` and ``track_pfn_*`` (x86 PAT)
   always allow, mmu notifiers and cache flushes do nothing.
 - ``BUG_ON`` raises :class:`~arches.errors.CheckFailed`; a BUG under a page-table lock
@@ -39,10 +43,21 @@ from legacy.mm.mmu_gather import (
     tlb_finish_mmu,
     tlb_flush_mmu,
     tlb_flush_mmu_tlbonly,
+    tlb_flush_rmaps,
     tlb_gather_mmu,
     tlb_remove_tlb_entries,
     tlb_remove_tlb_entry,
     tlb_start_vma,
+)
+from legacy.mm.page import (
+    folio_dup_file_rmap_pte,
+    folio_get,
+    folio_mapcount,
+    folio_remove_rmap_ptes,
+    folio_test_anon,
+    folio_try_dup_anon_rmap_pte,
+    is_zero_pfn,
+    pfn_to_page,
 )
 from legacy.mm.vm_flags import (
     VM_DONTDUMP,
@@ -54,6 +69,7 @@ from legacy.mm.vm_flags import (
     is_cow_mapping,
     is_vm_hugetlb_page,
 )
+from legacy.mm.vma import vma_anon_vma
 from legacy.mm_types import mm_struct, spin_lock, vm_area_struct
 from legacy.types import P4dPtr, PgdPtr, PmdPtr, PtePtr, PudPtr, pgprot_t, pte_t
 
@@ -272,6 +288,8 @@ def vm_normal_page(k: GenericKernel, vma: vm_area_struct, addr: int, pte: pte_t)
             return pfn  # check_pfn: every pfn has a struct page here
         if vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP):
             return None
+        if is_zero_pfn(k, pfn):
+            return None
         k.pgd_ERROR("pte", pte)  # print_bad_pte: special pte in a normal vma
         return None
     # !CONFIG_ARCH_HAS_PTE_SPECIAL case follows:
@@ -283,6 +301,8 @@ def vm_normal_page(k: GenericKernel, vma: vm_area_struct, addr: int, pte: pte_t)
             return None
         if not is_cow_mapping(vma.vm_flags):
             return None
+    if is_zero_pfn(k, pfn):
+        return None
     return pfn
 
 
@@ -293,17 +313,26 @@ def zap_present_folio_ptes(
     k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, page: int, pte: PtePtr,
     ptent: pte_t, nr: int, addr: int, details: zap_details | None,
 ) -> tuple[bool, bool]:
-    """Returns ``(force_flush, force_break)``.  Every folio is a file folio here."""
+    """Returns ``(force_flush, force_break)``.  An anonymous folio loses its rmap now; a
+    dirty file folio's rmap removal is delayed until after the TLB flush
+    (``tlb_delay_rmap``: CONFIG_SMP)."""
     mm = tlb.mm
     delay_rmap = False
     force_flush = force_break = False
-    ptent = k.ptep_get_and_clear_full(mm, addr, pte, int(tlb.fullmm))  # nr == 1
-    if k.pte_dirty(ptent):
-        # folio_mark_dirty; tlb_delay_rmap() (CONFIG_SMP) sets delayed_rmap, is true
-        tlb.delayed_rmap = True
-        delay_rmap = True
-        force_flush = True
+    if not folio_test_anon(k, page):
+        ptent = k.ptep_get_and_clear_full(mm, addr, pte, int(tlb.fullmm))  # nr == 1
+        if k.pte_dirty(ptent):
+            # folio_mark_dirty; tlb_delay_rmap() (CONFIG_SMP) sets delayed_rmap, is true
+            tlb.delayed_rmap = True
+            delay_rmap = True
+            force_flush = True
+    else:
+        # We don't need up-to-date accessed/dirty bits.
+        k.ptep_get_and_clear_full(mm, addr, pte, int(tlb.fullmm))  # clear_full_ptes
     tlb_remove_tlb_entries(k, tlb, pte, nr, addr)
+    if not delay_rmap and pfn_to_page(k, page) is not None:
+        folio_remove_rmap_ptes(k, page, nr, vma)
+        BUG_ON(folio_mapcount(k, page) < 0, f"print_bad_pte: pfn {page:#x} mapcount < 0")
     if _tlb_remove_page_size(k, tlb, page, delay_rmap, k.PAGE_SIZE):
         force_flush = True
         force_break = True
@@ -368,7 +397,7 @@ def zap_pte_range(
     # Do the actual TLB flush before dropping ptl
     if force_flush:
         tlb_flush_mmu_tlbonly(k, tlb)
-        tlb.delayed_rmap = False  # tlb_flush_rmaps
+        tlb_flush_rmaps(k, tlb, vma)
     k.pte_unmap_unlock(start_pte, ptl)
 
     # If we forced a TLB flush (either due to running out of batch buffers or because we
@@ -690,9 +719,20 @@ def copy_present_ptes(
     k: GenericKernel, dst_vma: vm_area_struct, src_vma: vm_area_struct, dst_pte: PtePtr,
     src_pte: PtePtr, pte: pte_t, addr: int, max_nr: int,
 ) -> int:
-    """Copy one present pte; returns the number copied (1: no large folios here).  A normal
-    page would take a reference and an rmap here; neither is emulated."""
-    vm_normal_page(k, src_vma, addr, pte)
+    """Copy one present pte; returns the number copied (1: no large folios here).  A
+    normal page gets a reference and a mapping; an anonymous one stops being
+    anon-exclusive (``folio_try_dup_anon_rmap_pte``: no page is ever pinned, so it never
+    has to be copied with ``copy_present_page``)."""
+    page = vm_normal_page(k, src_vma, addr, pte)
+    if page is not None and pfn_to_page(k, page) is not None:
+        folio_get(k, page)
+        if folio_test_anon(k, page):
+            # If this page may have been pinned by the parent process, copy the page
+            # immediately for the child (never: no page is pinned here).
+            err = folio_try_dup_anon_rmap_pte(k, page, dst_vma, src_vma)
+            BUG_ON(err != 0, "folio_try_dup_anon_rmap_pte failed: no page is pinned")
+        else:
+            folio_dup_file_rmap_pte(k, page, dst_vma)
     _copy_present_ptes(k, dst_vma, src_vma, dst_pte, src_pte, pte, addr, 1)
     return 1
 
@@ -827,9 +867,13 @@ def copy_p4d_range(
 
 
 def vma_needs_copy(k: GenericKernel, dst_vma: vm_area_struct, src_vma: vm_area_struct) -> bool:
-    """Copy at fork only what a fault could not rebuild: pfn mappings (no anon_vma, no
-    userfaultfd is emulated)."""
-    return bool(src_vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP))
+    """Copy at fork only what a fault could not rebuild: pfn mappings and vmas with an
+    anon_vma (no userfaultfd is emulated).  "Don't copy ptes where a page fault will fill
+    them correctly": a private vma that only ever had read faults (zero-page ptes, no
+    anon_vma) is not copied; the child faults again."""
+    if src_vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP):
+        return True
+    return vma_anon_vma(src_vma) is not None
 
 
 def copy_page_range(k: GenericKernel, dst_vma: vm_area_struct, src_vma: vm_area_struct) -> int:

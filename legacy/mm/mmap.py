@@ -16,6 +16,7 @@ from legacy.mm.memory import copy_page_range, free_pgtables, unmap_vmas
 from legacy.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu, tlb_gather_mmu_fullmm
 from legacy.mm.vm_flags import VM_DONTCOPY
 from legacy.mm.vma import (
+    anon_vma_fork,
     detach_range,
     find_vma_intersection,
     insert_vm_struct,
@@ -97,21 +98,35 @@ def mmput(k: GenericKernel, mm: mm_struct) -> None:
 
 
 def dup_mmap(k: GenericKernel, mm: mm_struct, oldmm: mm_struct) -> int:
-    """kernel/fork.c: give ``mm`` a copy of every vma of ``oldmm`` and copy their page
-    tables.  On failure the vma that failed stays in ``mm`` (its partial tables with it) and
-    the later ones are dropped, as the kernel's ``XA_ZERO_ENTRY`` marker does, so that
-    ``mmput`` frees everything."""
+    """kernel/fork.c (mm/mmap.c since 6.16): give ``mm`` a copy of every vma of ``oldmm``
+    and copy their page tables, under both ``mmap_lock``s held for write; ends with
+    ``flush_tlb_mm(oldmm)``, which invalidates the parent's translations that
+    ``copy_page_range`` write-protected for COW.  On failure the vma that failed stays in
+    ``mm`` (its partial tables with it) and the later ones are dropped, as the kernel's
+    ``XA_ZERO_ENTRY`` marker does, so that ``mmput`` frees everything."""
+    mmap_write_lock(oldmm)  # mmap_write_lock_killable(oldmm)
+    # Not linked in yet - no deadlock potential:
+    mmap_write_lock(mm)  # mmap_write_lock_nested(mm, SINGLE_DEPTH_NESTING)
     retval = 0
-    for mpnt in list(oldmm.mmap):
-        if mpnt.vm_flags & VM_DONTCOPY:
-            continue
-        tmp = vm_area_dup(k, mpnt)
-        tmp.vm_mm = mm
-        if insert_vm_struct(k, mm, tmp):
-            return ENOMEM
-        retval = copy_page_range(k, tmp, mpnt)
-        if retval:
-            break
+    try:
+        for mpnt in list(oldmm.mmap):
+            if mpnt.vm_flags & VM_DONTCOPY:
+                continue
+            tmp = vm_area_dup(k, mpnt)
+            if anon_vma_fork(k, tmp, mpnt):  # (no VM_WIPEONFORK here)
+                retval = ENOMEM
+                break
+            tmp.vm_mm = mm
+            if insert_vm_struct(k, mm, tmp):
+                retval = ENOMEM
+                break
+            retval = copy_page_range(k, tmp, mpnt)
+            if retval:
+                break
+    finally:
+        mmap_write_unlock(mm)
+        k.flush_tlb_mm(oldmm)
+        mmap_write_unlock(oldmm)
     return retval
 
 

@@ -14,8 +14,9 @@ Emulation notes:
 - The RCU grace period of ``tlb_remove_table_free`` elapses at once.
 - The batch page the kernel takes with ``GFP_NOWAIT`` is not taken from emulated memory
   (it is not a page table); the batch sizes are the kernel's.
-- No ``struct page`` is emulated: ``__tlb_remove_page_size`` queues the pfn in
-  ``tlb.pages`` and ``tlb_batch_pages_flush`` drops it.
+- ``struct page *`` is a pfn: ``__tlb_remove_page_size`` queues it in ``tlb.pages`` (with
+  its delay-rmap flag in ``tlb.delayed_rmap_pages``) and ``tlb_batch_pages_flush`` drops
+  the references (:func:`legacy.mm.page.free_pages_and_swap_cache`), after the flush.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class mmu_gather:
         self.vma_pfn = False
         self.page_size = 0
         self.pages: list[int] = []
+        self.delayed_rmap_pages: list[int] = []
+        """The queued pages whose rmap removal waits for the flush (``ENCODED_PAGE_BIT_
+        DELAY_RMAP``): ``tlb_flush_rmaps`` removes it."""
         self.flushes: list[TlbFlush] = []
         self.finished = False
 
@@ -231,8 +235,26 @@ def tlb_remove_table(k: GenericKernel, tlb: mmu_gather, table: TableFree) -> Non
 
 
 def tlb_batch_pages_flush(k: GenericKernel, tlb: mmu_gather) -> None:
-    """``free_pages_and_swap_cache`` of the gathered pages: no ``struct page`` here."""
-    tlb.pages.clear()
+    """``free_pages_and_swap_cache`` of the gathered pages: each drops the reference its
+    page-table entry held; the last one frees the page."""
+    from legacy.mm.page import free_pages_and_swap_cache
+
+    pages, tlb.pages = tlb.pages, []
+    free_pages_and_swap_cache(k, pages)
+
+
+def tlb_flush_rmaps(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct) -> None:
+    """mm/mmu_gather.c: after the TLB flush, under the PTE lock, remove the rmap of the
+    pages whose removal was delayed (dirty file pages)."""
+    if not tlb.delayed_rmap:
+        return
+    from legacy.mm.page import folio_remove_rmap_ptes, pfn_to_page
+
+    for pfn in tlb.delayed_rmap_pages:
+        if pfn_to_page(k, pfn) is not None:
+            folio_remove_rmap_ptes(k, pfn, 1, vma)
+    tlb.delayed_rmap_pages.clear()
+    tlb.delayed_rmap = False
 
 
 def tlb_flush_mmu_free(k: GenericKernel, tlb: mmu_gather) -> None:
@@ -250,6 +272,8 @@ def _tlb_remove_page_size(
 ) -> bool:
     """``__tlb_remove_page_size``: queue a page; true when every batch is full."""
     tlb.pages.append(pfn)
+    if delay_rmap:
+        tlb.delayed_rmap_pages.append(pfn)
     capacity = MMU_GATHER_BUNDLE + MAX_GATHER_BATCH_COUNT(k) * MAX_GATHER_BATCH(k)
     return len(tlb.pages) >= capacity
 

@@ -6,7 +6,12 @@ Per PUD/PMD extent it moves, in order of preference: a huge pud (``move_huge_pud
 PMD table (``move_normal_pud``, ``CONFIG_HAVE_MOVE_PUD``), a huge pmd
 (:func:`legacy.mm.huge_memory.move_huge_pmd`), a whole PTE table (``move_normal_pmd``,
 ``CONFIG_HAVE_MOVE_PMD``), else the ptes one by one (``move_ptes``) under both PTE locks.
-Destination tables come from the ``*_alloc`` wrappers.
+Destination tables come from the ``*_alloc`` wrappers.  Each move flushes the old range
+before its locks are dropped, as the kernel does (``move_ptes``: ``flush_tlb_range(vma,
+old_end - len, old_end)`` when it moved a present pte; ``move_normal_pmd``/``_pud``:
+``flush_tlb_range`` of the entry; ``move_huge_pud``: ``flush_pud_tlb_range``;
+``move_huge_pmd`` in legacy/mm/huge_memory.py).  ``mremap_to`` is the syscall's
+``MREMAP_FIXED`` path for a same-size move.
 
 As in the kernel, ``get_old_pud`` uses ``pud_none_or_clear_bad``: on x86, whose ``pud_bad``
 counts PSE as bad, a huge pud is cleared as bad there before ``pud_trans_huge`` is tested.
@@ -17,10 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legacy.generic import GenericKernel
-from legacy.mm.internal import EAGAIN, ENOMEM, is_swap_pmd, pte_offset_map_rw_nolock
+from legacy.mm.internal import EAGAIN, EFAULT, ENOMEM, is_swap_pmd, pte_offset_map_rw_nolock
 from legacy.mm.mmap import do_munmap
 from legacy.mm.vma import find_vma_intersection, insert_vm_struct, vm_area_dup
-from legacy.mm_types import mm_struct, spin_lock, spin_unlock, vm_area_struct
+from legacy.mm_types import (
+    mm_struct,
+    mmap_assert_write_locked,
+    spin_lock,
+    spin_unlock,
+    vm_area_struct,
+)
 from legacy.types import PmdPtr, PudPtr, pte_t
 
 NORMAL_PMD, HPAGE_PMD, NORMAL_PUD, HPAGE_PUD = range(4)
@@ -128,12 +139,18 @@ def move_ptes(
     if new_ptl is not old_ptl:
         spin_lock(new_ptl)  # spin_lock_nested(new_ptl, SINGLE_DEPTH_NESTING)
 
+    length = old_end - old_addr  # len
+    force_flush = False
     while old_addr < old_end:
         nr_ptes = 1
         old_pte = k.ptep_get(old_ptep)
         if not k.pte_none(old_pte):
             # If we are remapping a valid PTE, make sure to flush TLB before we drop the
-            # PTL for the PTE (no large folios here: never a batch).
+            # PTL for the PTE.  NOTE! Both old and new PTL matter: the old one for racing
+            # with folio_mkclean(), the new one to make sure the physical page stays valid
+            # until the TLB entry for the old mapping has been flushed.
+            if k.pte_present(old_pte):
+                force_flush = True  # (no large folios here: never a batch)
             pte = k.ptep_get_and_clear(mm, old_addr, old_ptep)  # get_and_clear_ptes
             pte = move_pte(k, pte, old_addr, new_addr)
             pte = move_soft_dirty_pte(k, pte)
@@ -141,7 +158,8 @@ def move_ptes(
         old_ptep, old_addr = old_ptep + nr_ptes, old_addr + nr_ptes * k.PAGE_SIZE
         new_ptep, new_addr = new_ptep + nr_ptes, new_addr + nr_ptes * k.PAGE_SIZE
 
-    # force_flush: flush_tlb_range(vma, old_end - len, old_end) -- no TLB is emulated.
+    if force_flush:
+        k.flush_tlb_range(vma, old_end - length, old_end)
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     k.pte_unmap(new_ptep - 1)
@@ -175,6 +193,7 @@ def move_normal_pmd(
         k.pmd_clear(old_pmd)  # Clear the pmd
         res = True
         k.pmd_populate(mm, new_pmd, k.pmd_pgtable(pmd))
+        k.flush_tlb_range(vma, pmc.old_addr, (pmc.old_addr + k.PMD_SIZE) & k.ULONG_MASK)
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     spin_unlock(old_ptl)
@@ -200,6 +219,7 @@ def move_normal_pud(
     pud = k.pudp_get(old_pud)  # Clear the pud
     k.pud_clear(old_pud)
     k.pud_populate(mm, new_pud, k.pud_pgtable(pud))
+    k.flush_tlb_range(vma, pmc.old_addr, (pmc.old_addr + k.PUD_SIZE) & k.ULONG_MASK)
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     spin_unlock(old_ptl)
@@ -221,6 +241,7 @@ def move_huge_pud(
     pud = k.pudp_get(old_pud)  # Clear the pud
     k.pud_clear(old_pud)
     k.set_pud_at(mm, pmc.new_addr, new_pud, pud)  # Set the new pud
+    k.flush_pud_tlb_range(vma, pmc.old_addr, (pmc.old_addr + k.PUD_SIZE) & k.ULONG_MASK)
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     spin_unlock(old_ptl)
@@ -451,3 +472,21 @@ def move_vma(
         ret = new_addr
     do_munmap(k, mm, old_addr, old_len)
     return ret
+
+
+def mremap_to(k: GenericKernel, mm: mm_struct, addr: int, old_len: int, new_addr: int,
+              new_len: int) -> int:
+    """``mremap(addr, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr)`` of a
+    range inside one vma (mm/mremap.c ``mremap_to``, reduced: the caller checked the
+    alignment, that the old range lies in one vma, and that the ranges do not overlap; same
+    size only): unmap the destination, then :func:`move_vma`.  ``mmap_lock`` must be held
+    for write.  Returns ``new_addr`` or a negative errno."""
+    mmap_assert_write_locked(mm)
+    # MREMAP_FIXED: "VMA is moved to dst address, and munmap dst first."
+    err = do_munmap(k, mm, new_addr, new_len)
+    if err:
+        return err
+    vma = find_vma_intersection(k, mm, addr, addr + old_len)
+    if vma is None or vma.vm_start > addr or vma.vm_end < addr + old_len:
+        return EFAULT
+    return move_vma(k, vma, addr, old_len, new_len, new_addr)

@@ -10,7 +10,7 @@ detaching a range (the first half of munmap).
 from __future__ import annotations
 
 import bisect
-import dataclasses
+import copy
 
 from legacy.generic import GenericKernel
 from legacy.mm.internal import ENOMEM
@@ -41,8 +41,55 @@ def vm_area_alloc(
 
 
 def vm_area_dup(k: GenericKernel, orig: vm_area_struct) -> vm_area_struct:
-    """kernel/fork.c: a copy of ``orig`` (same mm until the caller changes it)."""
-    return dataclasses.replace(orig)
+    """kernel/fork.c: a copy of ``orig`` (same mm until the caller changes it), its
+    ``vm_ops`` and ``anon_vma`` included (see :func:`vma_is_anonymous`)."""
+    return copy.copy(orig)
+
+
+# -- anonymous vmas (include/linux/mm.h vma_is_anonymous, mm/rmap.c anon_vma) ------------
+#
+# ``struct vm_area_struct`` of legacy/mm_types.py has no ``vm_ops`` nor ``anon_vma`` field
+# yet: they are kept as instance attributes of the same names, which ``vm_area_dup``
+# copies.  A vma without the attribute has driver ``vm_ops`` (the scenario's pfn maps,
+# the pseudo-vmas of init_mm) and no anon_vma.
+
+
+def vma_set_anonymous(vma: vm_area_struct) -> None:
+    """include/linux/mm.h: ``vma->vm_ops = NULL`` (``mmap_region`` of a private
+    anonymous mapping)."""
+    vma.vm_ops = None  # type: ignore[attr-defined]
+
+
+def vma_is_anonymous(vma: vm_area_struct) -> bool:
+    """include/linux/mm.h: ``!vma->vm_ops``."""
+    return getattr(vma, "vm_ops", vma) is None
+
+
+def vma_anon_vma(vma: vm_area_struct) -> object | None:
+    """``vma->anon_vma``."""
+    return getattr(vma, "anon_vma", None)
+
+
+def anon_vma_prepare(k: GenericKernel, vma: vm_area_struct) -> int:
+    """mm/rmap.c ``__anon_vma_prepare``: give the vma an anon_vma before its first
+    anonymous page is mapped; 0."""
+    if vma_anon_vma(vma) is None:
+        from legacy.mm.page import anon_vma
+
+        vma.anon_vma = anon_vma()  # type: ignore[attr-defined]
+    return 0
+
+
+def anon_vma_fork(k: GenericKernel, vma: vm_area_struct, pvma: vm_area_struct) -> int:
+    """mm/rmap.c: the child's vma gets its own anon_vma, child of the parent's (the copy
+    made by ``vm_area_dup`` still points to the parent's); 0."""
+    parent = vma_anon_vma(pvma)
+    if parent is None:
+        return 0
+    from legacy.mm.page import anon_vma
+
+    vma.anon_vma = anon_vma(parent=parent)  # type: ignore[attr-defined,arg-type]
+    return 0
 
 
 # -- lookup ------------------------------------------------------------------------------

@@ -16,16 +16,18 @@ the same ``pgtables_bytes`` and the same allocated frames (``ptshim diff`` check
 - :mod:`unified.mm.unmap`: ``zap_range``/``unmap_vmas``, ``free_pgd_range``/``free_pgtables``
 - :mod:`unified.mm.protect`: ``change_protection``
 - :mod:`unified.mm.copy`: ``copy_page_range`` (fork)
-- :mod:`unified.mm.move`: ``move_page_tables`` (mremap)
+- :mod:`unified.mm.move`: ``move_page_tables``, ``move_vma``, ``mremap_to`` (mremap)
+- :mod:`unified.mm.anon`: ``populate_vma_page_range`` (anonymous faults, MAP_POPULATE)
 - :mod:`unified.mm.split`: ``split_leaf`` (any level), ``split_leaf_at``
 - :mod:`unified.mm.vmap`: ``vmap_range``, ``vunmap_range`` (``init_mm``)
 - :mod:`unified.mm.mmap`: ``mmap_region``, ``do_munmap``, ``split_vma``, ``mmput``, ``dup_mm``
 """
 
+from unified.mm.anon import populate_vma_page_range
 from unified.mm.copy import copy_page_range
 from unified.mm.map import map_pfn_range, remap_pfn_range
 from unified.mm.mmap import do_munmap, dup_mm, exit_mmap, mmap_region, mmput, split_vma
-from unified.mm.move import move_page_tables
+from unified.mm.move import move_page_tables, move_vma, mremap_to
 from unified.mm.protect import change_protection
 from unified.mm.split import split_huge_leaf, split_leaf, split_leaf_at
 from unified.mm.unmap import free_pgd_range, free_pgtables, unmap_vmas, zap_page_range_single
@@ -34,6 +36,7 @@ from unified.mm.vmap import vmap_range, vunmap_range
 __all__ = [
     "change_protection", "copy_page_range", "do_munmap", "dup_mm", "exit_mmap",
     "free_pgd_range", "free_pgtables", "map_pfn_range", "mmap_region", "mmput",
-    "move_page_tables", "remap_pfn_range", "split_huge_leaf", "split_leaf", "split_leaf_at",
-    "split_vma", "unmap_vmas", "vmap_range", "vunmap_range", "zap_page_range_single",
+    "move_page_tables", "move_vma", "mremap_to", "populate_vma_page_range",
+    "remap_pfn_range", "split_huge_leaf", "split_leaf", "split_leaf_at", "split_vma",
+    "unmap_vmas", "vmap_range", "vunmap_range", "zap_page_range_single",
 ]

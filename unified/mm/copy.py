@@ -14,14 +14,25 @@ One recursive routine walks the source; for each source entry covering the range
 - a table: the child's table is allocated if missing (``*_alloc``), then the walk goes down.
 
 A PTE table is copied under both tables' locks: non-present entries as they are, present
-ones write-protected in both for a COW mapping, cleaned for a shared one, made old.
-Only pfn mappings are copied (``vma_needs_copy``): the rest is refaulted in the child.
+ones write-protected in both for a COW mapping, cleaned for a shared one, made old; a
+normal page gets a reference and a mapping, an anonymous one loses anon-exclusive
+(``copy_present_ptes``).  Only pfn mappings and vmas with an anon_vma are copied
+(``vma_needs_copy``): the rest is refaulted in the child.  The parent's write-protects are
+raw stores: ``dup_mmap`` flushes the whole parent mm at the end (``flush_tlb_mm(oldmm)``),
+so no per-entry flush obligation is made.
 """
 
 from __future__ import annotations
 
 from legacy import spin_lock, spin_unlock, vm_area_struct
 from legacy.mm.memory import vm_normal_page, vma_needs_copy
+from legacy.mm.page import (
+    folio_dup_file_rmap_pte,
+    folio_get,
+    folio_test_anon,
+    folio_try_dup_anon_rmap_pte,
+    pfn_to_page,
+)
 from legacy.mm.vm_flags import VM_SHARED, is_cow_mapping, is_vm_hugetlb_page
 from unified.handles import Entry, Table
 from unified.levels import Level
@@ -53,7 +64,15 @@ def _copy_leaves(pt: PageTables, dst_vma: vm_area_struct, src_vma: vm_area_struc
             if not present(v):  # copy_nonpresent_pte: as a swap entry is copied
                 set_at(dst_mm, a, dst_ptr, get(src_ptr))
                 continue
-            vm_normal_page(k, src_vma, a, v)  # type: ignore[arg-type]
+            page = vm_normal_page(k, src_vma, a, v)  # type: ignore[arg-type]
+            if page is not None and pfn_to_page(k, page) is not None:
+                folio_get(k, page)
+                if folio_test_anon(k, page):
+                    # Clears anon-exclusive; never fails: no page is pinned here.
+                    err = folio_try_dup_anon_rmap_pte(k, page, dst_vma, src_vma)
+                    BUG_ON(err != 0, "folio_try_dup_anon_rmap_pte failed")
+                else:
+                    folio_dup_file_rmap_pte(k, page, dst_vma)
             # "If it's a COW mapping, write protect it both processes."
             if cow and lv.write(v):
                 lv.set_wrprotect(src_mm, a, src_ptr)

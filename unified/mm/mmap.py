@@ -18,6 +18,7 @@ from legacy.mm.internal import EINVAL, ENOMEM, PAGE_ALIGN
 from legacy.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu, tlb_gather_mmu_fullmm
 from legacy.mm.vm_flags import VM_DONTCOPY
 from legacy.mm.vma import (
+    anon_vma_fork,
     find_vma_intersection,
     insert_vm_struct,
     range_in_vma,
@@ -27,6 +28,7 @@ from legacy.mm.vma import (
     vma_next,
     vma_prev,
 )
+from legacy.mm_types import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock
 from unified.levels import Level
 from unified.mm._common import group_of_level
 from unified.mm.copy import copy_page_range
@@ -155,10 +157,14 @@ def exit_mmap(pt: PageTables, mm: mm_struct) -> None:
     if not mm.mmap:
         return
     vmas = list(mm.mmap)
+    mmap_read_lock(mm)
     tlb = tlb_gather_mmu_fullmm(k, mm)
     unmap_vmas(pt, tlb, vmas, 0, k.ULONG_MASK)
+    mmap_read_unlock(mm)
+    mmap_write_lock(mm)
     free_pgtables(pt, tlb, vmas, k.FIRST_USER_ADDRESS, k.USER_PGTABLES_CEILING)
     tlb_finish_mmu(k, tlb)
+    mmap_write_unlock(mm)
     mm.mmap.clear()
 
 
@@ -169,19 +175,32 @@ def mmput(pt: PageTables, mm: mm_struct) -> None:
 
 
 def dup_mmap(pt: PageTables, mm: mm_struct, oldmm: mm_struct) -> int:
-    """Give ``mm`` a copy of every vma of ``oldmm`` and their page tables; 0 or -ENOMEM."""
+    """Give ``mm`` a copy of every vma of ``oldmm`` and their page tables, under both
+    ``mmap_lock``s held for write, then ``flush_tlb_mm(oldmm)`` (the parent's COW
+    write-protects); 0 or -ENOMEM."""
     k = pt.k
+    mmap_write_lock(oldmm)
+    mmap_write_lock(mm)  # mmap_write_lock_nested: not linked in yet
     retval = 0
-    for mpnt in list(oldmm.mmap):
-        if mpnt.vm_flags & VM_DONTCOPY:
-            continue
-        tmp = vm_area_dup(k, mpnt)
-        tmp.vm_mm = mm
-        if insert_vm_struct(k, mm, tmp):
-            return ENOMEM
-        retval = copy_page_range(pt, tmp, mpnt)
-        if retval:
-            break
+    try:
+        for mpnt in list(oldmm.mmap):
+            if mpnt.vm_flags & VM_DONTCOPY:
+                continue
+            tmp = vm_area_dup(k, mpnt)
+            if anon_vma_fork(k, tmp, mpnt):
+                retval = ENOMEM
+                break
+            tmp.vm_mm = mm
+            if insert_vm_struct(k, mm, tmp):
+                retval = ENOMEM
+                break
+            retval = copy_page_range(pt, tmp, mpnt)
+            if retval:
+                break
+    finally:
+        mmap_write_unlock(mm)
+        k.flush_tlb_mm(oldmm)
+        mmap_write_unlock(oldmm)
     return retval
 
 

@@ -18,19 +18,29 @@ entries above end the lookup (bad ones are cleared); the target entry itself is 
 that points to PTE tables.  The kernel's quirk is kept: architectures whose ``pud_bad``
 calls a huge PUD bad (x86, arm64) clear it there, in both paths.
 Destination tables come from the ``*_alloc`` wrappers.
+
+Every move owes a TLB flush of the old range (:mod:`unified.flush`), consumed before the
+locks are dropped, as the kernel flushes: ``move_ptes`` the whole extent when it moved a
+present pte (``flush_tlb_range(vma, old_end - len, old_end)``), a table move its entry's
+range with walk caches (``flush_tlb_range``), a leaf move its leaf
+(``flush_pmd_tlb_range``/``flush_pud_tlb_range``).
 """
 
 from __future__ import annotations
 
-from legacy import spin_lock, spin_unlock, vm_area_struct
-from legacy.mm.mremap import pagetable_move_control, pmc_progress, try_realign_addr
+from legacy import mm_struct, spin_lock, spin_unlock, vm_area_struct
+from legacy.mm.mremap import copy_vma, pagetable_move_control, pmc_progress, try_realign_addr
+from legacy.mm.vma import find_vma_intersection
+from legacy.mm_types import mmap_assert_write_locked
+from unified.flush import FlushKind
 from unified.handles import Entry, Table
 from unified.levels import Level, LevelGroup
-from unified.mm._common import EAGAIN, deposits_at, ops_of
+from unified.mm._common import EAGAIN, EFAULT, ENOMEM, deposits_at, ops_of
+from unified.mm.mmap import do_munmap
 from unified.mm.split import split_huge_leaf
 from unified.pagetables import PageTables
 
-__all__ = ["move_page_tables"]
+__all__ = ["move_page_tables", "move_vma", "mremap_to"]
 
 
 def _lookup(pt: PageTables, mm_vma: vm_area_struct, level: LevelGroup, addr: int,
@@ -92,11 +102,15 @@ def _move_leaf(pt: PageTables, pmc: pagetable_move_control, old: Entry, new: Ent
     if new_ptl is not old_ptl:
         spin_lock(new_ptl)
     v = lv.get_and_clear(mm, pmc.old_addr, old.ptr)
+    owed = pt.owe(mm, old.level)
+    if lv.present(v):  # force_flush
+        owed.add(pmc.old_addr, (pmc.old_addr + lv.size) & pt.k.ULONG_MASK)
     # "With split pmd lock we also need to move preallocated PTE page table if new_pmd is
     # on different PMD page table."
     if deposits_at(old.level, mm) and new_ptl is not old_ptl:
         lv.deposit(mm, new.ptr, lv.withdraw(mm, old.ptr))
     lv.set_at(mm, pmc.new_addr, new.ptr, lv.moved(v))
+    owed.flush(pmc.old)  # flush_pmd_tlb_range / flush_pud_tlb_range of the old leaf
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     spin_unlock(old_ptl)
@@ -122,6 +136,9 @@ def _move_table(pt: PageTables, pmc: pagetable_move_control, old: Entry, new: En
         lv.clear(mm, pmc.old_addr, old.ptr)
         res = True
         lv.populate(mm, new.ptr, lv.pgtable(v))
+        # flush_tlb_range(vma, old_addr, old_addr + PMD_SIZE / PUD_SIZE): walk caches too
+        pt.owe(mm, old.level, pmc.old_addr, (pmc.old_addr + lv.size) & pt.k.ULONG_MASK,
+               FlushKind.TABLE).flush(pmc.old)
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     spin_unlock(old_ptl)
@@ -143,12 +160,24 @@ def _move_ptes(pt: PageTables, pmc: pagetable_move_control, extent: int, old: En
         spin_lock(new_ptl)
     try:
         old_addr, new_addr = pmc.old_addr, pmc.new_addr
+        old_end = old_addr + extent
+        owed = pt.owe(mm, Level.PTE)
         new_slots = pt.slots(new_t, new_addr, new_addr + extent)
-        for old_ptr, a, _ in pt.slots(old_t, old_addr, old_addr + extent):
+        for old_ptr, a, _ in pt.slots(old_t, old_addr, old_end):
             new_ptr, na, _n = next(new_slots)
-            if not lv.none(lv.get(old_ptr)):
+            old_v = lv.get(old_ptr)
+            if not lv.none(old_v):
+                # "If we are remapping a valid PTE, make sure to flush TLB before we drop
+                # the PTL for the PTE."
+                if lv.present(old_v):
+                    owed.add(old_addr, old_end)  # flush_tlb_range(vma, old_end - len, old_end)
                 v = lv.get_and_clear(mm, a, old_ptr)
                 lv.set_at(mm, na, new_ptr, lv.moved(v))
+        if owed.pending:
+            # The kernel's flush_tlb_range whatever the length (owed.flush would use
+            # flush_tlb_page for one pte: last level only on arm64).
+            owed.waive("move_ptes flushes the extent with flush_tlb_range right here")
+            pt.k.flush_tlb_range(pmc.old, old_addr, old_end)
     finally:
         if new_ptl is not old_ptl:
             spin_unlock(new_ptl)
@@ -231,3 +260,40 @@ def move_page_tables(pt: PageTables, vma: vm_area_struct, old_addr: int,
         pmc.old_addr += extent
         pmc.new_addr += extent
     return pmc_progress(pmc)
+
+
+def move_vma(pt: PageTables, vma: vm_area_struct, old_addr: int, old_len: int, new_len: int,
+             new_addr: int) -> int:
+    """mm/mremap.c ``move_vma`` (legacy/mm/mremap.py): a new vma at ``new_addr``
+    (``copy_vma``, the shared vma bookkeeping), the translations moved, the old range
+    unmapped; on a short move everything is moved back and the new range unmapped.
+    Returns ``new_addr`` or -errno."""
+    k = pt.k
+    mm = vma.vm_mm
+    new_pgoff = vma.vm_pgoff + ((old_addr - vma.vm_start) >> k.PAGE_SHIFT)
+    new_vma = copy_vma(k, vma, new_addr, new_len, new_pgoff)
+    if new_vma is None:
+        return ENOMEM
+    moved_len = move_page_tables(pt, vma, old_addr, new_vma, new_addr, old_len)
+    if moved_len < old_len:
+        move_page_tables(pt, new_vma, new_addr, vma, old_addr, moved_len, True)
+        old_addr, old_len, ret = new_addr, new_len, ENOMEM
+    else:
+        ret = new_addr
+    do_munmap(pt, mm, old_addr, old_len)
+    return ret
+
+
+def mremap_to(pt: PageTables, mm: mm_struct, addr: int, old_len: int, new_addr: int,
+              new_len: int) -> int:
+    """``mremap(MREMAP_MAYMOVE | MREMAP_FIXED)`` of a range inside one vma, same size
+    (legacy/mm/mremap.py ``mremap_to``): unmap the destination, then :func:`move_vma`."""
+    k = pt.k
+    mmap_assert_write_locked(mm)
+    err = do_munmap(pt, mm, new_addr, new_len)
+    if err:
+        return err
+    vma = find_vma_intersection(k, mm, addr, addr + old_len)
+    if vma is None or vma.vm_start > addr or vma.vm_end < addr + old_len:
+        return EFAULT
+    return move_vma(pt, vma, addr, old_len, new_len, new_addr)

@@ -12,8 +12,9 @@
 - a table is descended into.
 
 A PTE table is zapped under its split lock, entry by entry: a normal page
-(``vm_normal_page``) goes to the gather's page batch, whose filling up forces a flush and a
-restart of that table exactly where the kernel restarts it.  Tables stay allocated.
+(``vm_normal_page``) loses its rmap (an anonymous one at once, a dirty file one after the
+flush: ``tlb_flush_rmaps``) and goes to the gather's page batch, whose filling up forces
+a flush and a restart of that table exactly where the kernel restarts it.  Tables stay allocated.
 
 **Free** (:func:`free_pgd_range`).  The kernel's floor/ceiling rule, generalised: a table is
 freed when the whole range its parent entry maps lies in ``[floor, ceiling)`` (0 meaning the
@@ -42,9 +43,11 @@ from legacy.mm.mmu_gather import (
     tlb_finish_mmu,
     tlb_flush_mmu,
     tlb_flush_mmu_tlbonly,
+    tlb_flush_rmaps,
     tlb_gather_mmu,
     tlb_start_vma,
 )
+from legacy.mm.page import folio_mapcount, folio_remove_rmap_ptes, folio_test_anon, pfn_to_page
 from legacy.mm.vm_flags import is_vm_hugetlb_page
 from unified.handles import Table
 from unified.levels import Level
@@ -129,13 +132,20 @@ def _zap_leaves(z: _Zap, table: Table, addr: int, end: int) -> int:
                 get_and_clear_full(vma, a, ptr, full)
                 tlb_remove_entry(k, tlb, ptr, a)
                 continue
-            v = get_and_clear_full(vma, a, ptr, full)
             delay_rmap = False
-            if k.pte_dirty(v):  # type: ignore[arg-type]
-                tlb.delayed_rmap = True
-                delay_rmap = True
-                force_flush = True
+            if not folio_test_anon(k, page):
+                v = get_and_clear_full(vma, a, ptr, full)
+                if k.pte_dirty(v):  # type: ignore[arg-type]
+                    tlb.delayed_rmap = True
+                    delay_rmap = True
+                    force_flush = True
+            else:
+                # "We don't need up-to-date accessed/dirty bits."
+                get_and_clear_full(vma, a, ptr, full)
             tlb_remove_entry(k, tlb, ptr, a)
+            if not delay_rmap and pfn_to_page(k, page) is not None:
+                folio_remove_rmap_ptes(k, page, 1, vma)
+                BUG_ON(folio_mapcount(k, page) < 0, f"pfn {page:#x} mapcount < 0")
             if _tlb_remove_page_size(k, tlb, page, delay_rmap, lv.size):
                 force_flush = True
                 addr = nxt
@@ -146,7 +156,7 @@ def _zap_leaves(z: _Zap, table: Table, addr: int, end: int) -> int:
         # Do the actual TLB flush before dropping ptl
         if force_flush:
             tlb_flush_mmu_tlbonly(k, tlb)
-            tlb.delayed_rmap = False
+            tlb_flush_rmaps(k, tlb, vma)
     finally:
         spin_unlock(ptl)
     if force_flush:
@@ -294,6 +304,8 @@ def free_pgtables(pt: PageTables, tlb: mmu_gather, vmas: Sequence[vm_area_struct
                   ceiling: int) -> None:
     """Free the page tables of ``vmas`` (sorted, already zapped), nearby vmas gathered into
     one :func:`free_pgd_range` (mm/memory.c ``free_pgtables``; the vma walk itself is the
-    legacy one, :func:`legacy.mm.memory.free_pgtables_ranges`)."""
-    for addr, end, next_start in free_pgtables_ranges(pt.k, vmas, ceiling):
-        free_pgd_range(pt, tlb, addr, end, floor, next_start)
+    legacy one, :func:`legacy.mm.memory.free_pgtables_ranges`).  No page-table lock is
+    taken: the vmas are detached and ``mmap_lock`` is held for write (asserted)."""
+    with pt.k.pgtable_lockless(tlb.mm, "free_pgtables (vmas detached)"):
+        for addr, end, next_start in free_pgtables_ranges(pt.k, vmas, ceiling):
+            free_pgd_range(pt, tlb, addr, end, floor, next_start)
