@@ -371,8 +371,10 @@ class Tlb:
             seen.add(key)
             if not self.enabled:
                 first = False
-            if first and self.break_before_make:
-                self._check_bbm(space, va, end, span, shape, ov, nv)
+            if first and nv.kind != NONE and (
+                self.marks or (self.break_before_make and ov.kind != NONE)
+            ):
+                self._restore(space, va, end, span, shape, ov, nv)
             tables: set[int] = set()
             if ov.kind == TABLE and not (nv.kind == TABLE and nv.target == ov.target):
                 self._unregister(self._ref(ref.asid, ref.walk, ref.level + 1, va), ov.target,
@@ -392,41 +394,58 @@ class Tlb:
                     and last.walk == m.walk and last.change == m.change
                     and last.site == m.site and last.op == m.op and not m.tables
                     and not last.tables and last.old.kind == m.old.kind == LEAF
-                    and last.size == m.size
+                    and last.old.perms == m.old.perms and last.size == m.size
                     and m.old.target == last.old.target + (m.old_va - last.old_va)):
                 last.end = m.end
                 return
         self.marks.append(m)
 
-    def _check_bbm(self, space: int, va: int, end: int, span: int, shape: LevelShape,
-                   ov: EntryView, nv: EntryView) -> None:
-        if nv.kind == NONE:
-            return
-        if ov.kind != NONE:
-            if ov.kind != nv.kind or ov.target != nv.target:
-                raise TlbError(
-                    f"break-before-make: {shape.name} entry for [{va:#x}, +{span:#x}) changed "
-                    f"from a valid {ov.kind} ({ov.target:#x}) to a valid {nv.kind} "
-                    f"({nv.target:#x}) without an invalid entry and a TLB invalidation in "
-                    f"between, by {self.site() or '?'}"
-                    + (f" during {self.op}" if self.op else "")
-                )
-            return
-        top = end or 1 << (self._mask.bit_length())
+    def _restore(self, space: int, va: int, end: int, span: int, shape: LevelShape,
+                 ov: EntryView, nv: EntryView) -> None:
+        """A valid entry is stored over ``[va, end)``.  Where a stale mark says the old
+        translation may still be cached: if the new entry gives the same translation with
+        at least its rights, the cached copy is no longer stale (``ptep_modify_prot_start``
+        / ``_commit`` writing back what was there: no flush is owed, x86
+        ``pte_needs_flush``); otherwise, with break-before-make, the make came before the
+        invalidation (a conflicting TLB entry)."""
+        if self.break_before_make and ov.kind != NONE and (
+            ov.kind != nv.kind or ov.target != nv.target
+        ):
+            raise TlbError(
+                f"break-before-make: {shape.name} entry for [{va:#x}, +{span:#x}) changed "
+                f"from a valid {ov.kind} ({ov.target:#x}) to a valid {nv.kind} "
+                f"({nv.target:#x}) without an invalid entry and a TLB invalidation in "
+                f"between, by {self.site() or '?'}"
+                + (f" during {self.op}" if self.op else "")
+            )
+        full = 1 << self._mask.bit_length()
+        top = end or full
+        kept: list[StaleMark] = []
+        changed = False
         for m in self.marks:
-            if m.space != space or m.old.kind == NONE:
-                continue
-            m_end = m.end or 1 << (self._mask.bit_length())
-            if not (m.start < top and va < m_end):
+            m_end = m.end or full
+            if m.space != space or m.old.kind == NONE or not (m.start < top and va < m_end):
+                kept.append(m)
                 continue
             old_out = m.old.target + (va - m.old_va if m.old.kind == LEAF else 0)
-            if m.old.kind != nv.kind or m.size != span or old_out != nv.target:
+            same = m.old.kind == nv.kind and m.size == span and old_out == nv.target
+            if same and _restricts(EntryView(m.old.kind, old_out, m.old.perms), nv) is None:
+                changed = True  # the cached copy is what the entry says again
+                if m.start < va:
+                    kept.append(_piece(m, m.start, va))
+                if top < m_end:
+                    kept.append(_piece(m, top, m.end))
+                continue
+            if self.break_before_make and not same:
                 raise TlbError(
                     f"break-before-make: {shape.name} entry for [{va:#x}, +{span:#x}) made "
                     f"valid ({nv.kind} {nv.target:#x}) by {self.site() or '?'} while the old "
                     f"translation may still be cached ({m.describe()}): the TLB invalidation "
                     f"between break and make is missing"
                 )
+            kept.append(m)
+        if changed:
+            self.marks = kept
 
     def on_free(self, pa: int, size: int) -> None:
         """A frame is returned to the allocator: no walk cache may still reference it."""

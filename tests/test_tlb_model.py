@@ -216,3 +216,25 @@ def test_tlb_decoding_agrees_with_the_walker(arch: str) -> None:
         if s.k.SEPARATE_KERNEL_ROOT:
             mine |= set(s.k.hw_tlb.leaves(s.k.init_mm.asid))
         assert mine == walker
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_writing_back_the_same_translation_needs_no_flush(arch: str) -> None:
+    """``ptep_modify_prot_start``/``_commit`` with nothing to change (x86
+    ``pte_needs_flush`` is false): the cached copy is current again.  Writing back less
+    than was there still owes the flush."""
+    k, mm, vma = _setup(arch)
+    pmd, pte = _pte(k, mm, VA)
+    ptl = k.pte_lockptr(mm, pmd)
+    spin_lock(ptl)
+    old = k.ptep_get_and_clear(mm, VA, pte)
+    k.set_pte_at(mm, VA, pte, old)
+    old2 = k.ptep_get_and_clear(mm, VA + k.PAGE_SIZE, pte + 1)
+    k.set_pte_at(mm, VA + k.PAGE_SIZE, pte + 1, k.pte_wrprotect(old2))
+    spin_unlock(ptl)
+    with pytest.raises(TlbError) as e:
+        k.syscall_exit("modify")
+    assert f"[{VA + k.PAGE_SIZE:#x}, {VA + 2 * k.PAGE_SIZE:#x})" in str(e.value)
+    assert "(and" not in str(e.value)  # the first page is not stale any more
+    k.flush_tlb_page(vma, VA + k.PAGE_SIZE)
+    k.syscall_exit("modify")
