@@ -357,7 +357,7 @@ class Tlb:
             return
         seen: set[tuple[int, int, int]] = set()
         for ref, idx in found:
-            if ref.last and not old and not (self.break_before_make and self.marks):
+            if ref.last and not old and not self.marks:
                 continue  # a new leaf where there was none: nothing cached, nothing to follow
             shape = ref.shape
             ov = ref.walk.decode(ref.level, old)
