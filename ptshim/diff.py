@@ -50,11 +50,14 @@ from ptshim.backends import BACKENDS, LegacyBackend
 from ptshim.compare import compare, snapshot
 from ptshim.model import Prot
 from ptshim.scenario import (
+    ForkOp,
     Limits,
     MapOp,
+    MremapOp,
     Op,
     ProtectOp,
     Scenario,
+    UnmapOp,
     op_to_json,
     validate,
 )
@@ -191,12 +194,15 @@ def shrink(arch: str, scenario: Scenario, budget_s: float = 60.0) -> tuple[Scena
 
 
 def _simpler(op: Op, page: int) -> list[Op]:
+    """Smaller variants of ``op`` for the shrinker (a fork has none)."""
+    if isinstance(op, ForkOp):
+        return []
     out: list[Op] = []
     ps = op.page_size if isinstance(op, MapOp) and op.page_size else page
     for size in (ps, op.size // 2 - (op.size // 2) % ps):
         if 0 < size < op.size:
             out.append(replace(op, size=size))
-    if op.size > ps and not isinstance(op, MapOp):
+    if op.size > ps and isinstance(op, (UnmapOp, ProtectOp)):
         out.append(replace(op, va=op.va + ps, size=op.size - ps))
     if isinstance(op, MapOp):
         if op.prot != "rw":
@@ -210,10 +216,11 @@ def _simpler(op: Op, page: int) -> list[Op]:
 
 # -- campaign and CLI --------------------------------------------------------------------
 
-SCENARIO_TAGS = ("user-huge", "kernel-huge", "split", "unmap", "protect", "kernel", "top")
+SCENARIO_TAGS = ("user-huge", "kernel-huge", "split", "unmap", "protect", "kernel", "top",
+                 "anon", "fork", "mremap")
 """What a scenario of the built-in comparison hits (its coverage line): a huge user / kernel
 map, an unmap or protect cutting a huge leaf (a split), unmaps, protects, kernel-range ops,
-user ops near the top of the user range."""
+user ops near the top of the user range, anonymous maps, forks, mremaps."""
 
 
 def scenario_tags(gen: ScenarioGen, scenario: Scenario) -> frozenset[str]:
@@ -226,6 +233,12 @@ def scenario_tags(gen: ScenarioGen, scenario: Scenario) -> frozenset[str]:
     tags: set[str] = set()
     for op in scenario.ops:
         user = check_op(op, lim, model)
+        if isinstance(op, (ForkOp, MremapOp)):
+            tags.add(op.kind)
+            apply_to_model(op, user, lim, model, gen.split)
+            continue
+        if isinstance(op, MapOp) and op.anon:
+            tags.add("anon")
         if not user:
             tags.add("kernel")
         elif op.end > lim.user_range[1] - 4 * gen.pmd:
