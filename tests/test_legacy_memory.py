@@ -41,6 +41,7 @@ from legacy.mm.vm_flags import (
     VM_WRITE,
 )
 from legacy.mm.vma import find_vma
+from legacy.mm_types import mmap_write_locked
 
 ARCHES = legacy.arch_names()
 SHARED = VM_READ | VM_WRITE | VM_SHARED | VM_MAYREAD | VM_MAYWRITE | VM_MAYSHARE
@@ -148,11 +149,12 @@ def map_range(
 ) -> vm_area_struct:
     """mmap + a driver's remap_pfn_range (with ``vm_page_prot`` unless ``prot`` given)."""
     size = npages * k.PAGE_SIZE
-    assert mmap_region(k, mm, start, size, flags) == start
-    vma = find_vma(k, mm, start)
-    assert vma is not None and vma.vm_start == start
-    prot = vma.vm_page_prot if prot is None else prot
-    assert remap_pfn_range(k, vma, start, pfn, size, prot) == 0
+    with mmap_write_locked(mm):
+        assert mmap_region(k, mm, start, size, flags) == start
+        vma = find_vma(k, mm, start)
+        assert vma is not None and vma.vm_start == start
+        prot = vma.vm_page_prot if prot is None else prot
+        assert remap_pfn_range(k, vma, start, pfn, size, prot) == 0
     return vma
 
 
@@ -242,7 +244,8 @@ def test_remap_pfn_range_enomem_leaks_nothing(k: GenericKernel) -> None:
         assert pa_map(k, mm) == {}
         assert mm.pgtables_bytes == accounted_bytes(k, mm)
         assert no_lock_held(k, mm)
-        assert do_munmap(k, mm, start, size) == 0
+        with mmap_write_locked(mm):
+            assert do_munmap(k, mm, start, size) == 0
         if not preallocates(k, mm):
             assert k.mem.allocated_frames() == baseline
         mmput(k, mm)
@@ -292,7 +295,8 @@ def test_munmap_frees_only_unshared_tables(k: GenericKernel, mm: mm_struct, wher
     tables_b = set(k.tables_of(mm)) - tables_a
     check(k, mm, {**model, **pages(k, b, 4, PFN0 + 64)}, True)
 
-    assert do_munmap(k, mm, b, 4 * k.PAGE_SIZE) == 0
+    with mmap_write_locked(mm):
+        assert do_munmap(k, mm, b, 4 * k.PAGE_SIZE) == 0
     check(k, mm, model, True)
     assert set(k.tables_of(mm)) == tables_a  # shared tables kept, B's own tables freed
     assert not any(k.mem.is_allocated(pa) for pa in tables_b)
@@ -325,7 +329,8 @@ def test_munmap_random_layouts(data: st.DataObject) -> None:
         start = data.draw(addresses(k), label="unmap")
         npages = data.draw(st.integers(1, 6), label="unmap_pages")
         end = min(start + npages * k.PAGE_SIZE, k.TASK_SIZE)
-        assert do_munmap(k, mm, start, end - start) == 0
+        with mmap_write_locked(mm):
+            assert do_munmap(k, mm, start, end - start) == 0
         model = {va: pa for va, pa in model.items() if not start <= va < end}
         check(k, mm, model, exact)
     mmput(k, mm)
@@ -339,7 +344,8 @@ def test_free_pgd_range_defers_to_tlb_finish(k: GenericKernel, mm: mm_struct) ->
     mine = [pa for pa in k.tables_of(mm) if pa != mm.pgd.pa]
     tlb = tlb_gather_mmu(k, mm)
     unmap_vmas(k, tlb, [vma], start, vma.vm_end)
-    free_pgd_range(k, tlb, start, vma.vm_end, k.FIRST_USER_ADDRESS, k.USER_PGTABLES_CEILING)
+    with mmap_write_locked(mm), k.pgtable_lockless(mm, "test"):
+        free_pgd_range(k, tlb, start, vma.vm_end, k.FIRST_USER_ADDRESS, k.USER_PGTABLES_CEILING)
     assert pa_map(k, mm) == {}  # unhooked: the walker no longer reaches them ...
     assert all(k.mem.is_allocated(pa) for pa in mine)  # ... but not freed yet
     tlb_finish_mmu(k, tlb)
@@ -368,7 +374,8 @@ def test_table_batch_flushes_when_full(k: GenericKernel, mm: mm_struct) -> None:
     assert len(ptes) >= n
     tlb = tlb_gather_mmu(k, mm)
     unmap_vmas(k, tlb, [vma], start, end)
-    free_pgd_range(k, tlb, start, end, 0, 0)
+    with mmap_write_locked(mm), k.pgtable_lockless(mm, "test"):
+        free_pgd_range(k, tlb, start, end, 0, 0)
     freed_early = [pa for pa in ptes if not k.mem.is_allocated(pa)]
     assert len(freed_early) == MAX_TABLE_BATCH(k)
     tlb_finish_mmu(k, tlb)
@@ -390,9 +397,11 @@ def test_free_pgd_range_zero_means_top(k: GenericKernel, mm: mm_struct) -> None:
 
     # addr rounds up past the top: "if (!addr) return"
     tlb = tlb_gather_mmu(k, mm)
-    free_pgd_range(k, tlb, m & k.PMD_MASK, 0, m, 0)
+    with mmap_write_locked(mm), k.pgtable_lockless(mm, "test"):
+        free_pgd_range(k, tlb, m & k.PMD_MASK, 0, m, 0)
     # ceiling rounds down to 0: "if (!ceiling) return"
-    free_pgd_range(k, tlb, 0, k.PMD_SIZE, 0, k.PMD_SIZE - 1)
+    with mmap_write_locked(mm), k.pgtable_lockless(mm, "test"):
+        free_pgd_range(k, tlb, 0, k.PMD_SIZE, 0, k.PMD_SIZE - 1)
     tlb_finish_mmu(k, tlb)
     assert k.tables_of(mm) == frames
     check(k, mm, model, True)
@@ -407,7 +416,8 @@ def test_free_pgd_range_zero_means_top(k: GenericKernel, mm: mm_struct) -> None:
     end = 0 if spans_word and not any(kernel_half) else high.vm_end
     tlb = tlb_gather_mmu(k, mm)
     unmap_vmas(k, tlb, [high], high.vm_start, high.vm_end)
-    free_pgd_range(k, tlb, high.vm_start, end, low.vm_end, 0)
+    with mmap_write_locked(mm), k.pgtable_lockless(mm, "test"):
+        free_pgd_range(k, tlb, high.vm_start, end, low.vm_end, 0)
     tlb_finish_mmu(k, tlb)
     mm.mmap.remove(high)
     check(k, mm, pages(k, low.vm_start, 2, PFN0), True)
@@ -511,7 +521,8 @@ def test_move_vma_random(data: st.DataObject) -> None:
     size = npages * k.PAGE_SIZE
     if new + size > k.TASK_SIZE or overlaps(mm, new, new + size):
         return
-    assert move_vma(k, vma, start, size, size, new) == new
+    with mmap_write_locked(vma.vm_mm):
+        assert move_vma(k, vma, start, size, size, new) == new
     moved = {new + (va - start): pa for va, pa in model.items() if start <= va < start + size}
     rest = {va: pa for va, pa in model.items() if not start <= va < start + size}
     check(k, mm, {**rest, **moved}, exact)
@@ -528,7 +539,8 @@ def test_move_whole_pte_table(k: GenericKernel, mm: mm_struct) -> None:
     pte_table = k.pmd_pgtable(k.pmdp_get(k.pmd_off(mm, old))).pa
     vma = find_vma(k, mm, old)
     assert vma is not None
-    assert move_vma(k, vma, old, k.PMD_SIZE, k.PMD_SIZE, new) == new
+    with mmap_write_locked(vma.vm_mm):
+        assert move_vma(k, vma, old, k.PMD_SIZE, k.PMD_SIZE, new) == new
     assert pa_map(k, mm) == pages(k, new, n, PFN0)
     if k.HAVE_MOVE_PMD:
         assert k.pmd_pgtable(k.pmdp_get(k.pmd_off(mm, new))).pa == pte_table
@@ -545,7 +557,8 @@ def test_move_realigns_to_pmd(k: GenericKernel, mm: mm_struct) -> None:
     first_table = k.pmd_pgtable(k.pmdp_get(k.pmd_off(mm, old))).pa
     vma = find_vma(k, mm, old)
     assert vma is not None
-    assert move_vma(k, vma, old, 6 * k.PAGE_SIZE, 6 * k.PAGE_SIZE, new) == new
+    with mmap_write_locked(vma.vm_mm):
+        assert move_vma(k, vma, old, 6 * k.PAGE_SIZE, 6 * k.PAGE_SIZE, new) == new
     check(k, mm, pages(k, new, 6, PFN0), not preallocates(k, mm))
     if k.HAVE_MOVE_PMD:
         assert k.pmd_pgtable(k.pmdp_get(k.pmd_off(mm, new))).pa == first_table
@@ -585,7 +598,8 @@ def test_move_vma_enomem_moves_back(k: GenericKernel) -> None:
         before, frames = pa_map(k, mm), k.mem.allocated_frames()
         new = addr_of(k, 2, 0, 1, 3)
         k.mem.fail_after(n)
-        ret = move_vma(k, vma, old, 4 * k.PAGE_SIZE, 4 * k.PAGE_SIZE, new)
+        with mmap_write_locked(mm):
+            ret = move_vma(k, vma, old, 4 * k.PAGE_SIZE, 4 * k.PAGE_SIZE, new)
         k.mem.fail_after(0)
         if ret == new:
             mmput(k, mm)
@@ -622,13 +636,15 @@ def test_munmap_huge_pmd(k: GenericKernel, mm: mm_struct) -> None:
     model = pages(k, start, 2 * n, hpfn)
     assert pa_map(k, mm) == model
     # Whole second block: zap_huge_pmd.
-    assert do_munmap(k, mm, start + k.PMD_SIZE, k.PMD_SIZE) == 0
+    with mmap_write_locked(mm):
+        assert do_munmap(k, mm, start + k.PMD_SIZE, k.PMD_SIZE) == 0
     model = {va: pa for va, pa in model.items() if va < start + k.PMD_SIZE}
     assert pa_map(k, mm) == model
     # Part of the first block: split, then zap the ptes.
     cut = start + 5 * k.PAGE_SIZE
     try:
-        assert do_munmap(k, mm, cut, 3 * k.PAGE_SIZE) == 0
+        with mmap_write_locked(mm):
+            assert do_munmap(k, mm, cut, 3 * k.PAGE_SIZE) == 0
     except NotImplementedError as e:
         pytest.xfail(f"{k.config.name}: huge pmd split not implemented ({e!r})")
     model = {va: pa for va, pa in model.items() if not cut <= va < cut + 3 * k.PAGE_SIZE}
