@@ -95,7 +95,7 @@ def _outcome(fn: Callable[[], object]) -> str:
     try:
         fn()
     except Exception as e:  # a port may fail in any way: that is what we are looking for
-        return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+        return f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"
     return "ok"
 
 
