@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from arches.errors import BadInput, PtshimError
 from legacy import boot
 from ptshim.backends import BACKENDS, LegacyBackend
-from ptshim.compare import compare, snapshot
+from ptshim.compare import State, compare, snapshot
 from ptshim.model import Prot
 from ptshim.scenario import (
     ForkOp,
@@ -117,9 +117,10 @@ def run_pair(arch: str, scenario: Scenario) -> Divergence | None:
         rb = _outcome(partial(su.apply, op))
         if not _same_outcome(ra, rb):
             return Divergence(step, f"legacy: {ra}; unified: {rb}")
-        d = compare(snapshot(sl), snapshot(su), esize)
+        a, b = snapshot(sl), snapshot(su)
+        d = compare(a, b, esize)
         if d is not None:
-            return Divergence(step, d)
+            return Divergence(step, _decoded(d, sl, su, a, b, esize))
         if ra != "ok":
             # Both failed alike: not a difference, but the reference itself broke a rule
             # (a TLB or lock check, a BUG): a run that proves nothing must not pass.
@@ -135,6 +136,29 @@ def run_pair(arch: str, scenario: Scenario) -> Divergence | None:
         return Divergence("teardown", f"legacy: {ta}; unified: {tb}")
     d = compare(snapshot(sl), snapshot(su), esize)
     return None if d is None else Divergence("teardown", d)
+
+
+def _decoded(what: str, sl: Session, su: Session, a: State, b: State, esize: int) -> str:
+    """``what``, and for a page-table byte difference the first differing entry decoded:
+    VA range, level (kernel and hardware), table and index, both values' flags."""
+    from ptshim.decode import TableMap, describe_value, entry_diffs
+
+    if not what.startswith("frame ") or a.frames.keys() != b.frames.keys():
+        return what
+    diffs = entry_diffs(a.frames, b.frames, esize, limit=1)
+    if not diffs:
+        return what
+    pa, x, y = diffs[0]
+    big = sl.k.mem.byteorder == "big"
+    for mm in sl.mms:
+        loc = TableMap(sl.k, mm).locate(pa)
+        if loc is not None:
+            g = loc.table.group
+            vx = describe_value(sl.k, g, int.from_bytes(x, "big" if big else "little"))
+            vy = describe_value(su.k, g, int.from_bytes(y, "big" if big else "little"))
+            return (f"{loc.describe()} of mm {sl.mms.index(mm)} differs: legacy {vx}; "
+                    f"unified {vy}")
+    return what
 
 
 # -- shrinking ---------------------------------------------------------------------------

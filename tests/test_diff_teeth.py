@@ -10,7 +10,7 @@ configuration is asserted *not* to be reported there, so the check cannot pass b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -132,3 +132,54 @@ def test_wrong_lock(arch: str) -> None:
 
 
 _ = (BACKENDS, usplit)
+
+
+COW_SCENARIO = {"ops": [
+    {"op": "map", "va": VA, "size": 0x10000 * 4, "prot": "rw", "anon": True},
+    {"op": "fork"},
+]}
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_fork_without_cow_write_protect(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unified copy treats the private writable mapping as not COW: the parent's
+    entries stay writable (the legacy fork write-protects them and flushes)."""
+    import unified.mm.copy as ucopy
+
+    monkeypatch.setattr(ucopy, "is_cow_mapping", lambda flags: False)
+    d = _divergence(arch, COW_SCENARIO)
+    assert d.startswith("op 1 (fork): ") and f"VA [{VA:#x}, " in d, d
+    assert "entry (hardware" in d and "of mm 0 differs" in d  # decoded: level and flags
+
+
+MOVE_SCENARIO = {"ops": [
+    {"op": "map", "va": VA, "size": 0x10000 * 2, "prot": "rw", "anon": True},
+    {"op": "mremap", "va": VA, "size": 0x10000, "new_va": VA + 0x1000_0000},
+]}
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_mremap_leaving_the_old_entry(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import unified.mm.move as umove
+
+    def broken(pt, pmc, extent, old, new):  # type: ignore[no-untyped-def]
+        mm = pmc.old.vm_mm
+        lv = ops_of(pt, mm, 0)
+        old_t, new_t = pt.descend(old), pt.descend(new)
+        same = pt.lockptr(old_t) is pt.lockptr(new_t)
+        with pt.locked(old_t), (nullcontext() if same else pt.locked(new_t)):
+            new_slots = pt.slots(new_t, pmc.new_addr, pmc.new_addr + extent)
+            for old_ptr, _a, _ in pt.slots(old_t, pmc.old_addr, pmc.old_addr + extent):
+                new_ptr, na, _n = next(new_slots)
+                v = lv.get(old_ptr)
+                if not lv.none(v):
+                    lv.set_at(mm, na, new_ptr, v)  # planted: the old entry stays
+        return 0
+
+    monkeypatch.setattr(umove, "_move_ptes", broken)
+    d = _divergence(arch, MOVE_SCENARIO)
+    # The old range is unmapped after the move (move_vma -> do_munmap): the zap finds the
+    # entries left behind and drops their pages -- a page the legacy machine still maps --
+    # and flushes them itself (on arm64 without walk caches: no table was freed).
+    assert d.startswith("op 1 (mremap): "), d
+    assert "legacy (1, 1), unified freed" in d or "TLB flushes differ" in d, d
