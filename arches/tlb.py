@@ -31,6 +31,7 @@ stores into other frames (a table being prepared, a deposited table) translate n
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -206,6 +207,7 @@ class Tlb:
         self._refs: dict[int, list[_TableRef]] = {}
         self._sizes: set[int] = set()
         self._roots: dict[int, tuple[RootWalk, ...]] = {}
+        self._codecs: dict[tuple[int, int], struct.Struct] = {}
 
     # -- roots ---------------------------------------------------------------------------
 
@@ -247,6 +249,27 @@ class Tlb:
         shape = ref.walk.levels[ref.level]
         va = ref.walk.canonical(ref.va_base | idx << shape.shift)
         return self.space_of(ref.asid, va), va, 1 << shape.shift, shape.name
+
+    def tables_of(self, asid: int) -> list[tuple[int, int, int | None]]:
+        """``(table pa, table bytes, space)`` of every table ``asid``'s roots reach (the
+        roots themselves with space None: their entries may belong to both halves)."""
+        return [(pa, r.shape.table_bytes, r.space)
+                for pa, refs in self._refs.items() for r in refs if r.asid == asid]
+
+    def entries_of(self, asid: int, span: int, space: int) -> list[int]:
+        """The non-zero raw entries of ``space`` that map ``span`` bytes each, in every
+        table ``asid``'s roots reach."""
+        out: list[int] = []
+        for pa, refs in self._refs.items():
+            for r in refs:
+                if r.asid != asid or 1 << r.shape.shift != span or r.space not in (None, space):
+                    continue
+                for idx, raw in enumerate(self._entries(r, pa)):
+                    if raw and (r.space is not None or self.space_of(
+                        asid, r.walk.canonical(r.va_base | idx << r.shape.shift)) == space
+                    ):
+                        out.append(raw)
+        return out
 
     def leaves(self, asid: int) -> list[tuple[int, int, int]]:
         """``(va, output pa, size)`` of every leaf reachable from ``asid``'s roots, as the
@@ -302,13 +325,15 @@ class Tlb:
                         out.append((r, (pa - base) // r.shape.entry_size))
         return out
 
-    def _entries(self, ref: _TableRef, table: int) -> list[int]:
-        shape = ref.walk.levels[ref.level]
-        raw = self._read_table(table, shape.table_bytes)
-        n = shape.entry_size
-        big = self._byteorder == "big"
-        return [int.from_bytes(raw[i:i + n], "big" if big else "little")
-                for i in range(0, len(raw), n)]
+    def _entries(self, ref: _TableRef, table: int) -> tuple[int, ...]:
+        shape = ref.shape
+        key = (shape.entries, shape.entry_size)
+        codec = self._codecs.get(key)
+        if codec is None:
+            codec = self._codecs[key] = struct.Struct(
+                (">" if self._byteorder == "big" else "<") + str(shape.entries)
+                + ("Q" if shape.entry_size == 8 else "I"))
+        return tuple(codec.unpack(self._read_table(table, shape.table_bytes)))
 
     def _register(self, ref: _TableRef, table: int) -> None:
         shape = ref.walk.levels[ref.level]

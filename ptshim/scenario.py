@@ -210,6 +210,8 @@ def parse_op(index: int, raw: object) -> Op:
         raise BadInput(f"{where}: \"op\" must be one of {', '.join(_FIELDS)}, not {kind!r}")
     where = f"op {index} ({kind})"
     required, optional = _FIELDS[kind]
+    if kind == "map" and raw.get("anon") is not True:
+        required = required | {"pa"}  # only an anonymous map has no pa
     missing = sorted(required - raw.keys())
     if missing:
         raise BadInput(f"{where}: missing field{'s' if len(missing) > 1 else ''} "

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 
 from arches.config import ArchConfig, Fault, Translation
 from arches.errors import BadInput, CheckFailed, OutOfMemory
+from arches.tlb import KERNEL_SPACE
 from legacy import GenericKernel, boot, mm_struct
 from legacy.mm.page import check_pages_freed, is_zero_pfn, my_zero_pfn, page_state
 from legacy.mm_types import mmap_write_locked
-from legacy.types import EntryPtr
+from legacy.types import pmd_t
 from ptshim.backends import Backend, make_backend
 from ptshim.model import Model, Prot, Run
 from ptshim.scenario import (
@@ -395,9 +396,18 @@ class Session:
             out.append(f"pgtables_bytes is {mm.pgtables_bytes}, the tables charged to the mm "
                        f"account for {want}")
         charged = {k.frame_of(pa) for pa in k.tables_of(mm)}
-        reach, huge_pmds = reachable_frames(k, mm, *self.limits.user_range)
-        # The mm may own tables of the kernel half too (i386 PAE: the kernel PMD of each pgd).
-        reach_k, _ = reachable_frames(k, mm, *self.limits.kernel_range)
+        # What the MMU reaches from the mm's root (the emulated TLB follows every table a
+        # root reaches, decoding entries as the hardware does): user and kernel halves --
+        # the mm may own tables of the kernel half too (i386 PAE: each pgd's kernel PMD).
+        reach: set[int] = set()
+        reach_k: set[int] = set()
+        for pa, nbytes, space in k.hw_tlb.tables_of(mm.asid):
+            if space is not None:
+                (reach_k if space == KERNEL_SPACE else reach).update(
+                    table_frames(k, pa, nbytes))
+        # Huge pmds of the user range, present or not (PROT_NONE), as the kernel sees them.
+        huge_pmds = sum(1 for raw in k.hw_tlb.entries_of(mm.asid, k.PMD_SIZE, mm.asid)
+                        if k.pmd_trans_huge(pmd_t(raw)))
         root = set(table_frames(k, mm.pgd.pa, k.PTRS_PER_PGD * k.SIZEOF_PGD))
         unreachable = sorted(charged - reach - reach_k - root)
         # Each user huge pmd has one PTE table deposited for its split (legacy.mm.huge_memory:
@@ -513,66 +523,3 @@ def table_frames(k: GenericKernel, base: int, nbytes: int) -> Iterator[int]:
         f += k.config.page_size
 
 
-def reachable_frames(k: GenericKernel, mm: mm_struct, start: int, end: int
-                     ) -> tuple[set[int], int]:
-    """Frames of every non-root table reachable from ``mm``'s pgd for ``[start, end)``, and
-    the number of huge pmd leaves met, walked with the legacy API without modifying
-    anything.  A folded level's "table" is its parent entry (same address): it adds
-    nothing."""
-    frames: set[int] = set()
-    huge_pmds = 0
-
-    def note(child: EntryPtr, parent: EntryPtr, index: int, entries: int) -> None:
-        if child.pa != parent.pa:
-            base = child.pa - index * child.size
-            frames.update(table_frames(k, base, entries * child.size))
-
-    m = k.ULONG_MASK
-    addr = start
-    pgd = k.pgd_offset(mm, addr)
-    while addr < end:
-        nxt = k.pgd_addr_end(addr, end)
-        v = k.pgdp_get(pgd)
-        if not (k.pgd_none(v) or k.pgd_bad(v) or k.pgd_leaf(v)):
-            a4 = addr
-            p4d = k.p4d_offset(pgd, a4)
-            note(p4d, pgd, k.p4d_index(a4), k.PTRS_PER_P4D)
-            while True:
-                n4 = k.p4d_addr_end(a4, nxt)
-                v4 = k.p4dp_get(p4d)
-                if not (k.p4d_none(v4) or k.p4d_bad(v4) or k.p4d_leaf(v4)):
-                    a3 = a4
-                    pud = k.pud_offset(p4d, a3)
-                    note(pud, p4d, k.pud_index(a3), k.PTRS_PER_PUD)
-                    while True:
-                        n3 = k.pud_addr_end(a3, n4)
-                        v3 = k.pudp_get(pud)
-                        if not (k.pud_none(v3) or k.pud_leaf(v3) or k.pud_bad(v3)):
-                            a2 = a3
-                            pmd = k.pmd_offset(pud, a2)
-                            note(pmd, pud, k.pmd_index(a2), k.PTRS_PER_PMD)
-                            while True:
-                                n2 = k.pmd_addr_end(a2, n3)
-                                v2 = k.pmdp_get(pmd)
-                                if k.pmd_leaf(v2):
-                                    huge_pmds += 1
-                                elif not (k.pmd_none(v2) or k.pmd_bad(v2)):
-                                    pte = k.pte_offset_kernel(pmd, a2)
-                                    note(pte, pmd, k.pte_index(a2), k.PTRS_PER_PTE)
-                                pmd = pmd + 1
-                                a2 = n2
-                                if a2 == n3:
-                                    break
-                        pud = pud + 1
-                        a3 = n3
-                        if a3 == n4:
-                            break
-                p4d = p4d + 1
-                a4 = n4
-                if a4 == nxt:
-                    break
-        pgd = pgd + 1
-        addr = nxt
-        if addr == 0 or addr & m != addr:
-            break
-    return frames, huge_pmds
