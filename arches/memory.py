@@ -133,7 +133,11 @@ class PhysMem:
 
     def read(self, pa: int, size: int) -> int:
         """Read a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
-        return int(self._codec[size].unpack_from(self._frame(pa), pa & self._offset_mask)[0])
+        frame = self._frames.get(pa & ~self._offset_mask)
+        if frame is None:
+            frame = self._frame(pa)  # raises, naming the frame's state
+        value: int = self._codec[size].unpack_from(frame, pa & self._offset_mask)[0]
+        return value
 
     def write(self, pa: int, size: int, value: int) -> None:
         """Write a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
