@@ -11,6 +11,9 @@ table, leave the parent entry pointing at it) the emulated i386-pae ``pgd_free``
 the PMD preallocated by ``pgd_alloc`` a second time (``pgd_mop_up_pmds`` finds the stale
 pgd entry).
 
+The debug mm is never loaded on a CPU (as in the kernel): ``init_args`` keeps it out of the
+emulated TLB (``mm_tlb_retire``).
+
 The machine has no page allocator for data pages, so :class:`DataPages` stands in for
 ``alloc_pages``/``alloc_contig_pages``/``__free_pages``: it hands out naturally aligned pfn
 ranges above the physical range ``init_fixed_pfns`` picks, well clear of the page-table frame
@@ -265,6 +268,12 @@ def init_args(k: GenericKernel, version: str = "A", random_long: int | None = No
     args.mm = k.mm_alloc()
     if args.mm is None:
         raise CheckFailed("init_args: Failed to allocate mm struct")
+    # No CPU ever runs on this mm (the kernel never switch_mm()s to it), so no TLB caches its
+    # translations: its ASID is not loaded in the emulated TLB.  The tests write raw and even
+    # garbage entries as the kernel's do, without flushes; the emulated lockdep, which checks
+    # stores into tables a CPU can reach, does not look at them either -- the locks the
+    # driver takes are asserted by the tests themselves.
+    k.mm_tlb_retire(args.mm)
     args.vma = vm_area_alloc(k, args.mm)
 
     # Allocate page table entries. They will be modified in the tests.  Lets save the page

@@ -21,7 +21,7 @@ from arches.memory import PhysMem
 from legacy import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, PmdPtr, PtePtr, pgprot_t, pmd_t, pte_t
 from legacy.arm64 import Arm64_4K_48Kernel
 from legacy.generic import GenericKernel
-from legacy.mm_types import mm_struct
+from legacy.mm_types import mm_struct, spin_lock, spin_unlock
 
 # -- Arm ARM descriptor fields (D8.3) ---------------------------------------------------------
 VALID = 1 << 0
@@ -369,10 +369,14 @@ def map_page(k: GenericKernel, mm: mm_struct, va: int, pfn: int, prot: pgprot_t)
     if kernel:
         pte = k.pte_alloc_kernel(pmd, va)
         assert pte is not None
-    else:
-        assert k.pte_alloc(mm, pmd) == 0
-        pte = k.pte_offset_kernel(pmd, va)
+        k.set_pte_at(mm, va, pte, k.pte_mkspecial(k.pfn_pte(pfn, prot)))
+        return pte
+    assert k.pte_alloc(mm, pmd) == 0
+    r = k.pte_offset_map_lock(mm, pmd, va)
+    assert r is not None
+    pte, ptl = r
     k.set_pte_at(mm, va, pte, k.pte_mkspecial(k.pfn_pte(pfn, prot)))
+    k.pte_unmap_unlock(pte, ptl)
     return pte
 
 
@@ -534,6 +538,7 @@ def test_wrprotect_and_young_in_memory() -> None:
     pte = map_page(k, mm, va, 0x55, k.vm_get_page_prot(VM_READ | VM_WRITE | VM_SHARED))
     w = k.config.walker
     assert ok(w.translate(k.mem, hw(k, mm), va)).writable
+    spin_lock(k.ptep_lockptr(mm, pte))  # the raw pte operations below run under the ptl
     k.ptep_set_wrprotect(mm, va, pte)
     assert not ok(w.translate(k.mem, hw(k, mm), va)).writable
     assert k.ptep_test_and_clear_young(None, va, pte) == 1
@@ -549,6 +554,7 @@ def test_wrprotect_and_young_in_memory() -> None:
     assert now & AF and now & DBM and not now & AP2
     assert k.ptep_set_access_flags(None, va, pte, now, 1) == 0
     assert k.ptep_get_and_clear(mm, va, pte) == now and k.ptep_get(pte) == 0
+    spin_unlock(k.ptep_lockptr(mm, pte))
 
 
 def test_prot_none_is_present_but_invalid() -> None:
@@ -564,7 +570,9 @@ def test_prot_none_is_present_but_invalid() -> None:
     # mprotect back to PROT_READ: pte_modify makes it valid again, the pfn untouched.
     back = k.pte_modify(v, k.vm_get_page_prot(VM_READ))
     assert back & VALID and not k.pte_protnone(back) and k.pte_pfn(back) == 0x66
+    spin_lock(k.ptep_lockptr(mm, pte))
     k.set_pte_at(mm, va, pte, back)
+    spin_unlock(k.ptep_lockptr(mm, pte))
     t = ok(k.config.walker.translate(k.mem, hw(k, mm), va))
     assert (t.pa, t.prot, t.user) == (0x66 << 12, "r", True)
 

@@ -11,8 +11,9 @@ writes it, loaded into the emulated CPU, and:
   row's PA with the row's writability, executability and user bit (arm64: the writability
   of DBM-clean pages is not checked, Unicorn has no hardware dirty state -- such a page
   must be one the model calls writable);
-- every extent of the scenario *model* (bookkeeping, not read from the tables) translates
-  the same way at its first, last and random pages; PROT_NONE extents fault;
+- every run of the scenario *model* (bookkeeping, not read from the tables; anonymous pages
+  where the session finds them, COW-shared ones read-only) translates the same way at its
+  first, last and random pages; PROT_NONE extents and empty fork copies fault;
 - addresses the model does not map fault: random ones over the whole address space and the
   bytes just before/after each extent.
 
@@ -34,7 +35,7 @@ from legacy import arch_names
 from ptshim.export import export
 from ptshim.model import PROTS
 from ptshim.scenario import MapOp, ProtectOp, UnmapOp, load_scenario, scenario_paths
-from ptshim.session import Session, hw_prot
+from ptshim.session import Session
 from tests import independent_mmu as imm
 
 pytestmark = pytest.mark.skipif(imm.available() is not None,
@@ -165,17 +166,25 @@ class Checker:
                 self.expect("exported row", r["va"] + off, r["pa"] + off, r["prot"], r["user"])
 
     def model(self) -> None:
+        """The exported process's model, as the session expects the hardware to show it
+        (``expected_runs``: anonymous pages where their ptes put them, COW-shared ones
+        write-protected); PROT_NONE extents and empty fork copies fault."""
         base = self.s.limits.page_size
+        anon_pa, _ = self.s.anon_pages()
         for e in self.s.model:
+            if e.has_leaves():
+                continue
             pages = e.size // base
+            for page in sorted({0, pages - 1, self.rng.randrange(pages)}):
+                self.expect("PROT_NONE extent" if e.prot == "none" else "empty extent",
+                            e.va + page * base + self.rng.randrange(base), None)
+        for r in self.s.expected_runs(anon_pa=anon_pa):
+            pages = r.size // base
             picks = {0, pages - 1} | {self.rng.randrange(pages) for _ in range(3)}
             for page in sorted(picks):
                 off = page * base + self.rng.randrange(base)
-                if e.prot == "none":
-                    self.expect("PROT_NONE extent", e.va + off, None)
-                elif not self._in_frames(e.pa + off, 1):
-                    self.expect("model extent", e.va + off, e.pa + off,
-                                hw_prot(self.s.config, e.prot), e.user)
+                if not self._in_frames(r.pa + off, 1):
+                    self.expect("model extent", r.va + off, r.pa + off, r.prot, r.user)
 
     def unmapped(self, n: int = 200) -> None:
         bits = self.s.limits.word_bits

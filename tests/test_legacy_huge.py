@@ -3,13 +3,16 @@
 
 Every check reads the machine: translations and leaf sizes come from the configuration's
 hardware walker, raw entries from physical memory, accounting from the frames charged to
-each mm, and frees from the frame allocator.  Runs on every ``legacy.arch_names()``
+each mm, and frees from the frame allocator.  User call sites run as the syscall would:
+under ``mmap_write_lock`` and followed by ``k.syscall_exit`` (no stale TLB entry, no lock
+left); kernel ones are followed by the same check.  Runs on every ``legacy.arch_names()``
 configuration, with the leaf sizes the configuration supports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -40,6 +43,7 @@ from legacy.mm.vm_flags import (
 )
 from legacy.mm.vma import find_vma
 from legacy.mm.vmalloc import vmap_range, vunmap_range
+from legacy.mm_types import mmap_write_locked
 from legacy.types import pgprot_t
 
 ARCHES = legacy.arch_names()
@@ -100,16 +104,26 @@ def no_lock_held(k: GenericKernel) -> bool:
     )
 
 
+@contextmanager
+def syscall(k: GenericKernel, mm: mm_struct, what: str) -> Iterator[None]:
+    """The call sites in the block run as one syscall of ``mm``: ``mmap_write_lock`` around
+    them, then the end-of-call-site check."""
+    with mmap_write_locked(mm):
+        yield
+    k.syscall_exit(what)
+
+
 def map_huge(k: GenericKernel, mm: mm_struct, level: str, va: int, pa: int,
              nblocks: int = 1) -> vm_area_struct:
     size = block(k, level)
-    assert mmap_region(k, mm, va, nblocks * size, SHARED, pa >> k.PAGE_SHIFT) == va
-    vma = find_vma(k, mm, va)
-    assert vma is not None
-    insert = insert_pfn_pmd if level == "pmd" else insert_pfn_pud
-    for i in range(nblocks):
-        pfn = (pa + i * size) >> k.PAGE_SHIFT
-        assert insert(k, vma, va + i * size, pfn, pgprot_t(vma.vm_page_prot)) == 0
+    with syscall(k, mm, "mmap + huge faults"):
+        assert mmap_region(k, mm, va, nblocks * size, SHARED, pa >> k.PAGE_SHIFT) == va
+        vma = find_vma(k, mm, va)
+        assert vma is not None
+        insert = insert_pfn_pmd if level == "pmd" else insert_pfn_pud
+        for i in range(nblocks):
+            pfn = (pa + i * size) >> k.PAGE_SHIFT
+            assert insert(k, vma, va + i * size, pfn, pgprot_t(vma.vm_page_prot)) == 0
     return vma
 
 
@@ -156,9 +170,10 @@ def test_insert_refuses_misaligned_pfn_and_occupied_slot(name: str, level: str) 
     insert = insert_pfn_pmd if level == "pmd" else insert_pfn_pud
     prot = pgprot_t(vma.vm_page_prot)
     frames, image = len(k.mem), list(k.mem.image())
-    assert insert(k, vma, VA, PA >> k.PAGE_SHIFT, prot) == -16  # -EBUSY: slot taken
-    assert insert(k, vma, VA + 2 * block(k, level), PA >> k.PAGE_SHIFT, prot) == -14
-    assert insert(k, vma, VA, (PA >> k.PAGE_SHIFT) + 1, prot) == -22
+    with syscall(k, mm, "refused huge faults"):
+        assert insert(k, vma, VA, PA >> k.PAGE_SHIFT, prot) == -16  # -EBUSY: slot taken
+        assert insert(k, vma, VA + 2 * block(k, level), PA >> k.PAGE_SHIFT, prot) == -14
+        assert insert(k, vma, VA, (PA >> k.PAGE_SHIFT) + 1, prot) == -22
     # Nothing changed; a deposit allocated for the refused insert was given back.
     assert len(k.mem) == frames and list(k.mem.image()) == image
     assert mm.pgtables_bytes == accounted_bytes(k, mm) and no_lock_held(k)
@@ -215,7 +230,9 @@ def test_partial_protect_splits_and_keeps_the_rest(name: str, level: str,
     vma = map_huge(k, mm, level, VA, PA)
     a, b = offsets(k, level, data)
     allocs = k.mem.allocations
-    ret = change_protection(k, vma, VA + a, VA + b, k.vm_get_page_prot(VM_READ | VM_SHARED))
+    with syscall(k, mm, "mprotect"):
+        ret = change_protection(k, vma, VA + a, VA + b,
+                                k.vm_get_page_prot(VM_READ | VM_SHARED))
     assert ret == (b - a) // k.PAGE_SIZE
     if level == "pmd":
         assert k.mem.allocations == allocs  # the split used the deposited table
@@ -235,7 +252,8 @@ def test_partial_munmap_splits_and_keeps_the_rest(name: str, level: str,
     assert mm is not None
     map_huge(k, mm, level, VA, PA)
     a, b = offsets(k, level, data)
-    assert do_munmap(k, mm, VA + a, b - a) == 0
+    with syscall(k, mm, "munmap"):
+        assert do_munmap(k, mm, VA + a, b - a) == 0
     check_split(k, mm, level, a, b, "gone")
     assert mm.pgtables_bytes == accounted_bytes(k, mm) and no_lock_held(k)
     mmput(k, mm)
@@ -251,11 +269,12 @@ def test_split_huge_entry_directly_preserves_bytes_of_every_translation(name: st
     vma = map_huge(k, mm, level, VA, PA)
     before = {(t.va, t.pa, t.writable, t.executable, t.user) for t in leaves(k, mm)}
     pmd = k.pmd_off(mm, VA)
-    if level == "pmd":
-        split_huge_pmd(k, vma, pmd, VA + k.PAGE_SIZE)
-    else:
-        pud = k.pud_offset(k.p4d_offset(k.pgd_offset(mm, VA), VA), VA)
-        split_huge_pud(k, vma, pud, VA + k.PAGE_SIZE)
+    with syscall(k, mm, "split"):
+        if level == "pmd":
+            split_huge_pmd(k, vma, pmd, VA + k.PAGE_SIZE)
+        else:
+            pud = k.pud_offset(k.p4d_offset(k.pgd_offset(mm, VA), VA), VA)
+            split_huge_pud(k, vma, pud, VA + k.PAGE_SIZE)
     got = leaves(k, mm)
     sub = k.PAGE_SIZE if level == "pmd" else k.PMD_SIZE
     assert {t.size for t in got} == {sub}
@@ -279,16 +298,19 @@ def test_split_table_is_byte_identical_to_a_direct_map(name: str, level: str) ->
     size = block(k, level)
     vma = map_huge(k, split_mm, level, VA, PA)
     if level == "pmd":
-        split_huge_pmd(k, vma, k.pmd_off(split_mm, VA), VA)
-        assert mmap_region(k, direct_mm, VA, size, SHARED, PA >> k.PAGE_SHIFT) == VA
-        dvma = find_vma(k, direct_mm, VA)
-        assert dvma is not None
-        assert remap_pfn_range(k, dvma, VA, PA >> k.PAGE_SHIFT, size,
-                               pgprot_t(dvma.vm_page_prot)) == 0
+        with syscall(k, split_mm, "split"):
+            split_huge_pmd(k, vma, k.pmd_off(split_mm, VA), VA)
+        with syscall(k, direct_mm, "mmap + remap_pfn_range"):
+            assert mmap_region(k, direct_mm, VA, size, SHARED, PA >> k.PAGE_SHIFT) == VA
+            dvma = find_vma(k, direct_mm, VA)
+            assert dvma is not None
+            assert remap_pfn_range(k, dvma, VA, PA >> k.PAGE_SHIFT, size,
+                                   pgprot_t(dvma.vm_page_prot)) == 0
         tables = [k.pte_offset_kernel(k.pmd_off(m, VA), VA).pa for m in (split_mm, direct_mm)]
     else:
         pud = k.pud_offset(k.p4d_offset(k.pgd_offset(split_mm, VA), VA), VA)
-        split_huge_pud(k, vma, pud, VA)
+        with syscall(k, split_mm, "split"):
+            split_huge_pud(k, vma, pud, VA)
         map_huge(k, direct_mm, "pmd", VA, PA, nblocks=size // k.PMD_SIZE)
         tables = [k.pmd_off(m, VA).pa for m in (split_mm, direct_mm)]
     a, b = (k.mem.read_bytes(t, k.PAGE_SIZE) for t in tables)
@@ -313,9 +335,12 @@ def test_fork_then_split_in_child_and_teardown_both(name: str, level: str) -> No
     view = [(t.va, t.pa, t.size, t.writable) for t in leaves(k, mm)]
     assert [(t.va, t.pa, t.size, t.writable) for t in leaves(k, child)] == view
     assert child.pgtables_bytes == accounted_bytes(k, child)
+    k.syscall_exit("fork")
     cvma = find_vma(k, child, VA)
     assert cvma is not None
-    change_protection(k, cvma, VA, VA + k.PAGE_SIZE, k.vm_get_page_prot(VM_READ | VM_SHARED))
+    with syscall(k, child, "mprotect in the child"):
+        change_protection(k, cvma, VA, VA + k.PAGE_SIZE,
+                          k.vm_get_page_prot(VM_READ | VM_SHARED))
     assert [(t.va, t.pa, t.size, t.writable) for t in leaves(k, mm)] == view  # parent intact
     t = translate(k, child, VA)
     assert isinstance(t, Translation) and not t.writable and t.pa == PA
@@ -335,7 +360,8 @@ def test_mremap_moves_the_huge_leaf(name: str, level: str) -> None:
     size = block(k, level)
     vma = map_huge(k, mm, level, VA, PA)
     new = VA + max(k.PUD_SIZE, 2 * size)  # another PMD table: the deposit follows the pmd
-    assert move_vma(k, vma, VA, size, size, new) == new
+    with syscall(k, mm, "mremap"):
+        assert move_vma(k, vma, VA, size, size, new) == new
     assert [(t.va, t.pa, t.size) for t in leaves(k, mm)] == [(new, PA, size)]
     assert isinstance(translate(k, mm, VA), Fault)
     assert mm.pgtables_bytes == accounted_bytes(k, mm) and no_lock_held(k)
@@ -352,11 +378,12 @@ def test_prot_none_faults_is_protnone_and_inverts_the_pfn(name: str) -> None:
     mm = k.mm_alloc()
     assert mm is not None
     small = VA + 4 * k.PMD_SIZE
-    assert mmap_region(k, mm, small, k.PAGE_SIZE, SHARED, PA >> k.PAGE_SHIFT) == small
-    svma = find_vma(k, mm, small)
-    assert svma is not None
-    assert remap_pfn_range(k, svma, small, PA >> k.PAGE_SHIFT, k.PAGE_SIZE,
-                           pgprot_t(svma.vm_page_prot)) == 0
+    with syscall(k, mm, "mmap + remap_pfn_range"):
+        assert mmap_region(k, mm, small, k.PAGE_SIZE, SHARED, PA >> k.PAGE_SHIFT) == small
+        svma = find_vma(k, mm, small)
+        assert svma is not None
+        assert remap_pfn_range(k, svma, small, PA >> k.PAGE_SHIFT, k.PAGE_SIZE,
+                               pgprot_t(svma.vm_page_prot)) == 0
     hvma = map_huge(k, mm, "pmd", VA, PA)
     pte = k.pte_offset_kernel(k.pmd_off(mm, small), small)
     pmd = k.pmd_off(mm, VA)
@@ -366,7 +393,8 @@ def test_prot_none_faults_is_protnone_and_inverts_the_pfn(name: str) -> None:
 
     for vma in (svma, hvma):
         vma.vm_page_prot = k.PAGE_NONE
-        change_protection(k, vma, vma.vm_start, vma.vm_end, k.PAGE_NONE)
+        with syscall(k, mm, "mprotect(PROT_NONE)"):
+            change_protection(k, vma, vma.vm_start, vma.vm_end, k.PAGE_NONE)
     assert isinstance(translate(k, mm, small), Fault)
     assert isinstance(translate(k, mm, VA + 0x3000), Fault)
     raw_pte = k.mem.read(pte.pa, pte.size)
@@ -383,7 +411,8 @@ def test_prot_none_faults_is_protnone_and_inverts_the_pfn(name: str) -> None:
     rw = k.vm_get_page_prot(SHARED)
     for vma in (svma, hvma):
         vma.vm_page_prot = rw
-        change_protection(k, vma, vma.vm_start, vma.vm_end, rw)
+        with syscall(k, mm, "mprotect(PROT_READ|PROT_WRITE)"):
+            change_protection(k, vma, vma.vm_start, vma.vm_end, rw)
     assert_leaf(translate(k, mm, small), small, PA, k.PAGE_SIZE, True)
     assert_leaf(translate(k, mm, VA + 0x3000), VA + 0x3000, PA + 0x3000, k.PMD_SIZE, True)
     assert k.mem.read(pte.pa, pte.size) & pte_mask == PA & pte_mask
@@ -413,6 +442,7 @@ def test_vmap_is_seen_by_pgds_made_before_and_after(name: str) -> None:
     kva = kernel_base(k, k.PUD_SIZE)
     end = kva + 2 * k.PMD_SIZE + 3 * k.PAGE_SIZE
     assert vmap_range(k, kva, end, PA, prot, k.PMD_SHIFT) == 0
+    k.syscall_exit("vmap")
     after = k.mm_alloc()
     assert after is not None
 
@@ -430,6 +460,7 @@ def test_vmap_is_seen_by_pgds_made_before_and_after(name: str) -> None:
 
     frames = len(k.mem)
     vunmap_range(k, kva, end)
+    k.syscall_exit("vunmap")
     assert all(v == set() for v in kernel_views(k, [before, after]))
     assert len(k.mem) == frames  # vunmap frees no page table
 
@@ -442,6 +473,7 @@ def test_vmap_is_seen_by_pgds_made_before_and_after(name: str) -> None:
         vunmap_range(k, kva, kva + 4 * k.PAGE_SIZE)
         frames = len(k.mem)
         assert vmap_range(k, kva, kva + k.PMD_SIZE, PA, prot, k.PMD_SHIFT) == 0
+        k.syscall_exit("vmap over a freed PTE table")
         assert len(k.mem) == frames - frees
         sizes = [k.PMD_SIZE] if frees else [k.PAGE_SIZE] * (k.PMD_SIZE // k.PAGE_SIZE)
         want = {(kva + i * s, PA + i * s, s, True, False) for i, s in enumerate(sizes)}
@@ -468,6 +500,7 @@ def test_vmap_pud_leaf_replaces_tables_in_the_way(name: str) -> None:
     vunmap_range(k, kva, kva + k.PUD_SIZE)
     frames = len(k.mem)
     assert vmap_range(k, kva, kva + k.PUD_SIZE, PA, prot, k.PUD_SHIFT) == 0
+    k.syscall_exit("vmap over freed PMD and PTE tables")
     assert len(k.mem) == frames - 2  # the PMD table and the PTE table (pud_free_pmd_page)
     for v in kernel_views(k, [mm]):
         assert v == {(kva, PA, k.PUD_SIZE, True, False)}
@@ -487,6 +520,7 @@ def test_kernel_split_and_protect_keep_every_translation(name: str) -> None:
     pmd = k.pmd_off_k(kva)
     frames = len(k.mem)
     assert split_large_page(k, k.init_mm, pmd, kva) == 0
+    k.syscall_exit("split_large_page")
     assert len(k.mem) == frames + 1
     got = [(t.va, t.pa, t.size, t.writable) for t in leaves(k, mm, user=False)]
     n = k.PMD_SIZE // k.PAGE_SIZE
@@ -499,6 +533,7 @@ def test_kernel_split_and_protect_keep_every_translation(name: str) -> None:
     vma = vm_area_struct(k.init_mm, kva, kva + 2 * k.PMD_SIZE, VM_READ, ro)
     lo, hi = kva + k.PAGE_SIZE, kva + k.PMD_SIZE + 2 * k.PAGE_SIZE
     change_protection(k, vma, lo, hi, ro)
+    k.syscall_exit("change_protection of init_mm")
     for t in leaves(k, mm, user=False):
         assert t.pa - PA == t.va - kva and t.size == k.PAGE_SIZE
         assert t.writable == (not lo <= t.va < hi)

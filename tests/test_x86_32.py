@@ -13,7 +13,8 @@ import pytest
 import legacy
 from arches.config import Fault, Translation
 from arches.errors import BadInput, CheckFailed
-from legacy.mm_types import mm_struct
+from legacy.mm.mmu_gather import pte_free_tlb, tlb_finish_mmu, tlb_gather_mmu
+from legacy.mm_types import mm_struct, mmap_write_locked, spin_lock, spin_unlock
 from legacy.pgtable import PGTBL_PMD_MODIFIED
 from legacy.types import PgdPtr, PmdPtr, PtePtr, pgprot_t, pmd_t, pte_t, pud_t
 from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel, X86_32Kernel
@@ -72,12 +73,17 @@ def map_kernel_4k(k: X86_32Kernel, addr: int, pfn: int) -> PtePtr:
 
 
 def free_user_pte_table(k: X86_32Kernel, mm: mm_struct, addr: int) -> None:
-    """What free_pte_range() does for the table covering ``addr`` (no mmu_gather here)."""
-    pmd = k.pmd_off(mm, addr)
-    token = k.pmd_pgtable(k.pmdp_get(pmd))
-    k.pmd_clear(pmd)
-    k.pte_free(mm, token)
-    k.mm_dec_nr_ptes(mm)
+    """What free_pte_range() does for the table covering ``addr``, as free_pgtables runs it:
+    ``mmap_lock`` held for write, no page-table lock, the table freed through an
+    ``mmu_gather`` after the TLB flush."""
+    with mmap_write_locked(mm), k.pgtable_lockless(mm, "free_pte_range"):
+        tlb = tlb_gather_mmu(k, mm)
+        pmd = k.pmd_off(mm, addr)
+        token = k.pmd_pgtable(k.pmdp_get(pmd))
+        k.pmd_clear(pmd)
+        pte_free_tlb(k, tlb, token, addr)
+        k.mm_dec_nr_ptes(mm)
+        tlb_finish_mmu(k, tlb)
 
 
 def no_lock_held(k: X86_32Kernel) -> bool:
@@ -251,8 +257,10 @@ def test_i386_4m_leaf() -> None:
     assert not k.arch_vmap_pmd_supported(k.PAGE_KERNEL)
     assert k.pmd_set_huge(pmd, pfn << 12, k.PAGE_KERNEL) == 0
     assert k.pmd_none(k.pmdp_get(pmd))
-    # A THP-style leaf: set_pmd_at(pmd_mkhuge(pfn_pmd(...))).
+    # A THP-style leaf: set_pmd_at(pmd_mkhuge(pfn_pmd(...))) under pmd_lock.
+    ptl = k.pmd_lock(mm, pmd)
     k.set_pmd_at(mm, addr, pmd, k.pmd_mkhuge(k.pfn_pmd(pfn, k.PAGE_READONLY)))
+    spin_unlock(ptl)
     v = k.pmdp_get(pmd)
     assert k.pmd_leaf(v) and k.pmd_present(v) and k.pmd_trans_huge(v)
     assert k.pmd_pfn(v) == pfn and v == 0x0800_0000 | PS | P | US | A
@@ -260,7 +268,9 @@ def test_i386_4m_leaf() -> None:
     assert (t.pa, t.size, t.level) == (0x0812_3456, M4, 0)
     assert not t.writable and t.user
     assert k.pmd_clear_huge(pmd) == 0  # also the stub
+    ptl = k.pmd_lock(mm, pmd)
     k.pmd_clear(pmd)
+    spin_unlock(ptl)
     assert isinstance(walk(k, mm, addr), Fault)
     k.mmdrop(mm)
 
@@ -321,7 +331,9 @@ def test_pae_pud_values_are_pgd_allowed_bits() -> None:
     assert not k.pud_bad(k.pudp_get(pud)) and not k.pud_leaf(k.pudp_get(pud))
     assert k.pud_pgtable(k.pudp_get(pud)) == PmdPtr(pmd_pa, 8)
     # __pud()/native_pgd_val keep only address, P, PWT, PCD and the software bits.
+    ptl = k.pud_lock(mm, pud)
     k.set_pud(pud, pud_t(pmd_pa | P | RW | US | A | D | NX | 0x200))
+    spin_unlock(ptl)
     assert k.mem.read(pud.pa, 8) == pmd_pa | P | 0x200
     k.mem.write(pud.pa, 8, pmd_pa | P | RW)  # written behind the kernel's back
     assert k.pudp_get(pud) == pmd_pa | P and k.pgdp_get(PgdPtr(pud.pa, 8)) == pmd_pa | P
@@ -344,13 +356,17 @@ def test_pae_user_mappings_2m_and_4k() -> None:
     # A 2M THP-style leaf in the same PMD.
     addr = 0x4020_0000
     pmd = pmd_for(k, mm, addr)
+    ptl = k.pmd_lock(mm, pmd)
     k.set_pmd_at(mm, addr, pmd, k.pmd_mkhuge(k.pfn_pmd(0x4000_0000 >> 12, k.PAGE_SHARED_EXEC)))
+    spin_unlock(ptl)
     t = ok(walk(k, mm, addr + 0x1_2345))
     assert (t.pa, t.size, t.level) == (0x4001_2345, M2, 1)
     assert t.writable and t.user and t.executable
     assert no_lock_held(k)
     free_user_pte_table(k, mm, 0x0804_8000)
+    ptl = k.pmd_lock(mm, pmd)
     k.pmd_clear(pmd)
+    spin_unlock(ptl)
     k.mmdrop(mm)
     assert not k.tables_of(mm)
 
@@ -453,7 +469,12 @@ def test_pae_teardown_after_freeing_a_pmd() -> None:
     assert mm is not None
     pud = k.pud_offset(k.p4d_offset(k.pgd_offset(mm, 0x4000_0000), 0), 0x4000_0000)
     pmd = k.pud_pgtable(k.pudp_get(pud))
+    spin_lock(mm.page_table_lock)
     k.pud_clear(pud)
+    spin_unlock(mm.page_table_lock)
+    # pgtable-3level.h pud_clear: "all places where pud_clear() is called either have
+    # flush_tlb_mm() followed or don't need TLB flush".
+    k.flush_tlb_mm(mm)
     k.pmd_free(mm, pmd)
     k.mm_dec_nr_pmds(mm)
     assert mm.pgtables_bytes == 3 * 4096

@@ -74,6 +74,7 @@ from arches.arm64.bits import (
 )
 from arches.errors import BadInput
 from legacy.arm64.ptdump import Arm64Ptdump
+from legacy.arm64.tlbflush import Arm64Tlbflush
 from legacy.folding import Nop4d, Nopmd, Nopud
 from legacy.generic import GenericKernel
 from legacy.mm_types import mm_struct, vm_area_struct
@@ -112,9 +113,10 @@ def VM_BUG_ON(cond: bool, what: str) -> None:
         raise AssertionError(f"VM_BUG_ON: {what}")
 
 
-class Arm64Kernel(Arm64Ptdump, GenericKernel):
+class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
     """arch/arm64/include/asm/pgtable.h for ``CONFIG_PGTABLE_LEVELS`` levels of
-    ``ARM64_PAGE_SHIFT`` pages and ``VA_BITS`` VAs; a folding mixin supplies the rest."""
+    ``ARM64_PAGE_SHIFT`` pages and ``VA_BITS`` VAs; a folding mixin supplies the rest.
+    TLB flushing (asm/tlbflush.h, asm/tlb.h) is :mod:`legacy.arm64.tlbflush`."""
 
     ARM64_PAGE_SHIFT: int
     """``PAGE_SHIFT`` (CONFIG_ARM64_{4K,16K,64K}_PAGES)."""
@@ -1152,27 +1154,34 @@ class Arm64Kernel(Arm64Ptdump, GenericKernel):
         return cond
 
     def _pmd_free_pte_page(self, pmdp: PmdPtr, addr: int) -> int:
+        """``__pmd_free_pte_page(pmdp, addr, acquire_mmap_lock)``: clear, ``TLBI VAAE1IS``
+        the walk caches for ``addr``, free (the ptdump ``mmap_lock`` handshake is not
+        emulated: no concurrent ptdump)."""
         pmd = self.pmdp_get(pmdp)
         if self.VM_WARN_ON(not self.pmd_table(pmd), f"pmd_free_pte_page: {pmd:#x} no table"):
             return 1
         table = self.pte_offset_kernel(pmdp, addr)
         self.pmd_clear(pmdp)
-        # __flush_tlb_kernel_pgtable(addr): no TLB emulated
+        self._flush_tlb_kernel_pgtable(addr)
         self.pte_free_kernel(self.init_mm, PtePtr(self.frame_of(table.pa), self.SIZEOF_PTE))
         return 1
 
     def pmd_free_pte_page(self, pmd: PmdPtr, addr: int) -> int:
-        """Detach and free the PTE table under a kernel pmd before a block replaces it."""
+        """arch/arm64/mm/mmu.c: detach and free the PTE table under a kernel pmd before a
+        block replaces it."""
         return self._pmd_free_pte_page(pmd, addr)
 
     def pud_free_pmd_page(self, pud: PudPtr, addr: int) -> int:
-        """Detach the PMD table under a kernel pud, free the PTE tables it points to, then
-        the PMD table itself."""
+        """arch/arm64/mm/mmu.c (v6.18 order): ``pud_clear`` and ``__flush_tlb_kernel_pgtable``
+        first ("prevent ptdump from reading a PMD table which has been freed"), then free the
+        PTE tables of the detached PMD table (each ``__pmd_free_pte_page`` flushes again),
+        then the PMD table itself."""
         pudv = self.pudp_get(pud)
         if self.VM_WARN_ON(not self.pud_table(pudv), f"pud_free_pmd_page: {pudv:#x} no table"):
             return 1
         table = self.pmd_offset(pud, addr)
         self.pud_clear(pud)
+        self._flush_tlb_kernel_pgtable(addr)
         pmdp, nxt, end = table, addr, (addr + self.PUD_SIZE) & self.ULONG_MASK
         while True:
             if self.pmd_present(self.pmdp_get(pmdp)):

@@ -29,11 +29,23 @@ Splits.  Both keep the translation of every page of the leaf: same pfn, same pro
   in the kernel, with cpa's ``__set_pmd_pte`` update of every pgd's copy of the entry where
   the architecture copies that level into every pgd (x86-32).
 
-No TLB, mmu notifiers, rmap or folio accounting is emulated: those calls are left out.
-Errors are negative errnos (:mod:`legacy.mm.internal`).
+TLB and locks (v6.18).  Every store holds the lock the kernel holds (``pmd_lock`` /
+``pud_lock``; cpa's ``pgd_lock`` for kernel splits on x86) and is flushed as the kernel
+flushes it: ``zap_huge_p?d`` queue the range on the ``mmu_gather``
+(``tlb_remove_p?d_tlb_entry``); ``change_huge_p?d`` take the mprotect gather and add
+``tlb_flush_p?d_range`` (x86: only if ``huge_pmd_needs_flush``); the pmd split invalidates
+and flushes (``pmdp_invalidate``) before it populates the deposited table, the pud split
+clears and flushes (``pudp_huge_clear_flush``, as the kernel's ``__split_huge_pud_locked``)
+before it populates the new PMD table; ``move_huge_p?d`` flush the old range
+(``flush_p?d_tlb_range``); ``copy_huge_p?d`` write-protect the parent without a flush:
+fork's ``dup_mmap`` ends with ``flush_tlb_mm(oldmm)``.  Kernel splits: see
+:func:`split_large_page`.  No mmu notifiers, rmap or folio accounting is emulated: those
+calls are left out.  Errors are negative errnos (:mod:`legacy.mm.internal`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from arches.errors import BadInput, OutOfMemory
 from legacy.generic import GenericKernel
@@ -41,13 +53,15 @@ from legacy.mm.internal import EAGAIN, EBUSY, EFAULT, EINVAL, ENOMEM
 from legacy.mm.mmu_gather import (
     mmu_gather,
     tlb_change_page_size,
+    tlb_flush_pmd_range,
+    tlb_flush_pud_range,
     tlb_remove_pmd_tlb_entry,
     tlb_remove_pud_tlb_entry,
 )
 from legacy.mm.vm_flags import is_cow_mapping
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t, vm_area_struct
 from legacy.pgtable import PGTBL_PMD_MODIFIED, PGTBL_PUD_MODIFIED
-from legacy.types import PmdPtr, PudPtr, pgprot_t, pgtable_t, pud_t
+from legacy.types import PmdPtr, PudPtr, pgprot_t, pgtable_t, pmd_t, pud_t
 
 
 def HPAGE_PMD_NR(k: GenericKernel) -> int:
@@ -79,9 +93,25 @@ def _pud_trans_huge_lock(k: GenericKernel, pud: PudPtr, vma: vm_area_struct) -> 
 
 
 def _pudp_invalidate(k: GenericKernel, vma: vm_area_struct, address: int, pudp: PudPtr) -> pud_t:
-    """``pudp_invalidate`` (arch/x86/mm/pgtable.c; no generic one).  Without concurrent
-    walkers the transient ``pud_mkinvalid`` value is never observed: only the read is kept."""
+    """``pudp_invalidate``: arch/x86/mm/pgtable.c (invalidate, ``flush_pud_tlb_range``) where
+    ``CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD``; there is no generic one.  Elsewhere
+    (arm64, whose kernel has no huge user puds) only the read is kept: the caller's
+    ``tlb_flush_pud_range`` flushes the restricted translation.  Kernel quirk: x86
+    ``pud_present`` ignores ``_PAGE_PROTNONE``, so on a PROT_NONE huge pud the kernel's
+    ``VM_WARN_ON_ONCE(!pud_present(*pudp))`` fires and it goes on; the entry is already
+    invalid to the MMU, so here only the read is kept (no warning raised)."""
+    invalidate = getattr(k, "pudp_invalidate", None)
+    if (k.has_transparent_pud_hugepage() and invalidate is not None
+            and k.pud_present(k.pudp_get(pudp))):
+        return pud_t(invalidate(vma, address, pudp))
     return k.pudp_get(pudp)
+
+
+def huge_pmd_needs_flush(k: GenericKernel, oldpmd: pmd_t, newpmd: pmd_t) -> bool:
+    """``huge_pmd_needs_flush``: the architecture's (x86 asm/tlbflush.h), else
+    include/linux/pgtable.h's ``true``."""
+    arch = getattr(k, "huge_pmd_needs_flush", None)
+    return True if arch is None else bool(arch(oldpmd, newpmd))
 
 
 def zap_deposited_table(k: GenericKernel, mm: mm_struct, pmd: PmdPtr) -> None:
@@ -205,6 +235,9 @@ def _split_huge_pud(k: GenericKernel, vma: vm_area_struct, pud: PudPtr, address:
         k.pmd_free(mm, new)
         return 0
     _fill_pmd_table(k, mm, new, old_pud, haddr)
+    # Break before make, as __split_huge_pud_locked starts: the huge pud is cleared and
+    # flushed before the table is installed (no pud_trans_huge window matters here).
+    k.pudp_huge_clear_flush(vma, haddr, pud)
     pmd_ptl = k.pmd_lockptr(mm, new)
     if pmd_ptl is not ptl:
         spin_lock(pmd_ptl)
@@ -245,50 +278,85 @@ def _fill_pmd_table(k: GenericKernel, mm: mm_struct, table: PmdPtr, pud: pud_t,
         lpaddr = (lpaddr + k.PMD_SIZE) & k.ULONG_MASK
 
 
+def cpa_lock(k: GenericKernel) -> spinlock_t | None:
+    """The lock x86 cpa holds while it rewrites a large kernel leaf (``pgd_lock``: it also
+    walks ``pgd_list``); None where the architecture has none (arm64 ``pageattr.c``)."""
+    lock = getattr(k, "pgd_lock", None)
+    return lock if isinstance(lock, spinlock_t) else None
+
+
+def _install_split_table(k: GenericKernel, mm: mm_struct, kpte: PmdPtr | PudPtr, start: int,
+                         size: int, populate: Callable[[], None]) -> None:
+    """Replace the live kernel leaf at ``kpte`` by the filled table ``populate`` installs.
+
+    - x86 (cpa ``__split_large_page``): ``__set_pmd_pte`` over the leaf, every pgd's copy
+      too where the level is synced, then ``flush_tlb_all()`` -- "Do a global flush tlb
+      after splitting the large page and before we do the actual change page attribute";
+    - break-before-make hardware (arm64): the kernel splits live kernel blocks only with
+      BBML2_NOABORT (``split_kernel_leaf_mapping``, v6.18, which installs the table over
+      the block); the emulated CPU has no BBML2, so -- a documented departure -- the block is
+      cleared, ``flush_tlb_kernel_range`` (the old entry is a leaf: last level suffices),
+      then the table is installed: the sequence of ``pmd_free_pte_page``/``contpte_convert``.
+      The range is briefly unmapped, which the kernel avoids for memory in use."""
+    if k.config.break_before_make:
+        if isinstance(kpte, PudPtr):
+            k.pud_clear(kpte)
+        else:
+            k.pmd_clear(kpte)
+        k.flush_tlb_kernel_range(start, (start + size) & k.ULONG_MASK)
+        populate()
+        return
+    populate()
+    mod = PGTBL_PUD_MODIFIED if isinstance(kpte, PudPtr) else PGTBL_PMD_MODIFIED
+    if mod & k.ARCH_PAGE_TABLE_SYNC_MASK:
+        _set_pmd_pte(k, kpte, start)
+    k.flush_tlb_all()
+
+
 def split_large_page(k: GenericKernel, mm: mm_struct, kpte: PmdPtr | PudPtr,
                      address: int) -> int:
     """arch/x86/mm/pat/set_memory.c ``__split_large_page`` for ``init_mm``: replace the huge
     pmd or pud at ``kpte`` by a table of entries with the same pfns and protection, without
-    accounting (as cpa).  0, or -ENOMEM with nothing changed.  User mms split with
+    accounting (as cpa), under cpa's ``pgd_lock`` (elsewhere ``init_mm.page_table_lock``,
+    standing for arm64's ``pgtable_split_lock``), installed and flushed by
+    :func:`_install_split_table`.  0, or -ENOMEM with nothing changed.  User mms split with
     :func:`split_huge_pmd` / :func:`split_huge_pud`."""
     if not mm.is_init_mm:
         raise BadInput(f"split_large_page: {mm.name} is not init_mm")
-    start = size = mod = 0
+    lock = cpa_lock(k) or mm.page_table_lock
     if isinstance(kpte, PudPtr):
         pre = _split_pud_prealloc(k, mm, address & k.PUD_MASK)
         if pre is None:
             return ENOMEM
         new_pmd = pre[0]
-        spin_lock(mm.page_table_lock)
+        spin_lock(lock)
         old_pud = k.pudp_get(kpte)
         if k.pud_leaf(old_pud):
             start = address & k.PUD_MASK
             _fill_pmd_table(k, mm, new_pmd, old_pud, start)
-            k.pud_populate(mm, kpte, new_pmd)
-            size, mod = k.PUD_SIZE, PGTBL_PUD_MODIFIED
+            _install_split_table(k, mm, kpte, start, k.PUD_SIZE,
+                                 lambda: k.pud_populate(mm, kpte, new_pmd))
         else:
             k.pmd_free(mm, new_pmd)
-        spin_unlock(mm.page_table_lock)
+        spin_unlock(lock)
+        return 0
+    base = k.pte_alloc_one_kernel(mm)
+    if base is None:
+        return ENOMEM
+    spin_lock(lock)
+    old_pmd = k.pmdp_get(kpte)
+    if k.pmd_leaf(old_pmd):
+        # PG_LEVEL_2M: "Clear PSE (aka _PAGE_PAT) and move PAT bit to correct position."
+        ref_prot = k.pgprot_large_2_4k(k.pmd_pgprot(old_pmd))
+        pfn = k.pmd_pfn(old_pmd)
+        for i in range(k.PTRS_PER_PTE):
+            k.set_pte(base + i, k.pfn_pte(pfn + i, ref_prot))
+        # "We use the standard kernel pagetable protections for the new pagetable"
+        _install_split_table(k, mm, kpte, address & k.PMD_MASK, k.PMD_SIZE,
+                             lambda: k.pmd_populate_kernel(mm, kpte, base))
     else:
-        base = k.pte_alloc_one_kernel(mm)
-        if base is None:
-            return ENOMEM
-        spin_lock(mm.page_table_lock)
-        old_pmd = k.pmdp_get(kpte)
-        if k.pmd_leaf(old_pmd):
-            # PG_LEVEL_2M: "Clear PSE (aka _PAGE_PAT) and move PAT bit to correct position."
-            ref_prot = k.pgprot_large_2_4k(k.pmd_pgprot(old_pmd))
-            pfn = k.pmd_pfn(old_pmd)
-            for i in range(k.PTRS_PER_PTE):
-                k.set_pte(base + i, k.pfn_pte(pfn + i, ref_prot))
-            # "We use the standard kernel pagetable protections for the new pagetable"
-            k.pmd_populate_kernel(mm, kpte, base)
-            start, size, mod = address & k.PMD_MASK, k.PMD_SIZE, PGTBL_PMD_MODIFIED
-        else:
-            k.pte_free_kernel(mm, base)
-        spin_unlock(mm.page_table_lock)
-    if size and mod & k.ARCH_PAGE_TABLE_SYNC_MASK:
-        _set_pmd_pte(k, kpte, start)
+        k.pte_free_kernel(mm, base)
+    spin_unlock(lock)
     return 0
 
 
@@ -297,12 +365,12 @@ def _set_pmd_pte(k: GenericKernel, kpte: PmdPtr | PudPtr, address: int) -> None:
     this level of the kernel half (CONFIG_X86_32: the level is in
     ``ARCH_PAGE_TABLE_SYNC_MASK``), write the new entry into each copy (the kernel walks
     ``pgd_list``; here every live mm).  ``arch_sync_kernel_mappings`` would not do: it only
-    copies entries whose presence differs."""
+    copies entries whose presence differs.  The caller holds cpa's ``pgd_lock``; the caller
+    flushes."""
     for mm in k.mms:
         if mm is k.init_mm:
             continue
         pud = k.pud_offset(k.p4d_offset(k.pgd_offset(mm, address), address), address)
-        spin_lock(mm.page_table_lock)
         if isinstance(kpte, PudPtr):
             if pud.pa != kpte.pa:
                 k.set_pud(pud, k.pudp_get(kpte))
@@ -310,7 +378,6 @@ def _set_pmd_pte(k: GenericKernel, kpte: PmdPtr | PudPtr, address: int) -> None:
             pmd = k.pmd_offset(pud, address)
             if pmd.pa != kpte.pa:
                 k.set_pmd(pmd, k.pmdp_get(kpte))
-        spin_unlock(mm.page_table_lock)
 
 
 # -- fork, mremap ----------------------------------------------------------------------
@@ -379,7 +446,8 @@ def pmd_move_must_withdraw(new_pmd_ptl: spinlock_t, old_pmd_ptl: spinlock_t,
 
 def move_huge_pmd(k: GenericKernel, vma: vm_area_struct, old_addr: int, new_addr: int,
                   old_pmd: PmdPtr, new_pmd: PmdPtr) -> bool:
-    """mremap: move a whole huge pmd (and its deposit); False if the caller must split."""
+    """mremap: move a whole huge pmd (and its deposit), ``flush_pmd_tlb_range`` of the old
+    range if it was present; False if the caller must split."""
     mm = vma.vm_mm
     # "The destination pmd shouldn't be established, free_pgtables() should have released it"
     if not k.pmd_none(k.pmdp_get(new_pmd)):
@@ -392,6 +460,7 @@ def move_huge_pmd(k: GenericKernel, vma: vm_area_struct, old_addr: int, new_addr
     if new_ptl is not old_ptl:
         spin_lock(new_ptl)
     pmd = k.pmdp_huge_get_and_clear(mm, old_addr, old_pmd)
+    force_flush = k.pmd_present(pmd)
     if pmd_move_must_withdraw(new_ptl, old_ptl, vma):
         pgtable = k.pgtable_trans_huge_withdraw(mm, old_pmd)
         k.pgtable_trans_huge_deposit(mm, new_pmd, pgtable)
@@ -399,6 +468,8 @@ def move_huge_pmd(k: GenericKernel, vma: vm_area_struct, old_addr: int, new_addr
     if k.MEM_SOFT_DIRTY and k.pmd_present(pmd):
         pmd = k.pmd_mksoft_dirty(pmd)
     k.set_pmd_at(mm, new_addr, new_pmd, pmd)
+    if force_flush:
+        k.flush_pmd_tlb_range(vma, old_addr, (old_addr + k.PMD_SIZE) & k.ULONG_MASK)
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     spin_unlock(old_ptl)
@@ -407,7 +478,8 @@ def move_huge_pmd(k: GenericKernel, vma: vm_area_struct, old_addr: int, new_addr
 
 def move_huge_pud(k: GenericKernel, vma: vm_area_struct, old_addr: int, new_addr: int,
                   old_pud: PudPtr, new_pud: PudPtr) -> bool:
-    """mm/mremap.c: move a whole huge pud; False if the destination is populated."""
+    """mm/mremap.c (with its ``pmc`` unpacked): move a whole huge pud and flush the old
+    range; False if the destination is populated."""
     mm = vma.vm_mm
     if not k.pud_none(k.pudp_get(new_pud)):  # WARN_ON_ONCE
         return False
@@ -415,8 +487,10 @@ def move_huge_pud(k: GenericKernel, vma: vm_area_struct, old_addr: int, new_addr
     new_ptl = k.pud_lockptr(mm, new_pud)
     if new_ptl is not old_ptl:
         spin_lock(new_ptl)
-    pud = k.pudp_huge_get_and_clear(mm, old_addr, old_pud)
+    pud = k.pudp_get(old_pud)  # "Clear the pud"
+    k.pud_clear(old_pud)
     k.set_pud_at(mm, new_addr, new_pud, pud)
+    k.flush_pud_tlb_range(vma, old_addr, (old_addr + k.PUD_SIZE) & k.ULONG_MASK)
     if new_ptl is not old_ptl:
         spin_unlock(new_ptl)
     spin_unlock(old_ptl)
@@ -426,10 +500,12 @@ def move_huge_pud(k: GenericKernel, vma: vm_area_struct, old_addr: int, new_addr
 # -- mprotect --------------------------------------------------------------------------
 
 
-def change_huge_pmd(k: GenericKernel, vma: vm_area_struct, pmd: PmdPtr, addr: int,
-                    newprot: pgprot_t) -> int:
-    """0 if the pmd is not huge any more, else ``HPAGE_PMD_NR`` (protection changed)."""
+def change_huge_pmd(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, pmd: PmdPtr,
+                    addr: int, newprot: pgprot_t) -> int:
+    """0 if the pmd is not huge any more, else ``HPAGE_PMD_NR`` (protection changed); the
+    range goes on ``tlb`` if ``huge_pmd_needs_flush`` (x86: a demotion; else always)."""
     mm = vma.vm_mm
+    tlb_change_page_size(k, tlb, k.PMD_SIZE)  # HPAGE_PMD_SIZE
     ptl = _pmd_trans_huge_lock(k, pmd, vma)
     if ptl is None:
         return 0
@@ -438,20 +514,26 @@ def change_huge_pmd(k: GenericKernel, vma: vm_area_struct, pmd: PmdPtr, addr: in
     entry = k.pmd_modify(oldpmd, newprot)
     ret = HPAGE_PMD_NR(k)
     k.set_pmd_at(mm, addr, pmd, entry)
+    if huge_pmd_needs_flush(k, oldpmd, entry):
+        tlb_flush_pmd_range(k, tlb, addr, k.PMD_SIZE)
     spin_unlock(ptl)
     return ret
 
 
-def change_huge_pud(k: GenericKernel, vma: vm_area_struct, pudp: PudPtr, addr: int,
-                    newprot: pgprot_t) -> int:
-    """0 if the pud is not huge any more, else ``HPAGE_PUD_NR``."""
+def change_huge_pud(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, pudp: PudPtr,
+                    addr: int, newprot: pgprot_t) -> int:
+    """0 if the pud is not huge any more, else ``HPAGE_PUD_NR``; the range goes on
+    ``tlb`` (``tlb_flush_pud_range``)."""
     mm = vma.vm_mm
+    tlb_change_page_size(k, tlb, k.PUD_SIZE)  # HPAGE_PUD_SIZE
     ptl = _pud_trans_huge_lock(k, pudp, vma)
     if ptl is None:
         return 0
+    # "Can't clear PUD or it can race with concurrent zapping.  See change_huge_pmd()."
     oldpud = _pudp_invalidate(k, vma, addr, pudp)
     entry = k.pud_modify(oldpud, newprot)
     k.set_pud_at(mm, addr, pudp, entry)
+    tlb_flush_pud_range(k, tlb, addr, k.PUD_SIZE)
     spin_unlock(ptl)
     return HPAGE_PUD_NR(k)
 

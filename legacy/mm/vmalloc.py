@@ -8,7 +8,12 @@ with ``pXd_free_pYd_page``), and every level records what it changed in ``pgtbl_
 if that touches ``ARCH_PAGE_TABLE_SYNC_MASK`` the architecture copies the new top-level
 entries into every pgd (``arch_sync_kernel_mappings``; x86-64: ``sync_global_pgds``).
 ``vunmap_range`` clears ptes and huge leaves (``pXd_clear_huge``) and, like the kernel,
-frees no page table.
+frees no page table; then ``flush_tlb_kernel_range(addr, end)`` (the architecture's: on arm64
+last level only, enough since no table was freed).  A table that a huge leaf replaces is
+freed by ``pXd_free_pYd_page``, which flushes as the architecture does (x86
+``flush_tlb_kernel_range``, whose INVLPG drops the paging-structure caches; arm64
+``__flush_tlb_kernel_pgtable``).  Kernel entries need no page-table lock except populating a
+table (``init_mm.page_table_lock``, taken by ``__p?d_alloc``/``__pte_alloc_kernel``).
 
 Out-parameters: ``pgtbl_mod_mask *mask`` is a one-element list.  The kernel's ``BUG()`` on
 remapping an already-mapped page is :class:`~arches.errors.BadInput` here.
@@ -367,9 +372,11 @@ def vunmap_range_noflush(k: GenericKernel, start: int, end: int) -> None:
 
 
 def vunmap_range(k: GenericKernel, addr: int, end: int) -> None:
-    """Clear the kernel mappings of ``[addr, end)``; page tables stay allocated."""
-    # flush_cache_vunmap / flush_tlb_kernel_range: no caches or TLBs emulated.
+    """Clear the kernel mappings of ``[addr, end)`` and flush them; page tables stay
+    allocated."""
+    # flush_cache_vunmap(addr, end): no caches emulated.
     vunmap_range_noflush(k, addr, end)
+    k.flush_tlb_kernel_range(addr, end)
 
 
 __all__ = [

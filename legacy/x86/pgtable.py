@@ -31,6 +31,7 @@ from legacy.mm_types import mm_struct, vm_area_struct
 from legacy.types import P4dPtr, PmdPtr, PtePtr, PudPtr, pgprot_t, pmd_t, pte_t, pud_t
 from legacy.x86.ptdump import X86Ptdump
 from legacy.x86.thp import X86Thp
+from legacy.x86.tlbflush import X86Tlbflush
 
 PP_ = _PAGE_PRESENT
 RW_ = _PAGE_RW
@@ -45,9 +46,10 @@ _PAGE_KNL_ERRATUM_MASK = _PAGE_DIRTY | _PAGE_ACCESSED
 _PAGE_DIRTY_BITS = _PAGE_DIRTY  # | _PAGE_SAVED_DIRTY: no shadow stacks emulated
 
 
-class X86Kernel(X86Ptdump, X86Thp):
+class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
     """arch/x86/include/asm/pgtable.h: predicates, modifiers, pfn conversion, populate.
-    Huge-page helpers common to every paging mode are in :mod:`legacy.x86.thp`."""
+    Huge-page helpers common to every paging mode are in :mod:`legacy.x86.thp`, TLB flushing
+    (asm/tlbflush.h, asm/tlb.h) in :mod:`legacy.x86.tlbflush`."""
 
     PHYSICAL_MASK_SHIFT: int
     """``__PHYSICAL_MASK_SHIFT`` of the paging mode."""
@@ -464,8 +466,8 @@ class X86Kernel(X86Ptdump, X86Thp):
             return int(self.pmd_none(self.pmdp_get(pmd)))
         pte = self.pmd_page_vaddr(self.pmdp_get(pmd))
         self.pmd_clear(pmd)
-        # flush_tlb_kernel_range(addr, addr + PAGE_SIZE-1): "INVLPG to clear all
-        # paging-structure caches" -- no TLB emulated.
+        # "INVLPG to clear all paging-structure caches"
+        self.flush_tlb_kernel_range(addr, addr + self.PAGE_SIZE - 1)
         self.pte_free_kernel(self.init_mm, pte)
         return 1
 
@@ -483,7 +485,8 @@ class X86Kernel(X86Ptdump, X86Thp):
             if not self.pmd_none(val):
                 self.pmd_clear(pmd + i)
         self.pud_clear(pud)
-        # flush_tlb_kernel_range(addr, addr + PAGE_SIZE-1)
+        # "INVLPG to clear all paging-structure caches"
+        self.flush_tlb_kernel_range(addr, addr + self.PAGE_SIZE - 1)
         for i in range(self.PTRS_PER_PMD):
             val = pmd_t(self.mem.read(pmd_sv + i * self.SIZEOF_PMD, self.SIZEOF_PMD))
             if not self.pmd_none(val):

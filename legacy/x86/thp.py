@@ -127,7 +127,10 @@ class X86Thp(GenericKernel):
     def pmdp_clear_flush_young(self, vma: vm_area_struct, address: int, pmdp: PmdPtr) -> int:
         if address & ~self.PMD_MASK & self.ULONG_MASK:
             raise AssertionError("pmdp_clear_flush_young: VM_BUG_ON(address & ~HPAGE_PMD_MASK)")
-        return self.pmdp_test_and_clear_young(vma, address, pmdp)  # + flush_tlb_range
+        young = self.pmdp_test_and_clear_young(vma, address, pmdp)
+        if young:
+            self.flush_tlb_range(vma, address, (address + self.PMD_SIZE) & self.ULONG_MASK)
+        return young
 
     def pmdp_invalidate_ad(self, vma: vm_area_struct, address: int, pmdp: PmdPtr) -> pmd_t:
         """``__HAVE_ARCH_PMDP_INVALIDATE_AD``: no flush is necessary, "once an invalid PTE is
@@ -137,7 +140,10 @@ class X86Thp(GenericKernel):
         return self.pmdp_establish(vma, address, pmdp, self.pmd_mkinvalid(self.pmdp_get(pmdp)))
 
     def pudp_invalidate(self, vma: vm_area_struct, address: int, pudp: PudPtr) -> pud_t:
-        """``CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD`` (+ ``flush_pud_tlb_range``)."""
+        """``CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD``: invalidate, then
+        ``flush_pud_tlb_range`` of the huge page."""
         if not self.pud_present(self.pudp_get(pudp)):
             raise AssertionError("pudp_invalidate: VM_WARN_ON_ONCE(!pud_present(*pudp))")
-        return self.pudp_establish(vma, address, pudp, self.pud_mkinvalid(self.pudp_get(pudp)))
+        old = self.pudp_establish(vma, address, pudp, self.pud_mkinvalid(self.pudp_get(pudp)))
+        self.flush_pud_tlb_range(vma, address, (address + self.PUD_SIZE) & self.ULONG_MASK)
+        return old
