@@ -50,6 +50,7 @@ from legacy.mm.mmu_gather import (
 from legacy.mm.page import folio_mapcount, folio_remove_rmap_ptes, folio_test_anon, pfn_to_page
 from legacy.mm.vm_flags import is_vm_hugetlb_page
 from unified.handles import Table
+from unified.legacy_ops import gather_table_free
 from unified.levels import Level
 from unified.mm._common import BUG_ON, deposits_at, ops_of
 from unified.mm.split import split_huge_leaf
@@ -236,8 +237,14 @@ def _free_tables(pt: PageTables, tlb: mmu_gather, table: Table, addr: int, end: 
     lv = ops_of(pt, mm, table.level)
     child = pt.lower(table.group, mm)
     assert child is not None
+    folded = table.group.members[1:]
+    top = pt.legacy[table.group.top]
     for entry, a, nxt in pt.entries(table, addr, end):
         if lv.none_or_clear_bad(entry.ptr):
+            if folded and not top.none(top.get(entry.ptr)):
+                # The kernel still enters free_p?d_range of the folded levels (x86-64 folds
+                # p4d at run time: pgd_none() is 0) and runs their closing step.
+                _folded_steps(pt, tlb, folded, entry.ptr, a, nxt, floor, ceiling)
             continue
         if child.level == Level.PTE:
             # free_pte_range: the trim in free_pgd_range already applied the rule.
@@ -266,6 +273,34 @@ def _free_tables(pt: PageTables, tlb: mmu_gather, table: Table, addr: int, end: 
     tl = ops_of(pt, mm, table.group.top)
     tl.free_tlb(k, tlb, table.first, start)
     tl.dec_nr(mm)
+    # The levels folded into the parent's table have their free_p?d_range step too, over
+    # the same span and with the same conditions.
+    for member in reversed(parent.table.group.members[1:]):
+        gather_table_free(k, tlb, member, parent.ptr, start)
+
+
+def _folded_steps(pt: PageTables, tlb: mmu_gather, folded: tuple[Level, ...], ptr: object,
+                  addr: int, end: int, floor: int, ceiling: int) -> None:
+    """The closing step of ``free_p?d_range`` for levels folded into a table's entries,
+    innermost first, when the kernel walks into them: ``p?d_free_tlb`` if the span lies in
+    ``[floor, ceiling)``.  With compile-time folding (pgtable-nop*.h) the macro is empty;
+    x86-64's run-time folded p4d keeps it: the range is noted, ``freed_tables`` set, and
+    ``__p4d_free_tlb`` frees nothing."""
+    k = pt.k
+    m = k.ULONG_MASK
+    mask = pt.legacy[folded[-1]].shift
+    mask = ~((1 << mask) - 1) & m
+    start = addr & mask
+    if start < floor:
+        return
+    if ceiling:
+        ceiling &= mask
+        if not ceiling:
+            return
+    if (end - 1) & m > (ceiling - 1) & m:
+        return
+    for member in reversed(folded):
+        gather_table_free(k, tlb, member, ptr, start)  # type: ignore[arg-type]
 
 
 def free_pgd_range(pt: PageTables, tlb: mmu_gather, addr: int, end: int, floor: int,
