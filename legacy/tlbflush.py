@@ -135,6 +135,9 @@ class TlbflushGeneric(PgtableGeneric):
             if tlb.classify(p.pa, v) == TABLE and tlb.classify(
                 p.pa, self.mem.read(p.pa, p.size)
             ) == NONE:
+                cpa = self.kernel_split_lock()
+                if cpa is not None and cpa.held:
+                    return cpa  # cpa splits a kernel leaf under its own lock
                 return mm.page_table_lock
             return None
         if self._lockless is not None and self._lockless[0] is mm:
@@ -144,6 +147,11 @@ class TlbflushGeneric(PgtableGeneric):
         if desc.level == "pmd":
             return self.pmd_lockptr(mm, PmdPtr(p.pa, p.size))
         return mm.page_table_lock
+
+    def kernel_split_lock(self) -> spinlock_t | None:
+        """The lock under which the architecture's set_memory code splits a kernel leaf into
+        a table (x86 cpa: ``pgd_lock``, arch/x86/mm/pat/set_memory.c); None by default."""
+        return None
 
     def lockdep_assert_pgtable_write(self, p: EntryPtr, v: int) -> None:
         """``lockdep_assert_held`` of :meth:`pgtable_lock_required` for this store."""

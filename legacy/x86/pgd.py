@@ -43,6 +43,11 @@ class X86PgdKernel(X86Kernel):
         """``ptdesc->pt_mm`` of each pgd on the list (``pgd_set_mm``/``pgd_page_get_mm``)."""
         super().__init__(config)
 
+    def kernel_split_lock(self) -> spinlock_t | None:
+        """cpa's ``__split_large_page`` installs the new table under ``pgd_lock``
+        (arch/x86/mm/pat/set_memory.c)."""
+        return self.pgd_lock
+
     def derive_sizes(self) -> None:
         super().derive_sizes()
         self.PAGE_OFFSET = self.config.kernel_range[0]
