@@ -487,15 +487,17 @@ class Tlb:
 
     # -- invalidation ---------------------------------------------------------------------
 
-    def flush(self, space: int, start: int, end: int, walk: bool = True) -> None:
+    def flush(self, space: int, start: int, end: int, walk: bool = True,
+              stride: int | None = None) -> None:
         """Invalidate ``[start, end)`` of ``space`` (``end`` 0 = the top): leaf entries, and
         walk-cache entries too when ``walk`` (Arm ``TLBI VAE1`` vs ``VALE1``).
 
         A cached entry maps one entry's span (a 4K page, a 2M block, the 2M a PMD table
         entry covers...); an invalidation by address drops every cached entry *used to
-        translate* an address of the range, so an entry goes when its span overlaps the
-        range (Arm ARM D8.16; SDM §4.10.4.1) -- a marked range of several entries keeps
-        the entries the range does not reach."""
+        translate* its address, whole (Arm ARM D8.16; SDM §4.10.4.1).  With ``stride`` the
+        invalidation is one TLBI per ``stride`` bytes from ``start`` (arm64
+        ``__flush_tlb_range``): an entry smaller than the stride goes only if one of those
+        addresses falls in it.  Without, every entry overlapping the range goes."""
         self.flushes.append((space, start, end, walk))
         full = 1 << self._mask.bit_length()
         top = end or full
@@ -507,16 +509,29 @@ class Tlb:
             if m.walk and self.range_flush_clears_walk_caches:
                 continue
             m_end = m.end or full
-            if m_end <= start or m.start >= top:
+            lo, hi = max(m.start, start), min(m_end, top)
+            if lo >= hi:
                 kept.append(m)
                 continue
             size = m.size
-            lo = m.start + (start - m.start) // size * size if start > m.start else m.start
-            hi = m.start + -(-(top - m.start) // size) * size if top < m_end else m_end
-            if m.start < lo:
-                kept.append(_piece(m, m.start, lo))
-            if hi < m_end:
-                kept.append(_piece(m, hi, m.end))
+            if stride is None or stride <= size:
+                # every entry overlapping [start, end) holds one of the addresses
+                hits = [(lo - (lo - m.start) % size, min(m_end, hi + (-(hi - m.start) % size)))]
+            else:
+                hits = []
+                va = start + -(-(lo - start) // stride) * stride
+                while va < hi:
+                    base = va - (va - m.start) % size
+                    hits.append((base, base + size))
+                    va += stride
+            pos = m.start
+            for a, b in hits:
+                a, b = max(a, m.start), min(b, m_end)
+                if a > pos:
+                    kept.append(_piece(m, pos, a))
+                pos = max(pos, b)
+            if pos < m_end:
+                kept.append(_piece(m, pos, m.end))
         self.marks = kept
 
     def flush_space(self, space: int) -> None:

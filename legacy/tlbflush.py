@@ -237,6 +237,15 @@ class TlbflushGeneric(PgtableGeneric):
         """include/linux/pgtable.h default: ``flush_tlb_page``."""
         self.flush_tlb_page(vma, address)
 
+    def pte_needs_flush(self, oldpte: pte_t, newpte: pte_t) -> bool:
+        """include/linux/pgtable.h default: a changed pte always needs a flush (x86 knows
+        better: legacy/x86/tlbflush.py)."""
+        return True
+
+    def huge_pmd_needs_flush(self, oldpmd: pmd_t, newpmd: pmd_t) -> bool:
+        """include/linux/pgtable.h default, as :meth:`pte_needs_flush`."""
+        return True
+
     # -- mm/pgtable-generic.c: clear-and-flush ----------------------------------------------
 
     def pte_accessible(self, mm: mm_struct, pte: pte_t) -> bool:

@@ -505,8 +505,8 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         } | {"needs_flush": _true2}
 
     def needs(name: str) -> Callable[[int, int], bool]:
-        fn = getattr(k, name, None)
-        return fn if fn is not None else _true2
+        fn: Callable[[int, int], bool] = getattr(k, name)
+        return fn
 
     def pmd_split_prot(v: int) -> int:
         return f.pgprot_large_2_4k(f.pmd_pgprot(v))  # type: ignore[no-any-return]

@@ -29,10 +29,9 @@ The ``TTL`` hint (``tlb_level``) only narrows the search in hardware and is igno
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
-from arches.tlb import KERNEL_SPACE, StaleMark
+from arches.tlb import KERNEL_SPACE
 from legacy.generic import GenericKernel
 from legacy.mm_types import mm_struct, vm_area_struct
 from legacy.types import PtePtr
@@ -76,39 +75,9 @@ class Arm64Tlbflush(GenericKernel):
     def _tlbi_va(self, space: int, start: int, end: int, stride: int, last_level: bool) -> None:
         """``TLBI VA(A)E1IS`` (or ``VA(A)LE1IS`` if ``last_level``) at ``start``, ``start +
         stride`` ... below ``end`` (``end`` 0 = the top): each invalidates the entries that
-        translate its VA, whole; ``VALE1`` leaves walk-cache entries."""
-        tlb = self.hw_tlb
-        top = self.ULONG_MASK + 1
-        end_ = end or top
-        tlb.flushes.append((space, start, end, not last_level))
-        kept: list[StaleMark] = []
-        for m in tlb.marks:
-            m_end = m.end or top
-            lo, hi = max(m.start, start), min(m_end, end_)
-            if m.space != space or (m.walk and last_level) or lo >= hi:
-                kept.append(m)
-                continue
-            size = m.size
-            hits: list[tuple[int, int]] = []
-            if stride <= size:
-                # start is stride aligned and entries are size aligned: every entry that
-                # overlaps [start, end) holds one of the VAs.
-                hits.append((lo & ~(size - 1), -(-hi // size) * size))
-            else:
-                va = start + -(-(lo - start) // stride) * stride
-                while va < hi:
-                    base = va & ~(size - 1)
-                    hits.append((base, base + size))
-                    va += stride
-            pos = m.start
-            for a, b in hits:
-                a, b = max(a, m.start), min(b, m_end)
-                if a > pos:
-                    kept.append(dataclasses.replace(m, start=pos, end=a))
-                pos = max(pos, b)
-            if pos < m_end:
-                kept.append(dataclasses.replace(m, start=pos, end=m.end))
-        tlb.marks = kept
+        translate its VA, whole; ``VALE1`` leaves walk-cache entries (the hardware model's
+        :meth:`arches.tlb.Tlb.flush` with a stride)."""
+        self.hw_tlb.flush(space, start, end, walk=not last_level, stride=stride)
 
     # -- asm/tlbflush.h -------------------------------------------------------------------
 

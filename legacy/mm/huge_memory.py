@@ -110,8 +110,7 @@ def _pudp_invalidate(k: GenericKernel, vma: vm_area_struct, address: int, pudp: 
 def huge_pmd_needs_flush(k: GenericKernel, oldpmd: pmd_t, newpmd: pmd_t) -> bool:
     """``huge_pmd_needs_flush``: the architecture's (x86 asm/tlbflush.h), else
     include/linux/pgtable.h's ``true``."""
-    arch = getattr(k, "huge_pmd_needs_flush", None)
-    return True if arch is None else bool(arch(oldpmd, newpmd))
+    return k.huge_pmd_needs_flush(oldpmd, newpmd)
 
 
 def zap_deposited_table(k: GenericKernel, mm: mm_struct, pmd: PmdPtr) -> None:

@@ -53,8 +53,7 @@ EAGAIN = -11
 def pte_needs_flush(k: GenericKernel, oldpte: pte_t, newpte: pte_t) -> bool:
     """``pte_needs_flush``: the architecture's (x86 asm/tlbflush.h), else
     include/linux/pgtable.h's ``true``."""
-    arch = getattr(k, "pte_needs_flush", None)
-    return True if arch is None else bool(arch(oldpte, newpte))
+    return k.pte_needs_flush(oldpte, newpte)
 
 
 def change_pte_range(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, pmd: PmdPtr,
