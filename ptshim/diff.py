@@ -409,10 +409,26 @@ def main(args: argparse.Namespace) -> int:
     if report.not_run:
         print("not run (stopped at the first divergence; --keep-going runs them): "
               + ", ".join(report.not_run))
+    if rc == 0 or getattr(args, "keep_going", False):
+        rc |= _direct_probes(arches)
     if rc == 0:
         print(f"no divergence ({len(arches)} configuration{'s' if len(arches) != 1 else ''}, "
               f"seed {args.seed}, {report.seconds:.1f} s)")
     return rc
+
+
+def _direct_probes(arches: list[str]) -> int:
+    """The call sites driven directly with inputs scenarios never make
+    (:mod:`ptshim.direct`): both APIs must fail or succeed identically.  1 on a divergence."""
+    from ptshim.direct import PROBES, run_probes
+
+    bad = [r for a in arches for r in run_probes(a) if r.divergence is not None]
+    for r in bad:
+        _err(f"direct probe diverges on {r.arch}: {r.probe}: {r.divergence}")
+    print(f"direct probes: {len(PROBES)} per configuration (vmap over leaves, end == 0, "
+          f"reversed and empty ranges, TASK_SIZE): "
+          + ("identical" if not bad else f"{len(bad)} DIVERGED"))
+    return 1 if bad else 0
 
 
 def _main_pair(args: argparse.Namespace, arches: list[str], jobs: int, out: Path) -> int:

@@ -35,6 +35,7 @@ from legacy.mm.huge_memory import (
     split_huge_pmd,
     split_huge_pud,
 )
+from legacy.mm.internal import BUG_ON
 from legacy.mm.mmu_gather import (
     mmu_gather,
     tlb_change_page_size,
@@ -172,8 +173,7 @@ def change_protection_range(k: GenericKernel, tlb: mmu_gather, vma: vm_area_stru
                             end: int, newprot: pgprot_t) -> int:
     mm = vma.vm_mm
     pages = 0
-    if addr >= end:
-        raise AssertionError(f"BUG_ON(addr >= end): {addr:#x} >= {end:#x}")
+    BUG_ON(addr >= end, f"change_protection: {addr:#x} >= {end:#x}")
     pgd = k.pgd_offset(mm, addr)
     tlb_start_vma(k, tlb, vma)
     while True:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from legacy import spin_lock, spin_unlock, vm_area_struct
 from legacy.mm.mmu_gather import mmu_gather, tlb_finish_mmu, tlb_gather_mmu
 from unified.handles import Entry, Table
-from unified.mm._common import BUG_ON, ops_of
+from unified.mm._common import BUG_ON, EINVAL, ops_of
 from unified.mm.split import _set_in_every_pgd, split_huge_leaf
 from unified.pagetables import PageTables
 
@@ -166,6 +166,11 @@ def set_memory_prot(pt: PageTables, start: int, end: int, newprot: int) -> int:
             return Action.CONTINUE
         return Action.SUBTREE
 
+    if start >= end:
+        # walk_kernel_page_table_range refuses it (an end that wrapped to 0 included);
+        # __change_memory_common still flushes the range.
+        owed.flush()
+        return EINVAL
     walk_range(pt, pt.kernel_root(), start, end, visit)
     owed.flush()
     return 0
