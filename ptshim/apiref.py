@@ -27,7 +27,6 @@ not what this module generates.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import functools
 import importlib
@@ -46,6 +45,7 @@ from legacy import arch_names, boot
 from legacy.folding import Nopmd
 from legacy.generic import GenericKernel
 from ptshim.archdoc import LEVELS, ArchFacts, arch_facts
+from ptshim.gendoc import generated_doc_main
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "legacy-api.md"
 REGENERATE = "python -m ptshim.apiref --write"
@@ -523,28 +523,7 @@ def render(cfgs: Sequence[Config] | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ptshim.apiref", description=__doc__.split(
-        "\n")[0] if __doc__ else None)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--write", action="store_true", help=f"rewrite {DOC_PATH}")
-    g.add_argument("--check", action="store_true",
-                   help=f"exit 1 if {DOC_PATH} is not what would be generated")
-    args = p.parse_args(argv)
-    text = render()
-    if args.write:
-        DOC_PATH.write_text(text, encoding="utf-8")
-        return 0
-    if args.check:
-        try:
-            current = DOC_PATH.read_text(encoding="utf-8")
-        except OSError:
-            current = ""
-        if current != text:
-            print(f"{DOC_PATH} is stale: run {REGENERATE}", file=sys.stderr)
-            return 1
-        return 0
-    sys.stdout.write(text)
-    return 0
+    return generated_doc_main(argv, "ptshim.apiref", __doc__, DOC_PATH, render)
 
 
 if __name__ == "__main__":

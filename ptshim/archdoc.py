@@ -17,7 +17,6 @@ plus :data:`SURPRISES`, a hand-written list of what the kernel does that one wou
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from arches.config import HwLevel
 from legacy import arch_names, boot
+from ptshim.gendoc import generated_doc_main
 from ptshim.scenario import Limits
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "arches.md"
@@ -434,29 +434,7 @@ def render(facts: Sequence[ArchFacts] | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ptshim.archdoc", description=__doc__.split(
-        "\n")[0] if __doc__ else None)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--write", action="store_true", help=f"rewrite {DOC_PATH}")
-    g.add_argument("--check", action="store_true",
-                   help=f"exit 1 if {DOC_PATH} is not what would be generated")
-    args = p.parse_args(argv)
-    text = render()
-    if args.write:
-        DOC_PATH.write_text(text, encoding="utf-8")
-        return 0
-    if args.check:
-        try:
-            current = DOC_PATH.read_text(encoding="utf-8")
-        except OSError:
-            current = ""
-        if current != text:
-            print(f"{DOC_PATH} is stale: run python -m ptshim.archdoc --write",
-                  file=sys.stderr)
-            return 1
-        return 0
-    sys.stdout.write(text)
-    return 0
+    return generated_doc_main(argv, "ptshim.archdoc", __doc__, DOC_PATH, render)
 
 
 if __name__ == "__main__":

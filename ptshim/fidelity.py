@@ -32,7 +32,6 @@ no row, and when the number of unpinned helpers grows past its ratchet.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import fnmatch
 import functools
@@ -49,6 +48,7 @@ from legacy import arch_names, boot
 from legacy.arm64.pgtable import Arm64Kernel
 from legacy.x86.pgtable_64 import X86_64Kernel
 from ptshim.apiref import GATES, gate_members, only_raises_not_implemented
+from ptshim.gendoc import generated_doc_main
 from ptshim.version import KERNEL_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1161,28 +1161,7 @@ def unpinned_listed(text: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ptshim.fidelity", description=__doc__.split(
-        "\n")[0] if __doc__ else None)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--write", action="store_true", help=f"rewrite {DOC_PATH}")
-    g.add_argument("--check", action="store_true",
-                   help=f"exit 1 if {DOC_PATH} is not what would be generated")
-    args = p.parse_args(argv)
-    text = render()
-    if args.write:
-        DOC_PATH.write_text(text, encoding="utf-8")
-        return 0
-    if args.check:
-        try:
-            current = DOC_PATH.read_text(encoding="utf-8")
-        except OSError:
-            current = ""
-        if current != text:
-            print(f"{DOC_PATH} is stale: run {REGENERATE}", file=sys.stderr)
-            return 1
-        return 0
-    sys.stdout.write(text)
-    return 0
+    return generated_doc_main(argv, "ptshim.fidelity", __doc__, DOC_PATH, render)
 
 
 if __name__ == "__main__":

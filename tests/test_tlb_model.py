@@ -13,6 +13,7 @@ import random
 import pytest
 
 import legacy
+from arches.config import Fault
 from arches.errors import LockError, TlbError
 from legacy import GenericKernel, PmdPtr, PtePtr, mm_struct, spin_lock, spin_unlock
 from legacy.mm.memory import remap_pfn_range
@@ -20,6 +21,7 @@ from legacy.mm.mmap import mmap_region
 from legacy.mm.vma import find_vma
 from legacy.mm_types import mmap_write_locked, vm_area_struct
 from ptshim.backends import user_vm_flags
+from ptshim.scenario import parse_scenario
 from ptshim.scenario_gen import ScenarioGen
 from ptshim.session import Session
 from tests.conftest import ARCH_NAMES
@@ -238,3 +240,27 @@ def test_writing_back_the_same_translation_needs_no_flush(arch: str) -> None:
     assert "(and" not in str(e.value)  # the first page is not stale any more
     k.flush_tlb_page(vma, VA + k.PAGE_SIZE)
     k.syscall_exit("modify")
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_pmdp_invalidate_flushes_the_huge_page(arch: str) -> None:
+    """mm/pgtable-generic.c ``pmdp_invalidate``: establish ``pmd_mkinvalid``, then
+    ``flush_pmd_tlb_range`` of the huge page -- nothing is left stale."""
+    k0 = legacy.boot(arch)
+    if not k0.TRANSPARENT_HUGEPAGE:
+        pytest.skip(f"{arch}: no THP")
+    s = Session(arch)
+    va = 1 << 30
+    s.run(parse_scenario({"ops": [{"op": "map", "va": va, "pa": 1 << 30, "size": k0.PMD_SIZE,
+                                   "prot": "rw", "page_size": k0.PMD_SIZE}]}, "thp"))
+    k, mm = s.k, s.mm
+    vma = find_vma(k, mm, va)
+    assert vma is not None
+    pmd = k.pmd_off(mm, va)
+    ptl = k.pmd_lock(mm, pmd)
+    old = k.pmdp_invalidate(vma, va, pmd)
+    spin_unlock(ptl)
+    assert k.pmd_leaf(old)
+    # invalid to the MMU (arm64 keeps pmd_present() true: PTE_PRESENT_INVALID)
+    assert isinstance(k.config.walker.translate(k.mem, s.registers(), va), Fault)
+    assert k.hw_tlb.marks == []  # and flushed inside
