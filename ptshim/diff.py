@@ -410,19 +410,27 @@ def main(args: argparse.Namespace) -> int:
         print("not run (stopped at the first divergence; --keep-going runs them): "
               + ", ".join(report.not_run))
     if rc == 0 or getattr(args, "keep_going", False):
-        rc |= _direct_probes(arches)
+        rc |= _direct_probes(arches, jobs)
     if rc == 0:
         print(f"no divergence ({len(arches)} configuration{'s' if len(arches) != 1 else ''}, "
               f"seed {args.seed}, {report.seconds:.1f} s)")
     return rc
 
 
-def _direct_probes(arches: list[str]) -> int:
+def _direct_probes(arches: list[str], jobs: int = 1) -> int:
     """The call sites driven directly with inputs scenarios never make
-    (:mod:`ptshim.direct`): both APIs must fail or succeed identically.  1 on a divergence."""
+    (:mod:`ptshim.direct`): both APIs must fail or succeed identically, one configuration
+    per worker process.  1 on a divergence."""
     from ptshim.direct import PROBES, run_probes
 
-    bad = [r for a in arches for r in run_probes(a) if r.divergence is not None]
+    if jobs > 1 and len(arches) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(arches))) as pool:
+            results = [r for rs in pool.map(run_probes, arches) for r in rs]
+    else:
+        results = [r for a in arches for r in run_probes(a)]
+    bad = [r for r in results if r.divergence is not None]
     for r in bad:
         _err(f"direct probe diverges on {r.arch}: {r.probe}: {r.divergence}")
     print(f"direct probes: {len(PROBES)} per configuration (vmap over leaves, end == 0, "
