@@ -1,7 +1,7 @@
 """``struct pgtable_debug_args`` with ``init_args``/``destroy_args`` of mm/debug_vm_pgtable.c.
 
 Written against a booted kernel ``k`` with the legacy API only.  Two versions of the kernel
-file are followed (see /work/shared/reference/kernel-legacy-api.md §11): **A** =
+file are followed: **A** =
 torvalds/linux (6.6-6.14 era: ``RANDOM_ORVALUE``, devmap, ``swp_entry`` API) and **B** =
 linux-next (``leafops`` era: ``args->swp_entry``/``leaf_entry``, ``destroy_args`` clears each
 parent entry before freeing the table it points to, ``mmput``).
