@@ -11,10 +11,12 @@ each acting on the process ``mm`` of a populated machine over the user range
 An *example* is, for one configuration: a random machine (a valid scenario from
 :class:`~ptshim.scenario_gen.ScenarioGen`, run by the legacy backend: base pages, huge
 PMD/PUD leaves user and kernel, PROT_NONE, neighbouring vmas, tables at the top of the user
-range) and a random user range biased towards what breaks migrations (table and leaf
-boundaries, partly covered huge leaves, the last entry of a table, empty tables, the top
-of the user range).  The machine is built twice from the same scenario; the legacy
-function runs on one, the unified function on the other, and the two are compared on:
+range; then the seeded variety step of :func:`add_variety`: old/clean/young/dirty and
+soft-dirty PTEs, swap and migration entries where the configuration has them) and a random
+user range biased towards what breaks migrations (table and leaf boundaries, partly covered
+huge leaves, the last entry of a table, empty tables, the top of the user range). The
+machine is built twice from the same scenario; the legacy function runs on one, the unified
+function on the other, and the two are compared on:
 
 - the outcome: both return equal values, or both raise the same kind of exception;
 - the page-table memory, ``pgtables_bytes`` and whatever else :func:`ptshim.compare.compare`
@@ -30,8 +32,9 @@ SPEC --replay FILE`` (or :func:`replay`) runs again.
 Public API: :class:`Pair` (:meth:`Pair.load` for ``MODULE:FN,MODULE:FN`` specs),
 :func:`compare_pair` (a campaign over configurations, returning a :class:`Report`),
 :func:`run_example` (one machine and range), :func:`replay`, :func:`build_machine`,
-:func:`choose_range`, :func:`range_tags`.  The campaign engine (:func:`run_campaigns`)
-also runs the built-in backends' comparison of ``ptshim diff`` (``ptshim.diff``).
+:func:`choose_range`, :func:`range_tags`, :func:`add_variety`. The campaign engine
+(:func:`run_campaigns`) also runs the built-in backends' comparison of ``ptshim diff``
+(``ptshim.diff``).
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 from arches.errors import BadInput
-from legacy import GenericKernel, arch_names, boot, mm_struct, mm_types
+from legacy import GenericKernel, arch_names, boot, mm_struct, mm_types, vm_area_struct
+from legacy.mm.memory import vm_normal_page
+from legacy.mm.vm_flags import VM_PFNMAP
+from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, pte_t
 from ptshim.compare import compare, snapshot
 from ptshim.decode import (
     TableMap,
@@ -237,14 +243,169 @@ def zap(s: Session, start: int, end: int) -> None:
     _mmap_locked(s.mm, run)
 
 
-def build_machine(arch: str, scenario: Scenario, zaps: Sequence[Zap] = ()) -> Session:
-    """A legacy-backend session of ``arch`` with ``scenario`` run on it, then ``zaps``."""
+def build_machine(arch: str, scenario: Scenario, zaps: Sequence[Zap] = (),
+                  variety: int | None = None) -> Session:
+    """A legacy-backend session of ``arch`` with ``scenario`` run on it, then ``zaps``,
+    then (unless ``variety`` is None) the :func:`add_variety` step seeded by ``variety``."""
     s = Session(arch, "legacy")
     s.run(scenario)
     for lo, hi in zaps:
         zap(s, lo, hi)
+    if variety is not None:
+        add_variety(s, variety)
     _clean_tlb(s)
     return s
+
+
+VARIETY_SWAP = 0.08
+"""Chance that a present PTE of a PFN-mapped vma becomes a swap or migration entry."""
+VARIETY_FLAGS = 0.35
+"""Chance that a present PTE gets its young/dirty/soft-dirty bits changed."""
+
+
+def _variety_pte(k: GenericKernel, vma: vm_area_struct, addr: int, ptent: pte_t,
+                 rng: random.Random) -> pte_t | None:
+    """The new value of one present PTE (None: left alone)."""
+    swap_ok = bool(getattr(k, "SWP_ENTRY_EMULATED", False))
+    r = rng.random()
+    if (swap_ok and r < VARIETY_SWAP and vma.vm_flags & VM_PFNMAP
+            and vm_normal_page(k, vma, addr, ptent) is None):
+        # No struct page behind it (a raw PFN mapping): no refcount/mapcount to keep.
+        pfn = k.pte_pfn(ptent)
+        kinds = ["swap"] + (["read", "read-excl"] + (["write"] if k.pte_write(ptent) else [])
+                            if k.MIGRATION else [])
+        kind = rng.choice(kinds)
+        if kind == "swap":
+            entry = k.swp_entry(rng.randrange(min(4, k.MAX_SWAPFILES)),
+                                rng.randrange(1, 1 << 16))
+        elif kind == "read":
+            entry = k.make_readable_migration_entry(pfn)
+        elif kind == "read-excl":
+            entry = k.make_readable_exclusive_migration_entry(pfn)
+        else:
+            entry = k.make_writable_migration_entry(pfn)
+        new = k.swp_entry_to_pte(entry)
+        if k.MEM_SOFT_DIRTY and rng.random() < 0.5:
+            new = k.pte_swp_mksoft_dirty(new)
+        return new
+    if r > VARIETY_SWAP + VARIETY_FLAGS:
+        return None
+    arch: Any = k  # pte_mkyoung is an arch primitive (x86 and arm64 both have it)
+    changes: list[Callable[[pte_t], pte_t]] = [k.pte_mkold, k.pte_mkclean, arch.pte_mkyoung]
+    if k.pte_write(ptent):  # a write fault dirties a writable PTE only
+        changes.append(k.pte_mkdirty)
+    if k.MEM_SOFT_DIRTY:
+        changes += [k.pte_mksoft_dirty, k.pte_clear_soft_dirty]
+    new = ptent
+    for change in rng.sample(changes, rng.randint(1, 2)):
+        new = change(new)
+    return None if new == ptent else new
+
+
+def _variety_pte_range(k: GenericKernel, mm: mm_struct, vma: vm_area_struct, pmd: PmdPtr,
+                       addr: int, end: int, rng: random.Random) -> bool:
+    """Vary the present PTEs of ``[addr, end)`` under the table's lock; True if any
+    changed."""
+    mapped = k.pte_offset_map_lock(mm, pmd, addr)
+    if mapped is None:
+        return False
+    start_pte, ptl = mapped
+    pte, changed = start_pte, False
+    while True:
+        ptent = k.ptep_get(pte)
+        if k.pte_present(ptent):
+            new = _variety_pte(k, vma, addr, ptent, rng)
+            if new is not None:
+                if not k.pte_present(new):
+                    k.ptep_get_and_clear(mm, addr, pte)
+                k.set_pte_at(mm, addr, pte, new)
+                changed = True
+        pte, addr = pte + 1, (addr + k.PAGE_SIZE) & k.ULONG_MASK
+        if addr == end:
+            break
+    k.pte_unmap_unlock(start_pte, ptl)
+    return changed
+
+
+def _variety_vma(k: GenericKernel, mm: mm_struct, vma: vm_area_struct,
+                 rng: random.Random) -> bool:
+    """Walk ``vma`` as kernel code does (one ``pXd_offset`` / ``pXd_addr_end`` loop per
+    level: a folded level's ``pXd_addr_end`` is ``end``), varying the PTEs of its PTE
+    tables; huge leaves are left alone."""
+    changed = False
+
+    def pmd_range(pud: PudPtr, addr: int, end: int) -> None:
+        nonlocal changed
+        pmd = k.pmd_offset(pud, addr)
+        while True:
+            nxt = k.pmd_addr_end(addr, end)
+            if not k.pmd_leaf(k.pmdp_get(pmd)) and not k.pmd_none_or_clear_bad(pmd):
+                changed |= _variety_pte_range(k, mm, vma, pmd, addr, nxt, rng)
+            pmd, addr = pmd + 1, nxt
+            if addr == end:
+                break
+
+    def pud_range(p4d: P4dPtr, addr: int, end: int) -> None:
+        pud = k.pud_offset(p4d, addr)
+        while True:
+            nxt = k.pud_addr_end(addr, end)
+            if not k.pud_leaf(k.pudp_get(pud)) and not k.pud_none_or_clear_bad(pud):
+                pmd_range(pud, addr, nxt)
+            pud, addr = pud + 1, nxt
+            if addr == end:
+                break
+
+    def p4d_range(pgd: PgdPtr, addr: int, end: int) -> None:
+        p4d = k.p4d_offset(pgd, addr)
+        while True:
+            nxt = k.p4d_addr_end(addr, end)
+            if not k.p4d_none_or_clear_bad(p4d):
+                pud_range(p4d, addr, nxt)
+            p4d, addr = p4d + 1, nxt
+            if addr == end:
+                break
+
+    addr, end = vma.vm_start, vma.vm_end
+    pgd = k.pgd_offset(mm, addr)
+    while True:
+        nxt = k.pgd_addr_end(addr, end)
+        if not k.pgd_none_or_clear_bad(pgd):
+            p4d_range(pgd, addr, nxt)
+        pgd, addr = pgd + 1, nxt
+        if addr == end:
+            break
+    return changed
+
+
+def add_variety(s: Session, seed: int) -> None:
+    """The *variety* step of an example's machine, seeded by ``seed``, run through the
+    legacy API as kernel code would (``mmap_lock`` held, each PTE table's lock taken with
+    ``pte_offset_map_lock``, a flush of every vma changed, then ``k.syscall_exit``):
+
+    - some present PTEs of the process are made old, clean, young or dirty (a writable one
+      only), soft-dirty or not soft-dirty (where ``k.MEM_SOFT_DIRTY``);
+    - where ``k.SWP_ENTRY_EMULATED``, a few present PTEs of PFN-mapped vmas (no struct page
+      behind them: anonymous pages are never replaced) become swap entries and, where
+      ``k.MIGRATION``, migration entries (read, read-exclusive, write for a writable PTE),
+      soft-dirty or not.  The kernel's zap path clears them (``mmput`` leaks nothing).
+
+    Huge leaves and the other processes (fork children) are left alone."""
+    k, mm = s.k, s.mm
+    rng = random.Random(f"ptshim-variety:{seed}")
+
+    def run() -> None:
+        for vma in list(mm.mmap):
+            if _variety_vma(k, mm, vma, rng):
+                flush = getattr(k, "flush_tlb_range", None)
+                if flush is not None:
+                    flush(vma, vma.vm_start, vma.vm_end)
+                else:  # pragma: no cover - every configuration emulates the TLB
+                    k.flush_tlb_mm(mm)
+
+    _mmap_locked(mm, run)
+    exit_check = getattr(k, "syscall_exit", None)
+    if exit_check is not None:
+        exit_check("variety")
 
 
 def _clean_tlb(s: Session) -> None:
@@ -379,7 +540,7 @@ def choose_range(s: Session, rng: random.Random) -> tuple[int, int]:
 
 
 TAGS = ("pte", "pmd-leaf", "pud-leaf", "p4d-leaf", "partial", "folded", "folded-leaf",
-        "last-entry", "empty-table", "crosses-table", "top")
+        "last-entry", "empty-table", "crosses-table", "top", "swap", "old-clean", "soft-dirty")
 """What an example's range can hit (the coverage line counts examples per tag):
 
 - ``pte``: a non-none PTE; ``pmd-leaf``/``pud-leaf``: a huge leaf at that kernel level;
@@ -389,7 +550,12 @@ TAGS = ("pte", "pmd-leaf", "pud-leaf", "p4d-leaf", "partial", "folded", "folded-
 - ``last-entry``: the non-none last entry of a table;
 - ``empty-table``: a table with no entry at all (left by an unmap);
 - ``crosses-table``: the range spans more than one PTE table;
-- ``top``: the range ends at the top of the user range."""
+- ``top``: the range ends at the top of the user range;
+- ``swap``: a swap or migration entry (a non-none, non-present PTE: the variety step,
+  :func:`add_variety`, where the configuration emulates swap entries);
+- ``old-clean``: a present PTE that is old or clean;
+- ``soft-dirty``: a PTE (present, or a swap entry) with the soft-dirty bit set (where
+  ``MEM_SOFT_DIRTY``)."""
 
 
 def range_tags(s: Session, start: int, end: int) -> frozenset[str]:
@@ -430,9 +596,26 @@ def range_tags(s: Session, start: int, end: int) -> frozenset[str]:
                 tags.add("empty-table")
         return True
 
+    soft = bool(k.MEM_SOFT_DIRTY)
+    arch: Any = k
+    young: Callable[[pte_t], bool] = arch.pte_young  # an arch primitive (x86, arm64)
+
     def leaves(table: Table, a: int, nxt: int, raw: list[int]) -> None:
         if not all(none(v) for v in raw):
             tags.add("pte")
+        for v in raw:
+            p = pte_t(v)
+            if none(v):
+                continue
+            if not k.pte_present(p):
+                tags.add("swap")
+                if soft and k.pte_swp_soft_dirty(p):
+                    tags.add("soft-dirty")
+                continue
+            if not young(p) or not k.pte_dirty(p):
+                tags.add("old-clean")
+            if soft and k.pte_soft_dirty(p):
+                tags.add("soft-dirty")
         if nxt == table.va + _table_span(pt, table) and raw and not none(raw[-1]):
             tags.add("last-entry")
 
@@ -449,7 +632,11 @@ def applicable_tags(arch: str) -> tuple[str, ...]:
     groups = pt.levels(mm)
     sizes = set(Limits.from_kernel(k).user_leaf_sizes)
     leaf_groups = [g for g in groups if g.bottom is not Level.PTE and pt.level_size(g) in sizes]
-    out = {"pte", "last-entry", "empty-table", "crosses-table", "top"}
+    out = {"pte", "last-entry", "empty-table", "crosses-table", "top", "old-clean"}
+    if getattr(k, "SWP_ENTRY_EMULATED", False):
+        out.add("swap")
+    if k.MEM_SOFT_DIRTY:
+        out.add("soft-dirty")
     out.update(f"{g.bottom.legacy_name}-leaf" for g in leaf_groups)
     if leaf_groups:
         out.add("partial")
@@ -500,6 +687,8 @@ class Divergence:
     example: int = -1
     seed: int = 0
     zaps: tuple[Zap, ...] = ()
+    variety: int | None = None
+    """The seed of the machine's :func:`add_variety` step (None: no variety)."""
 
     @property
     def what(self) -> str:
@@ -510,6 +699,8 @@ class Divergence:
                else f" on [{self.start:#x}, {self.end:#x})")
         n = len(self.scenario.ops)
         zaps = "".join(f", zap [{lo:#x}, {hi:#x})" for lo, hi in self.zaps)
+        if self.variety is not None:
+            zaps += f", variety {self.variety}"
         head = f"{self.arch}: {self.step}{rng} after {n} machine op{'s' if n != 1 else ''}{zaps}"
         if self.example >= 0:
             head += f" (example {self.example}, seed {self.seed})"
@@ -638,19 +829,20 @@ def _outcome_text(s: _Side) -> str:
 
 def run_example(pair: Pair, arch: str, scenario: Scenario, start: int, end: int,
                 example: int = -1, seed: int = 0, zaps: Sequence[Zap] = (),
-                built: Session | None = None) -> Divergence | None:
-    """Build the machine of ``scenario`` (and ``zaps``) twice, run the legacy side on one
+                built: Session | None = None, variety: int | None = None
+                ) -> Divergence | None:
+    """Build the machine of ``scenario`` (``zaps``, ``variety``) twice, run the legacy side on one
     and the unified side on the other over ``[start, end)``, compare; None when they agree.
     :class:`BadInput` if the scenario is not valid on ``arch`` or the range is not a
     page-aligned part of the user range.  ``built``, if given, is a fresh build of the same
     machine to use as the legacy side."""
-    sa = build_machine(arch, scenario, zaps) if built is None else built
+    sa = build_machine(arch, scenario, zaps, variety) if built is None else built
     lo, hi = sa.config.user_range
     page = sa.k.PAGE_SIZE
     if not (lo <= start < end <= hi) or start % page or end % page:
         raise BadInput(f"range [{start:#x}, {end:#x}) is not a page-aligned part of the user "
                        f"range [{lo:#x}, {hi:#x}) of {arch}")
-    sb = build_machine(arch, scenario, zaps)
+    sb = build_machine(arch, scenario, zaps, variety)
     esize = max(sa.k.SIZEOF_PTE, sa.k.SIZEOF_PGD)
     same = compare(snapshot(sa), snapshot(sb), esize)
     if same is not None:  # pragma: no cover - the emulator is deterministic
@@ -659,7 +851,7 @@ def run_example(pair: Pair, arch: str, scenario: Scenario, start: int, end: int,
     if not problems:
         return None
     return Divergence(arch, scenario, start, end, "call", tuple(problems), tuple(entries),
-                      example, seed, tuple(zaps))
+                      example, seed, tuple(zaps), variety)
 
 
 @dataclass(frozen=True)
@@ -673,14 +865,16 @@ class Example:
     end: int
     index: int = -1
     seed: int = 0
+    variety: int | None = None
+    """The seed of the machine's :func:`add_variety` step (None: no variety)."""
 
     def build(self) -> Session:
-        return build_machine(self.arch, self.scenario, self.zaps)
+        return build_machine(self.arch, self.scenario, self.zaps, self.variety)
 
     def run(self, pair: Pair, built: Session | None = None) -> Divergence | None:
         """:func:`run_example` of this example (``built``: a fresh build to reuse)."""
         return run_example(pair, self.arch, self.scenario, self.start, self.end, self.index,
-                           self.seed, self.zaps, built)
+                           self.seed, self.zaps, built, self.variety)
 
 
 def make_example(arch: str, seed: int, index: int) -> tuple[Example, Session]:
@@ -693,9 +887,12 @@ def make_example(arch: str, seed: int, index: int) -> tuple[Example, Session]:
     zaps = choose_zaps(s, rng)
     for lo, hi in zaps:
         zap(s, lo, hi)
+    # its own generator: the scenario, zaps and range draws stay what they were
+    variety = example_rng("variety", seed, arch, index).randrange(1 << 32)
+    add_variety(s, variety)
     _clean_tlb(s)
     start, end = choose_range(s, rng)
-    return Example(arch, sc, zaps, start, end, index, seed), s
+    return Example(arch, sc, zaps, start, end, index, seed, variety), s
 
 
 # -- shrinking -----------------------------------------------------------------------------
@@ -719,13 +916,18 @@ def shrink_example(pair: Pair, d: Divergence, budget_s: float = 30.0) -> Diverge
     deadline = time.monotonic() + budget_s
     best = d
 
+    keep = object()
+
     def attempt(ops: Sequence[Op], start: int, end: int,
-                zaps: Sequence[Zap] | None = None) -> Divergence | None:
+                zaps: Sequence[Zap] | None = None, variety: object = keep
+                ) -> Divergence | None:
         cand = Scenario(_reindex(ops), d.scenario.name)
+        vs = best.variety if variety is keep else variety
+        assert vs is None or isinstance(vs, int)
         try:
             validate(cand, lim, split)
             r = run_example(pair, arch, cand, start, end, d.example, d.seed,
-                            best.zaps if zaps is None else zaps)
+                            best.zaps if zaps is None else zaps, variety=vs)
         except (BadInput, ValueError):
             return None
         return r
@@ -793,6 +995,15 @@ def shrink_example(pair: Pair, d: Divergence, budget_s: float = 30.0) -> Diverge
                 if changed:
                     break
 
+    def drop_variety() -> None:
+        nonlocal best
+        if best.variety is not None:
+            assert best.start is not None and best.end is not None
+            r = attempt(best.scenario.ops, best.start, best.end, variety=None)
+            if r is not None:
+                best = r
+
+    drop_variety()
     drop_zaps()
     drop_ops()
     narrow()
@@ -819,6 +1030,7 @@ def reproducer_json(pair: Pair, d: Divergence) -> dict[str, object]:
         "example": d.example,
         "range": {"start": _hex(d.start), "end": _hex(d.end)},
         "zaps": [[_hex(lo), _hex(hi)] for lo, hi in d.zaps],
+        "variety": d.variety,
         "divergence": list(d.problems),
         "ops": [op_to_json(op) for op in d.scenario.ops],
     }
@@ -865,11 +1077,13 @@ def replay(pair: Pair, path: str | Path) -> Divergence | None:
     if not isinstance(zaps, list) or not all(isinstance(z, list) and len(z) == 2
                                              for z in zaps):
         raise BadInput(f"--replay {path}: 'zaps' must be a list of [start, end] pairs")
+    variety = data.get("variety")  # absent (older files) or null: no variety step
     return run_example(pair, arch, sc, _parse_int(rng.get("start"), "range.start"),
                        _parse_int(rng.get("end"), "range.end"),
                        _parse_int(data.get("example", -1), "example"),
                        _parse_int(data.get("seed", 0), "seed"),
-                       tuple((_parse_int(a, "zap"), _parse_int(b, "zap")) for a, b in zaps))
+                       tuple((_parse_int(a, "zap"), _parse_int(b, "zap")) for a, b in zaps),
+                       variety=None if variety is None else _parse_int(variety, "variety"))
 
 
 # -- campaigns ---------------------------------------------------------------------------------
@@ -1229,4 +1443,4 @@ def write_reproducers(pair: Pair, report: Report, out: Path) -> None:
 __all__ += ["PairSubject", "Progress", "Subject", "applicable_tags", "default_jobs",
             "interesting_points", "kernel_level_name", "load_reproducer", "make_example",
             "reproducer_json", "resolve_arches", "scenario_gen", "write_reproducers", "zap", "Zap",
-            "choose_zaps"]
+            "choose_zaps", "add_variety"]

@@ -12,7 +12,9 @@ a call-site pair (needs ``hypothesis``, a dev dependency: ``pip install ptshim[d
 
 - :func:`machines` draws a :class:`Machine`: a valid random scenario of one configuration
   (:class:`~ptshim.scenario_gen.ScenarioGen`, driven by a Hypothesis ``random``) and
-  sometimes zaps that leave empty tables; ``machine.build()`` gives a fresh legacy
+  sometimes zaps that leave empty tables, then the variety step
+  (:func:`ptshim.pairs.add_variety`: old/clean/dirty/young/soft-dirty PTEs, swap and
+  migration entries where the configuration has them); ``machine.build()`` gives a fresh legacy
   :class:`~ptshim.session.Session` each time;
 - :func:`ranges` draws a user range ``(start, end)`` of a machine, biased towards table
   and leaf boundaries, partly covered huge leaves, the last entry of a table and the top of
@@ -39,15 +41,17 @@ __all__ = ["Machine", "examples", "machines", "ranges"]
 @dataclass(frozen=True)
 class Machine:
     """A reproducible machine: a scenario of ``arch`` run by the legacy backend, then
-    ``zaps`` (pages zapped, tables kept)."""
+    ``zaps`` (pages zapped, tables kept), then the variety step seeded by ``variety``
+    (None: none)."""
 
     arch: str
     scenario: Scenario
     zaps: tuple[Zap, ...] = ()
+    variety: int | None = None
 
     def build(self) -> Session:
         """A fresh build (every call is an independent, identical machine)."""
-        return build_machine(self.arch, self.scenario, self.zaps)
+        return build_machine(self.arch, self.scenario, self.zaps, self.variety)
 
 
 def _st() -> Any:
@@ -67,7 +71,7 @@ def machines(arch: str, max_ops: int = 8) -> SearchStrategy[Machine]:
         gen = scenario_gen(arch, rng)
         sc = gen.scenario(n, f"hypothesis-{arch}")
         zaps = choose_zaps(build_machine(arch, sc), rng)
-        return Machine(arch, sc, zaps)
+        return Machine(arch, sc, zaps, rng.randrange(1 << 32))
 
     s: SearchStrategy[Machine] = st.builds(make, st.randoms(use_true_random=False),
                                            st.integers(1, max_ops))
@@ -86,7 +90,8 @@ def ranges(machine: Machine) -> SearchStrategy[tuple[int, int]]:
 def examples(arch: str, max_ops: int = 8) -> SearchStrategy[Example]:
     """A machine of ``arch`` and a range of it, as a :class:`ptshim.pairs.Example`."""
     def with_range(m: Machine) -> SearchStrategy[Example]:
-        return ranges(m).map(lambda r: Example(arch, m.scenario, m.zaps, r[0], r[1]))
+        return ranges(m).map(lambda r: Example(arch, m.scenario, m.zaps, r[0], r[1],
+                                               variety=m.variety))
 
     s: SearchStrategy[Example] = machines(arch, max_ops).flatmap(with_range)
     return s

@@ -136,6 +136,7 @@ def test_divergence_is_decoded_shrunk_and_replayed(tmp_path: Path) -> None:
     assert c.reproducer is not None and c.reproducer.is_file()
     data = json.loads(c.reproducer.read_text())
     assert data["arch"] == "x86_64" and data["range"]["start"].startswith("0x")
+    assert "variety" in data  # the variety step's seed, or null once shrunk away
     again = replay(_buggy("partial-leaf"), c.reproducer)
     assert again is not None and again.problems == d.problems
     assert replay(WORKED, c.reproducer) is None
@@ -309,3 +310,62 @@ def test_marker_catches():
     )
     assert "2 passed" in r.stdout and "1 failed" in r.stdout, r.stdout + r.stderr
     assert "return value: legacy" in r.stdout
+
+
+def test_variety_gives_swap_old_clean_soft_dirty_and_passes_syscall_exit() -> None:
+    from ptshim.pairs import add_variety, applicable_tags, build_machine, make_example
+
+    r = compare_pair(WORKED, arch=["x86_64", "arm64-4k-39", "i386"], examples=30, seed=0)
+    assert r.ok, r.describe()
+    by = {c.arch: c for c in r.configs}
+    for a in ("x86_64", "arm64-4k-39"):  # swap entries emulated
+        assert "swap" in by[a].applicable and by[a].coverage.get("swap", 0) > 0, r.describe()
+        assert by[a].coverage.get("old-clean", 0) > 0
+    assert by["x86_64"].coverage.get("soft-dirty", 0) > 0       # MEM_SOFT_DIRTY
+    assert "soft-dirty" not in applicable_tags("arm64-4k-39")
+    assert "swap" not in by["i386"].applicable                  # no swap format emulated
+    assert by["i386"].coverage.get("old-clean", 0) > 0
+    # a machine with variety passes the end-of-call-site checks and tears down cleanly
+    # (the zap path clears swap and migration entries), and builds deterministically
+    for i in range(6):
+        ex, s = make_example("x86_64", 0, i)
+        assert ex.variety is not None
+        s.k.syscall_exit("test")
+        t = ex.build()
+        add_variety(t, ex.variety)  # a second step on the same machine is still valid
+        s.teardown()
+        t.teardown()
+    ex, _ = make_example("arm64-4k-48", 0, 3)
+    assert (dict(build_machine(ex.arch, ex.scenario, ex.zaps, ex.variety).k.mem.image())
+            == dict(ex.build().k.mem.image()))
+
+
+def _backend_pair(op: str) -> Pair:
+    """The built-in backends' ``op`` (``protect``: mprotect read-only, ``unmap``: munmap)
+    over the vmas the range meets, as a call-site pair."""
+    from ptshim.backends import make_backend
+
+    def run(k: object, mm: mm_struct, start: int, end: int, api: str) -> int:
+        b = make_backend(api, k)  # type: ignore[arg-type]
+        n = 0
+        for vma in list(mm.mmap):
+            lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
+            if lo < hi:
+                # whole vmas only: a part of one may need a huge leaf split
+                if op == "protect":
+                    b.protect_user(mm, vma.vm_start, vma.vm_end - vma.vm_start, "r")
+                else:
+                    b.unmap_user(mm, vma.vm_start, vma.vm_end - vma.vm_start)
+                n += 1
+        return n
+
+    return Pair(lambda k, mm, s, e: run(k, mm, s, e, "legacy"),
+                lambda pt, mm, s, e: run(pt.k, mm, s, e, "unified"))
+
+
+@pytest.mark.parametrize("op", ["protect", "unmap"])
+def test_builtin_backends_agree_on_variety(op: str) -> None:
+    r = compare_pair(_backend_pair(op), arch=["x86_64", "arm64-64k-42"], examples=25,
+                     seed=2, shrink=False)
+    assert r.ok, r.describe()
+    assert all(c.coverage.get("swap", 0) > 0 for c in r.configs), r.describe()
