@@ -1,6 +1,7 @@
 """The ``ptshim`` command (``design.md``, "CLI"; extensions in ``docs/cli.md``).
 
-Exit codes: 0 success; 1 a failed check or divergence; 2 bad input (one line on stderr).
+Exit codes: 0 success; 1 a failed check or divergence; 2 bad input or unwritable output (one
+line on stderr).
 Every :class:`~arches.errors.PtshimError` is caught here: no traceback reaches the user.
 """
 
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO, cast
 
 from arches.errors import BadInput, CheckFailed, PtshimError
 from ptshim.backends import API_NAMES, BACKENDS
@@ -23,6 +25,61 @@ EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 class UsageError(BadInput):
     """A command line argparse rejects."""
+
+
+class OutputError(PtshimError):
+    """Standard output cannot be written (a full device, an I/O error): exit 2."""
+
+
+class _GuardedOutput:
+    """Standard output for the length of :func:`main`: a failed write or flush (``OSError``
+    other than a broken pipe) becomes :class:`OutputError`; text the stream cannot encode
+    (a file name with undecodable bytes) is written with backslash escapes."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.failed = False
+
+    def _fail(self, e: OSError) -> NoReturn:
+        self.failed = True
+        raise OutputError(f"cannot write the output: {e.strerror or e}") from None
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except UnicodeEncodeError:
+            enc = getattr(self.stream, "encoding", None) or "utf-8"
+            return self.write(text.encode(enc, "backslashreplace").decode(enc))
+        except OSError as e:
+            self._fail(e)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            self._fail(e)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _discard_stdout(stream: TextIO) -> None:
+    """After stdout failed: point its descriptor at /dev/null so that the interpreter's
+    final flush of what is still buffered does not fail again (and print a traceback)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file (a test's stand-in): nothing is flushed at exit
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command: an exit code, never a traceback (errors: one line on stderr)."""
+    real = sys.stdout
+    out = _GuardedOutput(real)
+    sys.stdout = cast(TextIO, out)
+    broken = False
+    try:
+        code = _main(argv)
+        if not out.failed:
+            try:
+                out.flush()  # a full device may only fail here
+            except OutputError as e:
+                _err(f"error: {e}")
+                code = EXIT_BAD_INPUT
+            except BrokenPipeError:  # the reader went away (``| head``): not an error
+                broken = True
+    finally:
+        sys.stdout = real
+    if out.failed or broken:
+        _discard_stdout(real)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "arches":

@@ -25,6 +25,8 @@ without any op having run.  Details and rationale: ``docs/cli.md``.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,44 +172,109 @@ def op_label(op: Op) -> str:
 
 # -- parsing -----------------------------------------------------------------------------
 
+_SHOW = 40
+"""At most this many characters of a value (or name) from the input in a message."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SHOW else text[:_SHOW - 3] + "..."
+
+
+def show_int(n: int) -> str:
+    """An integer for a message: decimal when short, else hexadecimal, clipped (a ``"0x..."``
+    string has no digit limit, and ``str()`` refuses ints over 4300 digits)."""
+    return _clip(str(n) if n.bit_length() < 64 else hex(n))
+
+
+def show_json(value: object) -> str:
+    """A JSON value as (clipped) text: ``null``, ``true``, numbers as JSON writes them,
+    strings between single quotes with JSON's escapes; an array or object as
+    ``[...]``/``{...}`` (never Python's repr)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return show_int(value)
+    if isinstance(value, float):
+        return _clip(json.dumps(value))  # NaN/Infinity cannot come from a file: refused
+    if isinstance(value, str):
+        # JSON's escapes, between single quotes (the messages' convention for a string)
+        return "'" + json.dumps(_clip(value))[1:-1].replace("'", "\\'") + "'"
+    if isinstance(value, list):
+        return "[...]" if value else "[]"
+    if isinstance(value, dict):
+        return "{...}" if value else "{}"
+    return _clip(repr(value))  # not a JSON value (a caller's bug): still no traceback
+
+
+def describe(value: object) -> str:
+    """A JSON value named by its JSON type, to follow "not": ``null``, ``true``, ``false``,
+    ``the number 1.5``, ``the string 'abc'``, ``an array``, ``an object``.  The one place
+    messages name the type of a value from the input."""
+    if value is None or isinstance(value, bool):
+        return show_json(value)
+    if isinstance(value, int | float):
+        return f"the number {show_json(value)}"
+    if isinstance(value, str):
+        return f"the string {show_json(value)}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return show_json(value)
+
+
+def _names(keys: Sequence[object]) -> str:
+    return ", ".join(k if isinstance(k, str) and k.isidentifier() and len(k) <= _SHOW
+                     else show_json(k) for k in keys)
+
+
 def _int(where: str, name: str, value: object) -> int:
-    if isinstance(value, bool):  # JSON true/false are Python ints: refuse them
-        raise BadInput(f"{where}: {name} must be an integer or a \"0x...\" string, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        # JSON true/false are Python ints: refuse them
+        raise BadInput(f"{where}: {name} must be an integer or a \"0x...\" string, not "
+                       f"{describe(value)}")
     if isinstance(value, int):
         n = value
-    elif isinstance(value, str):
+    else:
         text = value.strip()
         if not text.lower().startswith("0x"):
-            raise BadInput(
-                f"{where}: {name} {value!r} is a string but not a \"0x...\" hexadecimal number"
-            )
+            raise BadInput(f"{where}: {name} {show_json(value)} is a string but not a "
+                           f"\"0x...\" hexadecimal number")
         try:
             n = int(text[2:], 16)
         except ValueError:
-            raise BadInput(f"{where}: {name} {value!r} is not a hexadecimal number") from None
-    else:
-        raise BadInput(
-            f"{where}: {name} must be an integer or a \"0x...\" string, not "
-            f"{type(value).__name__}"
-        )
+            raise BadInput(f"{where}: {name} {show_json(value)} is not a hexadecimal number"
+                           ) from None
     if n < 0:
-        raise BadInput(f"{where}: {name} {n} is negative")
+        raise BadInput(f"{where}: {name} {show_int(n)} is negative")
     return n
+
+def _bool(where: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise BadInput(f"{where}: {name} must be true or false, not {describe(value)}")
+    return value
 
 def _prot(where: str, value: object) -> Prot:
     for p in PROTS:
-        if value == p:
+        if isinstance(value, str) and value == p:
             return p
-    raise BadInput(f"{where}: prot {value!r} is not one of {', '.join(PROTS)}")
+    if isinstance(value, str):
+        raise BadInput(f"{where}: prot {show_json(value)} is not one of {', '.join(PROTS)}")
+    raise BadInput(f"{where}: prot must be one of {', '.join(PROTS)}, not {describe(value)}")
 
 def parse_op(index: int, raw: object) -> Op:
     """One op from its JSON value; checks field names and types only."""
     where = f"op {index}"
     if not isinstance(raw, dict):
-        raise BadInput(f"{where}: an op must be a JSON object, not {type(raw).__name__}")
-    kind = raw.get("op")
-    if kind not in _FIELDS:
-        raise BadInput(f"{where}: \"op\" must be one of {', '.join(_FIELDS)}, not {kind!r}")
+        raise BadInput(f"{where}: an op must be a JSON object, not {describe(raw)}")
+    if "op" not in raw:
+        raise BadInput(f"{where}: missing field op (one of {', '.join(_FIELDS)})")
+    kind = raw["op"]
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        raise BadInput(f"{where}: \"op\" must be one of {', '.join(_FIELDS)}, not "
+                       f"{describe(kind)}")
     where = f"op {index} ({kind})"
     required, optional = _FIELDS[kind]
     if kind == "map" and raw.get("anon") is not True:
@@ -215,23 +282,21 @@ def parse_op(index: int, raw: object) -> Op:
     missing = sorted(required - raw.keys())
     if missing:
         raise BadInput(f"{where}: missing field{'s' if len(missing) > 1 else ''} "
-                       + ", ".join(missing))
+                       + _names(missing))
     unknown = sorted(raw.keys() - required - optional - {"op", "comment", "mm"})
     if unknown:
         raise BadInput(f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
-                       + ", ".join(unknown))
+                       + _names(unknown))
     mm = _int(where, "mm", raw.get("mm", 0))
     if kind == "fork":
         return ForkOp(index, mm=mm)
     va = _int(where, "va", raw["va"])
     size = _int(where, "size", raw["size"])
     if kind == "map":
-        user = raw.get("user")
-        if user is not None and not isinstance(user, bool):
-            raise BadInput(f"{where}: user must be true or false, not {user!r}")
-        anon = raw.get("anon", False)
-        if not isinstance(anon, bool):
-            raise BadInput(f"{where}: anon must be true or false, not {anon!r}")
+        user = raw.get("user")  # null: as if omitted
+        if user is not None:
+            user = _bool(where, "user", user)
+        anon = _bool(where, "anon", raw.get("anon", False))
         if anon and "pa" in raw:
             raise BadInput(f"{where}: pa is not allowed with anon (the kernel allocates the "
                            f"pages)")
@@ -260,39 +325,80 @@ def parse_scenario(data: object, name: str = "scenario") -> Scenario:
     for ``description``, ``seed``...)."""
     if not isinstance(data, dict):
         raise BadInput(f"{name}: a scenario must be a JSON object with \"ops\", not "
-                       f"{type(data).__name__}")
-    ops = data.get("ops")
+                       f"{describe(data)}")
+    if "ops" not in data:
+        raise BadInput(f"{name}: \"ops\" must be a list of ops (a JSON array), and it is "
+                       f"missing")
+    ops = data["ops"]
     if not isinstance(ops, list):
-        raise BadInput(f"{name}: \"ops\" must be a list of ops")
+        raise BadInput(f"{name}: \"ops\" must be a list of ops (a JSON array), not "
+                       f"{describe(ops)}")
     return Scenario(tuple(parse_op(i, raw) for i, raw in enumerate(ops)), name)
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file; unreadable files and bad JSON are :class:`BadInput`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise BadInput(f"{p}: cannot read scenario: {reason}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{p}: invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    try:
-        return parse_scenario(data, p.stem)
-    except BadInput as e:
-        raise BadInput(f"{p}: {e}") from None
+def display_path(path: str | bytes | os.PathLike[str]) -> str:
+    """A path as text that can always be printed: bytes that are not valid UTF-8 (kept as
+    lone surrogates by the file-system encoding) are shown as ``\\xff``."""
+    text = os.fsdecode(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
-def scenario_paths(path: str | Path) -> list[Path]:
+
+def _nonjson_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode_json(text: str, where: str) -> object:
+    """``json.loads`` whose every failure is a :class:`BadInput` naming ``where``: syntax
+    errors (with line and column), ``NaN``/``Infinity``, an integer literal over Python's
+    digit limit (``sys.get_int_max_str_digits()``), nesting too deep to decode."""
+    try:
+        return json.loads(text, parse_constant=_nonjson_constant)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{where}: invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
+                       ) from None
+    except RecursionError:
+        raise BadInput(f"{where}: invalid JSON: arrays and objects nested too deep") from None
+    except ValueError as e:
+        reason = str(e)
+        if "integer string conversion" in reason:
+            reason = (f"an integer literal has more than {sys.get_int_max_str_digits()} "
+                      f"digits (use a \"0x...\" string)")
+        raise BadInput(f"{where}: invalid JSON: {reason}") from None
+
+
+def load_scenario(path: str | bytes | os.PathLike[str]) -> Scenario:
+    """Read and parse a scenario file; unreadable files and bad JSON are :class:`BadInput`
+    naming the file."""
+    shown = display_path(path)
+    try:
+        p = Path(os.fsdecode(path))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{shown}: cannot read scenario: not UTF-8 text (byte {e.start})"
+                       ) from None
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise BadInput(f"{shown}: cannot read scenario: {reason}") from None
+    data = decode_json(text, shown)
+    try:
+        return parse_scenario(data, display_path(p.stem))
+    except BadInput as e:
+        raise BadInput(f"{shown}: {e}") from None
+
+def scenario_paths(path: str | bytes | os.PathLike[str]) -> list[Path]:
     """``path`` itself, or every ``*.json`` in it (sorted) when it is a directory."""
-    p = Path(path)
-    if p.is_dir():
-        found = sorted(p.glob("*.json"))
-        if not found:
-            raise BadInput(f"{p}: directory holds no *.json scenario")
-        return found
-    if not p.exists():
-        raise BadInput(f"{p}: no such scenario file or directory")
+    shown = display_path(path)
+    p = Path(os.fsdecode(path))
+    try:
+        if p.is_dir():
+            found = sorted(p.glob("*.json"))
+            if not found:
+                raise BadInput(f"{shown}: directory holds no *.json scenario")
+            return found
+        if not p.exists():
+            raise BadInput(f"{shown}: no such scenario file or directory")
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise BadInput(f"{shown}: cannot read scenario: {reason}") from None
     return [p]
 
 # -- validation against a configuration ---------------------------------------------------
@@ -387,7 +493,7 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
     range (True) or the kernel range (False)."""
     where = op_label(op)
     if op.mm >= model.mm_count:
-        raise BadInput(f"{where}: mm {op.mm} does not exist (processes: 0.."
+        raise BadInput(f"{where}: mm {show_int(op.mm)} does not exist (processes: 0.."
                        f"{model.mm_count - 1}; fork creates the next one)")
     if isinstance(op, ForkOp):
         if model.mm_count >= model.MAX_MMS:
@@ -411,8 +517,8 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
             )
     user = space_of(where, op.va, op.size, lim)
     if not user and op.mm:
-        raise BadInput(f"{where}: mm {op.mm} is given but the range is in the kernel range "
-                       f"(init_mm is shared by every process: use mm 0 or omit it)")
+        raise BadInput(f"{where}: mm {show_int(op.mm)} is given but the range is in the kernel "
+                       f"range (init_mm is shared by every process: use mm 0 or omit it)")
     if isinstance(op, MremapOp):
         _check_mremap(op, lim, model, user)
         return user
@@ -538,8 +644,5 @@ def validate(
 def load_json_scenario(data: Mapping[str, object] | str, name: str = "scenario") -> Scenario:
     """Convenience for tests and the harness: a scenario from a dict or a JSON string."""
     if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{name}: invalid JSON: {e.msg}") from None
+        return parse_scenario(decode_json(data, name), name)
     return parse_scenario(data, name)
