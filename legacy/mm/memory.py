@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from arches.errors import OutOfMemory
 from legacy.generic import GenericKernel
 from legacy.mm.internal import (
     BUG_ON,
@@ -451,7 +452,16 @@ def zap_pud_range(
             from legacy.mm.huge_memory import split_huge_pud, zap_huge_pud
 
             if (next - addr) & m != k.PUD_SIZE:  # HPAGE_PUD_SIZE
-                split_huge_pud(k, vma, pud, addr)
+                try:
+                    split_huge_pud(k, vma, pud, addr)
+                except OutOfMemory:
+                    # Our split allocates (the kernel's __split_huge_pud of a pfn pud does
+                    # not: it clears the pud), and a zap cannot fail half way: the whole
+                    # leaf is zapped instead -- what the kernel's split does -- through the
+                    # gather; do_munmap reports -ENOMEM once the unmap is complete.
+                    tlb.split_enomem = True
+                    if zap_huge_pud(k, tlb, vma, pud, addr):
+                        zapped = True
             elif zap_huge_pud(k, tlb, vma, pud, addr):
                 zapped = True  # goto next
             # fall through

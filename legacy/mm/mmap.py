@@ -34,7 +34,8 @@ from legacy.mm_types import (
 
 def do_munmap(k: GenericKernel, mm: mm_struct, start: int, len: int) -> int:
     """munmap ``[start, start + PAGE_ALIGN(len))``: split the vmas at the edges, zap the
-    range, free the page tables no other vma needs; 0 or -EINVAL."""
+    range, free the page tables no other vma needs; 0, -EINVAL, or -ENOMEM when a huge pud
+    straddling an edge could not be split (it is then zapped whole)."""
     if start & ~k.PAGE_MASK or start > k.TASK_SIZE or len > k.TASK_SIZE - start:
         return EINVAL
     end = (start + PAGE_ALIGN(k, len)) & k.ULONG_MASK
@@ -52,7 +53,9 @@ def do_munmap(k: GenericKernel, mm: mm_struct, start: int, len: int) -> int:
     # start and end may be different if there is no prev or next vma.
     free_pgtables(k, tlb, detached, unmap_start, unmap_end)
     tlb_finish_mmu(k, tlb)
-    return 0
+    # A huge pud straddling an edge whose split ran out of memory was zapped whole
+    # (zap_pud_range): the unmap is complete, nothing leaks, but the op failed.
+    return ENOMEM if tlb.split_enomem else 0
 
 
 def mmap_region(

@@ -78,6 +78,10 @@ class mmu_gather:
         DELAY_RMAP``): ``tlb_flush_rmaps`` removes it."""
         self.flushes: list[TlbFlush] = []
         self.finished = False
+        self.split_enomem = False
+        """A huge leaf the zap had to split could not be (no memory for the lower table)
+        and was zapped whole instead (see ``zap_pud_range``); ``do_munmap`` then reports
+        -ENOMEM.  Not a kernel field: the kernel's zap never allocates."""
 
     def __repr__(self) -> str:
         queued = len(self.batch) if self.batch else 0

@@ -116,7 +116,8 @@ def detach_range(pt: PageTables, mm: mm_struct, start: int, end: int
 
 
 def do_munmap(pt: PageTables, mm: mm_struct, start: int, len: int) -> int:
-    """munmap ``[start, start + PAGE_ALIGN(len))``: 0 or -EINVAL."""
+    """munmap ``[start, start + PAGE_ALIGN(len))``: 0, -EINVAL or -ENOMEM (a straddling
+    huge leaf could not be split and was zapped whole)."""
     k = pt.k
     if start & ~k.PAGE_MASK or start > k.TASK_SIZE or len > k.TASK_SIZE - start:
         return EINVAL
@@ -132,7 +133,7 @@ def do_munmap(pt: PageTables, mm: mm_struct, start: int, len: int) -> int:
     unmap_vmas(pt, tlb, detached, start, end)
     free_pgtables(pt, tlb, detached, unmap_start, unmap_end)
     tlb_finish_mmu(k, tlb)
-    return 0
+    return ENOMEM if tlb.split_enomem else 0  # a straddling leaf could not be split
 
 
 def mmap_region(pt: PageTables, mm: mm_struct, addr: int, len: int, vm_flags: int,

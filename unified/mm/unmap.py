@@ -6,7 +6,8 @@
 **Zap** (:func:`zap_range`).  At every level, for each entry covering the range:
 
 - a huge leaf (``pXd_trans_huge``, or a non-present huge PMD) that the range covers only
-  partly is split first (:func:`~unified.mm.split.split_huge_leaf`), one the range covers
+  partly is split first (:func:`~unified.mm.split.split_huge_leaf`; if that runs out of
+  memory the leaf is zapped whole and ``tlb.split_enomem`` set), one the range covers
   whole is zapped: get-and-clear, TLB range noted, its deposited table freed;
 - an empty or bad entry is skipped (bad ones are reported and cleared);
 - a table is descended into.
@@ -33,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from legacy import spin_lock, spin_unlock, vm_area_struct
+from legacy import OutOfMemory, spin_lock, spin_unlock, vm_area_struct
 from legacy.mm.memory import free_pgtables_ranges, vm_normal_page, zap_details
 from legacy.mm.mmu_gather import (
     _tlb_remove_page_size,
@@ -176,7 +177,14 @@ def zap_range(z: _Zap, table: Table, addr: int, end: int) -> int:
         v = lv.get(entry.ptr)
         if lv.swap(v) or lv.trans_huge(v):
             if (nxt - a) & pt.k.ULONG_MASK != lv.size:
-                split_huge_leaf(pt, z.vma, entry)
+                try:
+                    split_huge_leaf(pt, z.vma, entry)
+                except OutOfMemory:
+                    # A zap cannot fail half way: zap the leaf whole (what the kernel's
+                    # split of a pfn pud does) and let do_munmap report -ENOMEM.
+                    z.tlb.split_enomem = True
+                    if _zap_huge_leaf(z, table, entry.level, entry.ptr, a):
+                        continue
             elif _zap_huge_leaf(z, table, entry.level, entry.ptr, a):
                 continue
         if lv.none_or_clear_bad(entry.ptr):
