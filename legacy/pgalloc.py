@@ -87,11 +87,15 @@ class PgallocGeneric(PgtableGeneric):
         self.pagetable_free(pte.pa)
 
     def pmd_alloc_one(self, mm: mm_struct, addr: int) -> PmdPtr | None:
-        """PMD table with ``pagetable_pmd_ctor`` (split PMD lock)."""
+        """PMD table with ``pagetable_pmd_ctor(mm, ptdesc)`` (split PMD lock).
+
+        include/linux/mm.h (v6.18) ``pagetable_pmd_ctor``: ``if (mm != &init_mm &&
+        !pmd_ptlock_init(ptdesc)) return false;`` ("mm: skip ptlock_init() for kernel
+        PMDs"): a kernel PMD table gets no split lock; ``__pmd_alloc_one`` passes ``mm``."""
         pa = self._pagetable_alloc("pmd", mm)
         if pa is None:
             return None
-        if self.USE_SPLIT_PMD_PTLOCKS:
+        if self.USE_SPLIT_PMD_PTLOCKS and not mm.is_init_mm:
             self.ptlock_init(pa)
         return PmdPtr(pa, self.SIZEOF_PMD)
 

@@ -12,6 +12,8 @@ Addresses are ``unsigned long``: every sum is masked to the configuration's word
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from legacy.machine import Machine
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t
 from legacy.types import (
@@ -65,6 +67,13 @@ class PgtableGeneric(Machine):
     FIRST_USER_ADDRESS = 0
     USER_PGTABLES_CEILING = 0
     init_mm: mm_struct
+    # Configuration (the values live on GenericKernel; see there).
+    ARCH_ENABLE_THP_MIGRATION: bool
+    SWP_ENTRY_EMULATED: bool
+
+    if TYPE_CHECKING:
+        # include/linux/swapops.h (legacy.swapops.SwapopsGeneric).
+        def is_pmd_migration_entry(self, pmd: pmd_t) -> bool: ...
 
     def derive_sizes(self) -> None:
         """``X_SIZE``/``X_MASK`` from the shifts (as the headers' ``#define``s do)."""
@@ -591,12 +600,25 @@ class PgtableGeneric(Machine):
 
     def _pte_offset_map(self, pmd: PmdPtr, addr: int) -> tuple[PtePtr, pmd_t] | None:
         pmdval = self.pmdp_get_lockless(pmd)
-        if self.pmd_none(pmdval) or self.pmd_trans_huge(pmdval):
+        # ___pte_offset_map: ``pmd_none(pmdval) || is_pmd_migration_entry(pmdval)`` goes to
+        # nomap before the pmd_trans_huge and pmd_bad checks, so a migration entry is never
+        # cleared as bad.  is_pmd_migration_entry is 0 without ARCH_ENABLE_THP_MIGRATION.
+        if self.pmd_none(pmdval) or self._is_pmd_migration_entry_cfg(pmdval):
+            return None
+        if self.pmd_trans_huge(pmdval):
             return None
         if self.pmd_bad(pmdval):
             self.pmd_clear_bad(pmd)
             return None
         return self.pmd_page_vaddr(pmdval) + self.pte_index(addr), pmdval
+
+    def _is_pmd_migration_entry_cfg(self, pmdval: pmd_t) -> bool:
+        """``is_pmd_migration_entry`` as include/linux/swapops.h compiles it: the real test
+        with ``CONFIG_ARCH_ENABLE_THP_MIGRATION``, the stub returning 0 without.  (An
+        architecture whose swap format is not emulated cannot hold a migration entry.)"""
+        if not (self.ARCH_ENABLE_THP_MIGRATION and self.SWP_ENTRY_EMULATED):
+            return False
+        return self.is_pmd_migration_entry(pmdval)
 
     def pte_offset_map(self, pmd: PmdPtr, addr: int) -> PtePtr | None:
         """May return None (no PTE table there, or a huge pmd): kernel 6.5 and later."""

@@ -150,6 +150,9 @@ class Gate:
     names: tuple[str, ...] = ()
     contains: tuple[str, ...] = ()
     callers: bool = False
+    guarded: tuple[str, ...] = ()
+    """Methods that call a member only after testing the switch themselves (the
+    ``callers`` rule does not go through them)."""
 
 
 SWAP_FORMAT = ("_swp_type", "_swp_offset", "_swp_entry", "_pte_to_swp_entry",
@@ -189,7 +192,8 @@ GATES: tuple[Gate, ...] = (
          "not a Kconfig symbol: whether ptshim implements the architecture's swap-entry "
          "format (`__swp_type`, `__swp_entry`, ... spelled `_swp_type`...); the functions "
          "that use it (found by reading their bodies) cannot work without it",
-         names=SWAP_FORMAT, callers=True),
+         names=SWAP_FORMAT, callers=True,
+         guarded=("_is_pmd_migration_entry_cfg",)),
 )
 
 
@@ -203,7 +207,7 @@ def gate_members(gate: Gate, kernel_classes: Iterable[type]) -> frozenset[str]:
         changed = True
         while changed:
             changed = False
-            for n in sorted(names - members):
+            for n in sorted(names - members - set(gate.guarded)):
                 for cls in classes:
                     owner = defining_class(cls, n)
                     fn = owner.__dict__[n] if owner is not None else None

@@ -802,7 +802,9 @@ DIVERGENCES: tuple[Divergence, ...] = (
         "`_PAGE_SAVED_DIRTY` (software bit 58) on every CPU, shadow stacks or not: "
         "`pte_wrprotect`/`pmd_wrprotect`/`pud_wrprotect` and `pte_modify`/`pmd_modify`/"
         "`pud_modify` of a formerly writable entry move `_PAGE_DIRTY` there "
-        "(`pXX_mksaveddirty`), `pXX_mkwrite_novma` moves it back (`pXX_clear_saveddirty`), "
+        "(`pXX_mksaveddirty`), "
+        "`pte_mkwrite`/`pmd_mkwrite` (arch/x86/mm/pgtable.c: after `pXX_mkwrite_novma`) "
+        "and `pud_mkwrite` move it back (`pXX_clear_saveddirty`), "
         "and `_PAGE_DIRTY_BITS` = `_PAGE_DIRTY | _PAGE_SAVED_DIRTY` is what `pXX_dirty` and "
         "`pXX_mkclean` test and clear.  Only `pte_mkdirty` depends on "
         "`X86_FEATURE_USER_SHSTK`.",

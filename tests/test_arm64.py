@@ -345,9 +345,11 @@ PAGE_READONLY = 0x703 | AP1 | AP2 | NG | PXN | UXN
 PAGE_READONLY_EXEC = 0x703 | AP1 | AP2 | NG | PXN
 PAGE_SHARED = 0x703 | AP1 | AP2 | NG | PXN | UXN | DBM
 PAGE_NONE = 0x702 | NG | AP2 | PXN | UXN
-PAGE_KERNEL = 0x703 | PXN | UXN | DBM
-PAGE_KERNEL_ROX = 0x703 | AP2 | UXN
 PTE_DIRTY = SW_55
+# _PAGE_KERNEL* carry PTE_DIRTY since "arm64, mm: avoid always making PTE dirty in
+# pte_mkwrite()" and its follow-up (arch/arm64/include/asm/pgtable-prot.h).
+PAGE_KERNEL = 0x703 | PXN | UXN | DBM | PTE_DIRTY
+PAGE_KERNEL_ROX = 0x703 | AP2 | UXN | PTE_DIRTY
 PTE_SPECIAL = SW_56
 
 

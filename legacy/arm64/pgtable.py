@@ -3,8 +3,8 @@
 Follows ``arch/arm64/include/asm/pgtable.h``, ``pgtable-hwdef.h`` (geometry), ``pgtable-prot.h``
 (protections), ``pgalloc.h`` (populate), ``arch/arm64/mm/pgd.c`` (``pgd_alloc``), ``mmu.c``
 (``pgattr_change_is_safe``, ``p?d_set_huge``, ``p?d_clear_huge``), ``mmap.c``
-(``protection_map``) and ``fault.c`` (``__ptep_set_access_flags``), Linux ~6.12-6.16.  Bit
-names come from :mod:`arches.arm64.bits`.
+(``protection_map``) and ``fault.c`` (``__ptep_set_access_flags``), at Linux v6.18
+(``ptshim/version.py``).  Bit names come from :mod:`arches.arm64.bits`.
 
 The kernel emulated is built with: 4K/16K/64K pages per subclass, ``CONFIG_ARM64_PA_BITS_48``
 (no 52-bit PA, no LPA2: ``lpa2_is_enabled()`` is false, ``PTE_MAYBE_SHARED`` is
@@ -209,11 +209,14 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
         _PAGE_DEFAULT = _PROT_DEFAULT | PTE_ATTRINDX(MT_NORMAL)
         p = pgprot_t
         self.PROT_NORMAL = p(PROT_NORMAL)
-        self.PAGE_KERNEL = p(PROT_NORMAL)
-        self.PAGE_KERNEL_RO = p((PROT_NORMAL & ~PTE_WRITE) | PTE_RDONLY)
-        self.PAGE_KERNEL_ROX = p((PROT_NORMAL & ~(PTE_WRITE | PTE_PXN)) | PTE_RDONLY)
-        self.PAGE_KERNEL_EXEC = p(PROT_NORMAL & ~PTE_PXN)
-        self.PAGE_KERNEL_EXEC_CONT = p((PROT_NORMAL & ~PTE_PXN) | PTE_CONT)
+        # _PAGE_KERNEL* carry PTE_DIRTY (a software bit) since "arm64, mm: avoid always
+        # making PTE dirty in pte_mkwrite()": a kernel mapping made writable later is
+        # writable at once.
+        self.PAGE_KERNEL = p(PROT_NORMAL | PTE_DIRTY)
+        self.PAGE_KERNEL_RO = p((PROT_NORMAL & ~PTE_WRITE) | PTE_RDONLY | PTE_DIRTY)
+        self.PAGE_KERNEL_ROX = p((PROT_NORMAL & ~(PTE_WRITE | PTE_PXN)) | PTE_RDONLY | PTE_DIRTY)
+        self.PAGE_KERNEL_EXEC = p((PROT_NORMAL & ~PTE_PXN) | PTE_DIRTY)
+        self.PAGE_KERNEL_EXEC_CONT = p((PROT_NORMAL & ~PTE_PXN) | PTE_CONT | PTE_DIRTY)
         self.PAGE_NONE = p(
             (_PAGE_DEFAULT & ~PTE_VALID) | PTE_PRESENT_INVALID | PTE_RDONLY | PTE_NG | PTE_PXN
             | PTE_UXN

@@ -11,6 +11,9 @@ from __future__ import annotations
 from arches.errors import BadInput, OutOfMemory
 from arches.x86.bits import (
     _PAGE_ACCESSED,
+    _PAGE_BIT_DIRTY,
+    _PAGE_BIT_RW,
+    _PAGE_BIT_SOFTW5,
     _PAGE_DIRTY,
     _PAGE_GLOBAL,
     _PAGE_NX,
@@ -43,7 +46,6 @@ G__ = _PAGE_GLOBAL
 _PAGE_TABLE = PP_ | RW_ | _USR | A__ | D__
 _KERNPG_TABLE = PP_ | RW_ | A__ | D__
 _PAGE_KNL_ERRATUM_MASK = _PAGE_DIRTY | _PAGE_ACCESSED
-_PAGE_DIRTY_BITS = _PAGE_DIRTY  # | _PAGE_SAVED_DIRTY: no shadow stacks emulated
 
 
 class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
@@ -70,6 +72,14 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
     ARCH_WANT_GENERAL_HUGETLB = True
     HAVE_MOVE_PMD = True  # arch/x86/Kconfig: select HAVE_MOVE_PMD
     HAVE_MOVE_PUD = True  # arch/x86/Kconfig: select HAVE_MOVE_PUD
+    PAGE_BIT_SAVED_DIRTY = _PAGE_BIT_SOFTW5
+    """pgtable_types.h: ``_PAGE_BIT_SAVED_DIRTY`` is ``_PAGE_BIT_SOFTW5`` (58) on X86_64 and
+    ``_PAGE_BIT_SOFTW2`` (10, "shared with _PAGE_BIT_UFFD_WP which is not supported on 32
+    bit") otherwise.  Used on every CPU since v6.6 ("x86/mm: Introduce _PAGE_SAVED_DIRTY")."""
+    X86_FEATURE_USER_SHSTK = False
+    """``cpu_feature_enabled(X86_FEATURE_USER_SHSTK)``: only ``pXX_mkdirty`` depend on it.
+    Off by default (a CPU without CET shadow stacks; always off without X86_64, where
+    ``CONFIG_X86_USER_SHADOW_STACK`` cannot be set)."""
 
     def derive_sizes(self) -> None:
         """Masks and protections: derived once the geometry, folded levels included, is final."""
@@ -84,11 +94,16 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         self.PHYSICAL_PMD_PAGE_MASK = ~((1 << self.PMD_SHIFT) - 1) & self.PHYSICAL_MASK
         self.PHYSICAL_PUD_PAGE_MASK = ~((1 << self.PUD_SHIFT) - 1) & self.PHYSICAL_MASK
         self.supported_pte_mask = m if self.HAS_NX else m & ~_PAGE_NX
-        self._PAGE_CHG_MASK = (
+        # pgtable_types.h: _PAGE_SAVED_DIRTY and _PAGE_DIRTY_BITS
+        self._PAGE_SAVED_DIRTY = 1 << self.PAGE_BIT_SAVED_DIRTY
+        self._PAGE_DIRTY_BITS = _PAGE_DIRTY | self._PAGE_SAVED_DIRTY
+        # _COMMON_PAGE_CHG_MASK (no _PAGE_DEVMAP since 6.15; _PAGE_CC is 0 without SME)
+        common_chg_mask = (
             self.PTE_PFN_MASK | _PAGE_PCD | _PAGE_PWT | _PAGE_SPECIAL | _PAGE_ACCESSED
-            | _PAGE_DIRTY_BITS | self._PAGE_SOFT_DIRTY | self._PAGE_UFFD_WP
+            | self._PAGE_DIRTY_BITS | self._PAGE_SOFT_DIRTY | self._PAGE_UFFD_WP
         )
-        self._HPAGE_CHG_MASK = self._PAGE_CHG_MASK | _PAGE_PSE
+        self._PAGE_CHG_MASK = common_chg_mask | _PAGE_PAT
+        self._HPAGE_CHG_MASK = common_chg_mask | _PAGE_PSE | _PAGE_PAT_LARGE
         nx = _PAGE_NX if self.HAS_NX else 0
         p = pgprot_t
         self.PAGE_NONE = p(A__ | G__)
@@ -129,6 +144,43 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
 
     def check_pgprot(self, pgprot: pgprot_t) -> int:
         return pgprot & self.supported_pte_mask
+
+    # -- SavedDirty (asm/pgtable.h): "Write protection operations can result in Dirty=1,
+    # Write=0 PTEs ... a software bit is used: _PAGE_BIT_SAVED_DIRTY".  The kernel's
+    # mksaveddirty_shift, clear_saveddirty_shift and pXX_{mk,clear_}saveddirty, kept private
+    # here (underscore) as internal helpers of wrprotect/mkwrite/modify ------------------
+
+    def _mksaveddirty_shift(self, v: int) -> int:
+        """Dirty -> SavedDirty if the entry is Write=0."""
+        cond = int(not v & (1 << _PAGE_BIT_RW))
+        v |= ((v >> _PAGE_BIT_DIRTY) & cond) << self.PAGE_BIT_SAVED_DIRTY
+        v &= ~(cond << _PAGE_BIT_DIRTY)
+        return v
+
+    def _clear_saveddirty_shift(self, v: int) -> int:
+        """SavedDirty -> Dirty if the entry is Write=1."""
+        cond = int(bool(v & (1 << _PAGE_BIT_RW)))
+        v |= ((v >> self.PAGE_BIT_SAVED_DIRTY) & cond) << _PAGE_BIT_DIRTY
+        v &= ~(cond << self.PAGE_BIT_SAVED_DIRTY)
+        return v
+
+    def _pte_mksaveddirty(self, pte: pte_t) -> pte_t:
+        return pte_t(self._mksaveddirty_shift(pte))
+
+    def _pte_clear_saveddirty(self, pte: pte_t) -> pte_t:
+        return pte_t(self._clear_saveddirty_shift(pte))
+
+    def _pmd_mksaveddirty(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(self._mksaveddirty_shift(pmd))
+
+    def _pmd_clear_saveddirty(self, pmd: pmd_t) -> pmd_t:
+        return pmd_t(self._clear_saveddirty_shift(pmd))
+
+    def _pud_mksaveddirty(self, pud: pud_t) -> pud_t:
+        return pud_t(self._mksaveddirty_shift(pud))
+
+    def _pud_clear_saveddirty(self, pud: pud_t) -> pud_t:
+        return pud_t(self._clear_saveddirty_shift(pud))
 
     # -- flags and pfn --------------------------------------------------------------------
 
@@ -214,7 +266,7 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return (pte & (_PAGE_PROTNONE | _PAGE_PRESENT)) == _PAGE_PROTNONE
 
     def pte_dirty(self, pte: pte_t) -> bool:
-        return bool(pte & _PAGE_DIRTY_BITS)
+        return bool(self.pte_flags(pte) & self._PAGE_DIRTY_BITS)
 
     def pte_young(self, pte: pte_t) -> bool:
         return bool(pte & _PAGE_ACCESSED)
@@ -246,19 +298,24 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return pte_t(pte & ~clear)
 
     def pte_mkclean(self, pte: pte_t) -> pte_t:
-        return self.pte_clear_flags(pte, _PAGE_DIRTY_BITS)
+        return self.pte_clear_flags(pte, self._PAGE_DIRTY_BITS)
 
     def pte_mkold(self, pte: pte_t) -> pte_t:
         return self.pte_clear_flags(pte, _PAGE_ACCESSED)
 
     def pte_wrprotect(self, pte: pte_t) -> pte_t:
-        return self.pte_clear_flags(pte, _PAGE_RW)
+        """Clear Write, then "move the hardware dirty value to the software bit"."""
+        return self._pte_mksaveddirty(self.pte_clear_flags(pte, _PAGE_RW))
 
     def pte_mkexec(self, pte: pte_t) -> pte_t:
         return self.pte_clear_flags(pte, _PAGE_NX)
 
     def pte_mkdirty(self, pte: pte_t) -> pte_t:
-        return self.pte_set_flags(pte, _PAGE_DIRTY | self._PAGE_SOFT_DIRTY)
+        """"Avoid creating Dirty=1,Write=0 PTEs" (only with X86_FEATURE_USER_SHSTK)."""
+        dirty = _PAGE_DIRTY
+        if self.X86_FEATURE_USER_SHSTK and not self.pte_write(pte):
+            dirty = self._PAGE_SAVED_DIRTY
+        return self.pte_set_flags(pte, dirty | self._PAGE_SOFT_DIRTY)
 
     def pte_mkyoung(self, pte: pte_t) -> pte_t:
         return self.pte_set_flags(pte, _PAGE_ACCESSED)
@@ -268,8 +325,8 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
 
     def pte_mkwrite(self, pte: pte_t, vma: vm_area_struct | None = None) -> pte_t:
         """``pte_mkwrite(pte, vma)`` (arch/x86/mm/pgtable.c) without shadow-stack vmas:
-        ``pte_mkwrite_novma``."""
-        return self.pte_mkwrite_novma(pte)
+        ``pte_mkwrite_novma``, then ``pte_clear_saveddirty``."""
+        return self._pte_clear_saveddirty(self.pte_mkwrite_novma(pte))
 
     def pte_mkhuge(self, pte: pte_t) -> pte_t:
         return self.pte_set_flags(pte, _PAGE_PSE)
@@ -294,11 +351,15 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
 
     def pte_modify(self, pte: pte_t, newprot: pgprot_t) -> pte_t:
         """Keep ``_PAGE_CHG_MASK`` (pfn, A/D, special...), take the rest from ``newprot``,
-        and flip the PFN if the entry crosses between present and PROT_NONE."""
+        and flip the PFN if the entry crosses between present and PROT_NONE.  Then avoid
+        Write=0,Dirty=1: SavedDirty fix-up, "only ... if the old value was Write=1"."""
         oldval = pte
         val = pte & self._PAGE_CHG_MASK
         val |= self.check_pgprot(newprot) & ~self._PAGE_CHG_MASK
-        return pte_t(self.flip_protnone_guard(oldval, val, self.PTE_PFN_MASK))
+        result = pte_t(self.flip_protnone_guard(oldval, val, self.PTE_PFN_MASK))
+        if oldval & _PAGE_RW:
+            return self._pte_mksaveddirty(result)
+        return self._pte_clear_saveddirty(result)
 
     # -- pmd ------------------------------------------------------------------------------
 
@@ -326,7 +387,7 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return bool(pmd & _PAGE_RW)
 
     def pmd_dirty(self, pmd: pmd_t) -> bool:
-        return bool(pmd & _PAGE_DIRTY_BITS)
+        return bool(self.pmd_flags(pmd) & self._PAGE_DIRTY_BITS)
 
     def pmd_young(self, pmd: pmd_t) -> bool:
         return bool(pmd & _PAGE_ACCESSED)
@@ -341,13 +402,16 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return pmd_t(pmd & ~_PAGE_ACCESSED)
 
     def pmd_mkclean(self, pmd: pmd_t) -> pmd_t:
-        return pmd_t(pmd & ~_PAGE_DIRTY_BITS)
+        return pmd_t(pmd & ~self._PAGE_DIRTY_BITS)
 
     def pmd_wrprotect(self, pmd: pmd_t) -> pmd_t:
-        return pmd_t(pmd & ~_PAGE_RW)
+        return self._pmd_mksaveddirty(pmd_t(pmd & ~_PAGE_RW))
 
     def pmd_mkdirty(self, pmd: pmd_t) -> pmd_t:
-        return pmd_t(pmd | _PAGE_DIRTY | self._PAGE_SOFT_DIRTY)
+        dirty = _PAGE_DIRTY
+        if self.X86_FEATURE_USER_SHSTK and not self.pmd_flags(pmd) & _PAGE_RW:
+            dirty = self._PAGE_SAVED_DIRTY
+        return pmd_t(pmd | dirty | self._PAGE_SOFT_DIRTY)
 
     def pmd_mkyoung(self, pmd: pmd_t) -> pmd_t:
         return pmd_t(pmd | _PAGE_ACCESSED)
@@ -356,8 +420,9 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return pmd_t(pmd | _PAGE_RW)
 
     def pmd_mkwrite(self, pmd: pmd_t, vma: vm_area_struct | None = None) -> pmd_t:
-        """``pmd_mkwrite(pmd, vma)`` without shadow-stack vmas."""
-        return self.pmd_mkwrite_novma(pmd)
+        """``pmd_mkwrite(pmd, vma)`` (arch/x86/mm/pgtable.c) without shadow-stack vmas:
+        ``pmd_mkwrite_novma``, then ``pmd_clear_saveddirty``."""
+        return self._pmd_clear_saveddirty(self.pmd_mkwrite_novma(pmd))
 
     def pmd_mkhuge(self, pmd: pmd_t) -> pmd_t:
         return pmd_t(pmd | _PAGE_PSE)
@@ -377,10 +442,15 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return pmd_t(self.flip_protnone_guard(pmd, val, self.PHYSICAL_PMD_PAGE_MASK))
 
     def pmd_modify(self, pmd: pmd_t, newprot: pgprot_t) -> pmd_t:
+        """As ``pte_modify``, but the old value is masked with ``_HPAGE_CHG_MASK &
+        ~_PAGE_DIRTY``: hardware Dirty is dropped before the SavedDirty fix-up."""
         oldval = pmd
-        val = pmd & self._HPAGE_CHG_MASK
+        val = pmd & (self._HPAGE_CHG_MASK & ~_PAGE_DIRTY)
         val |= self.check_pgprot(newprot) & ~self._HPAGE_CHG_MASK
-        return pmd_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PMD_PAGE_MASK))
+        result = pmd_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PMD_PAGE_MASK))
+        if oldval & _PAGE_RW:
+            return self._pmd_mksaveddirty(result)
+        return self._pmd_clear_saveddirty(result)
 
     def pmd_page_vaddr(self, pmd: pmd_t) -> PtePtr:
         return PtePtr(pmd & self.pmd_pfn_mask(pmd), self.SIZEOF_PTE)
@@ -406,7 +476,7 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return bool(pud & _PAGE_RW)
 
     def pud_dirty(self, pud: pud_t) -> bool:
-        return bool(pud & _PAGE_DIRTY_BITS)
+        return bool(self.pud_flags(pud) & self._PAGE_DIRTY_BITS)
 
     def pud_young(self, pud: pud_t) -> bool:
         return bool(pud & _PAGE_ACCESSED)
@@ -415,19 +485,22 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return pud_t(pud & ~_PAGE_ACCESSED)
 
     def pud_mkclean(self, pud: pud_t) -> pud_t:
-        return pud_t(pud & ~_PAGE_DIRTY_BITS)
+        return pud_t(pud & ~self._PAGE_DIRTY_BITS)
 
     def pud_wrprotect(self, pud: pud_t) -> pud_t:
-        return pud_t(pud & ~_PAGE_RW)
+        return self._pud_mksaveddirty(pud_t(pud & ~_PAGE_RW))
 
     def pud_mkdirty(self, pud: pud_t) -> pud_t:
-        return pud_t(pud | _PAGE_DIRTY | self._PAGE_SOFT_DIRTY)
+        dirty = _PAGE_DIRTY
+        if self.X86_FEATURE_USER_SHSTK and not self.pud_flags(pud) & _PAGE_RW:
+            dirty = self._PAGE_SAVED_DIRTY
+        return pud_t(pud | dirty | self._PAGE_SOFT_DIRTY)
 
     def pud_mkyoung(self, pud: pud_t) -> pud_t:
         return pud_t(pud | _PAGE_ACCESSED)
 
     def pud_mkwrite(self, pud: pud_t) -> pud_t:
-        return pud_t(pud | _PAGE_RW)
+        return self._pud_clear_saveddirty(pud_t(pud | _PAGE_RW))
 
     def pud_mkhuge(self, pud: pud_t) -> pud_t:
         return pud_t(pud | _PAGE_PSE)
@@ -436,7 +509,10 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         oldval = pud
         val = pud & self._HPAGE_CHG_MASK
         val |= self.check_pgprot(newprot) & ~self._HPAGE_CHG_MASK
-        return pud_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PUD_PAGE_MASK))
+        result = pud_t(self.flip_protnone_guard(oldval, val, self.PHYSICAL_PUD_PAGE_MASK))
+        if oldval & _PAGE_RW:
+            return self._pud_mksaveddirty(result)
+        return self._pud_clear_saveddirty(result)
 
     # -- populate (arch/x86/include/asm/pgalloc.h) ----------------------------------------
 
@@ -526,11 +602,13 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return 0
 
     def pud_set_huge(self, pud: PudPtr, addr: int, prot: pgprot_t) -> int:
+        """As ``pmd_set_huge``: ``set_pte((pte_t *)pud, pfn_pte(...))``, so a non-present
+        protection inverts every ``PTE_PFN_MASK`` bit (12 and up), not only bits 30 and up."""
         cur = self.pudp_get(pud)
         if self.pud_present(cur) and not self.pud_leaf(cur):
             return 0
         prot = pgprot_t(self.protval_4k_2_large(prot) | _PAGE_PSE)
-        self.set_pud(pud, self.pfn_pud(addr >> self.PAGE_SHIFT, prot))
+        self.set_pte(PtePtr(pud.pa, pud.size), self.pfn_pte(addr >> self.PAGE_SHIFT, prot))
         return 1
 
     def pud_clear_huge(self, pud: PudPtr) -> int:

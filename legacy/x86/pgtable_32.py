@@ -52,6 +52,9 @@ class X86_32Kernel(X86PgdKernel):
 
     MEM_SOFT_DIRTY = False
     HAVE_ARCH_USERFAULTFD_WP = False
+    PAGE_BIT_SAVED_DIRTY = _PAGE_BIT_SOFTW2
+    """pgtable_types.h, !CONFIG_X86_64: "Shared with _PAGE_BIT_UFFD_WP which is not supported
+    on 32 bit"."""
     ARCH_PAGE_TABLE_SYNC_MASK = PGTBL_PMD_MODIFIED
     """pgtable-2level_types.h and pgtable-3level_types.h."""
 

@@ -8,9 +8,9 @@ pud soft-dirty and special bits), ``arch/x86/mm/pgtable.c`` (``pudp_set_access_f
 
 The pud helpers exist whatever the paging mode; whether they are compiled in is
 ``HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD`` (``select ... if X86_64``), which callers test.
-No ``_PAGE_DEVMAP`` (removed in 6.15) and no shadow stacks (``_PAGE_SAVED_DIRTY``) are
-emulated, so ``pmd_trans_huge`` is a test of ``_PAGE_PSE`` and ``pud_mkwrite`` needs no
-``clear_saveddirty``.
+No ``_PAGE_DEVMAP`` (removed in 6.15), so ``pmd_trans_huge`` is a test of ``_PAGE_PSE``.
+``_PAGE_SAVED_DIRTY`` (used on every CPU since v6.6) is handled by the wrprotect, mkwrite,
+mkdirty and modify helpers of ``X86Kernel``; no shadow-stack vmas are emulated.
 """
 
 from __future__ import annotations
