@@ -1,4 +1,4 @@
-"""The ``ptshim`` command (``design.md``, "CLI"; extensions in ``docs/cli.md``).
+"""The ``ptshim`` command (the contract and its extensions: ``docs/cli.md``).
 
 Exit codes: 0 success; 1 a failed check or divergence; 2 bad input or unwritable output (one
 line on stderr).

@@ -20,7 +20,7 @@ leave the same machine.
 Each scenario is seeded from ``(seed, arch, index)`` alone (reproducible whatever
 ``--jobs``); the campaign engine is :func:`ptshim.pairs.run_campaigns`.  On a divergence
 the scenario is shrunk -- ops removed, then sizes reduced, while it
-still diverges -- and the minimal reproducer is written as a scenario file (``design.md``
+still diverges -- and the minimal reproducer is written as a scenario file (``docs/cli.md``
 format, plus ``arch``/``seed``/``divergence`` keys the parser ignores) to
 ``diff-<arch>-seed<S>.json`` in ``--out`` (default: the current directory); the command
 exits 1.  ``ptshim run FILE --arch ARCH --api unified`` then replays it, and

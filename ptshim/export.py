@@ -3,7 +3,7 @@
 ``DIR/phys.bin`` is every allocated page-table frame, concatenated in ascending physical
 order; ``DIR/machine.json`` says where each frame lives, which roots and register values a
 CPU would use, and -- read back from ``phys.bin`` by the hardware walker, not from any
-bookkeeping -- every leaf mapping.  See ``design.md`` ("Export format").
+bookkeeping -- every leaf mapping.  See ``docs/cli.md`` (the export format).
 """
 
 from __future__ import annotations

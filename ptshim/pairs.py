@@ -1020,7 +1020,7 @@ def _hex(n: int) -> str:
 
 
 def reproducer_json(pair: Pair, d: Divergence) -> dict[str, object]:
-    """A reproducer file's contents: a scenario (``design.md`` format) plus the pair, the
+    """A reproducer file's contents: a scenario (the format of docs/cli.md) plus the pair, the
     range and the divergence (keys the scenario parser ignores)."""
     assert d.start is not None and d.end is not None
     return {

@@ -1,7 +1,7 @@
 """Scenarios: parsing (:func:`parse_scenario`, :func:`load_scenario`) and validation against one
 booted configuration (:class:`Limits`, :func:`check_op`, :func:`validate`).
 
-The format is fixed by ``design.md`` ("Scenario format")::
+The format (docs/cli.md, "Scenarios")::
 
     {"ops": [OP, ...]}
     {"op": "map",     "va": INT, "pa": INT, "size": INT, "prot": PROT, "user": BOOL,

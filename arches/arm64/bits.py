@@ -5,7 +5,7 @@ Bit positions and names: ``arch/arm64/include/asm/pgtable-hwdef.h`` (hardware fi
 The hardware walker (:mod:`arches.arm64.walker`) does not use these names: it has its own,
 taken from the Arm ARM, so that it stays an independent oracle.
 
-Where the shared reference (``arch-formats.md`` §4.2) and the kernel differ, the kernel is
+Where a reference note and the kernel differ, the kernel is
 followed: e.g. ``PTE_ADDR_LOW`` covers bits 49:PAGE_SHIFT in current kernels (it was
 47:PAGE_SHIFT before the 52-bit/LPA2 rework), and ``PTE_PRESENT_INVALID`` is ``PTE_NG`` (bit 11,
 meaningful only when ``PTE_VALID`` is clear) since v6.10, replacing ``PTE_PROT_NONE`` (bit 58)

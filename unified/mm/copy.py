@@ -1,6 +1,6 @@
 """fork: copying a vma's page tables into the child, level-generically (mm/memory.c
 ``copy_page_range`` -> ``copy_p4d_range`` ... ``copy_pte_range``, ``copy_huge_pmd``,
-``copy_huge_pud``).  The PoC's ``copy_pt_range`` (poc-and-review.md section 4), built on
+``copy_huge_pud``).  The 2018 proof of concept's ``copy_pt_range``, built on
 the legacy API.
 
 One recursive routine walks the source; for each source entry covering the range:
