@@ -5,7 +5,8 @@ calls the kernel would make) or from a stated kernel fact; the unified side may 
 memory, but these tests may (``k.mem.image()``, ``k.mem.is_allocated``, ``k.ptdescs``).
 
 Review points of the 2018 review (docs/unified-api.md, R1-R12) proven here: R1
-(handles), R2 (levels), R3 (``range_end``), R4/R5/R8 (roots), R6 (``descend``), R7 (``ensure_table``/``free_table``);
+(handles), R2 (levels), R3 (``range_end``), R4/R5/R8 (roots), R6 (``descend``), R7
+(``ensure_table``/``free_table``);
 R11 values are exercised on i386-pae (64-bit entries on a 32-bit configuration).
 """
 
