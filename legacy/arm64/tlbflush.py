@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from arches.tlb import KERNEL_SPACE
 from legacy.generic import GenericKernel
+from legacy.mm.mmu_gather import tlb_get_unmap_size
 from legacy.mm_types import mm_struct, vm_area_struct
 from legacy.types import PtePtr
 
@@ -41,19 +42,6 @@ if TYPE_CHECKING:
 
 TLBI_TTL_UNKNOWN = 0x7FFFFFFF
 """``INT_MAX``: no level hint."""
-
-
-def tlb_get_unmap_size(k: GenericKernel, tlb: mmu_gather) -> int:
-    """include/asm-generic/tlb.h ``1UL << tlb_get_unmap_shift(tlb)``."""
-    if tlb.cleared_ptes:
-        return k.PAGE_SIZE
-    if tlb.cleared_pmds:
-        return k.PMD_SIZE
-    if tlb.cleared_puds:
-        return k.PUD_SIZE
-    if tlb.cleared_p4ds:
-        return k.P4D_SIZE
-    return k.PAGE_SIZE
 
 
 def tlb_get_level(tlb: mmu_gather) -> int:

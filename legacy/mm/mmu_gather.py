@@ -152,6 +152,25 @@ def tlb_flush_p4d_range(k: GenericKernel, tlb: mmu_gather, address: int, size: i
     tlb.cleared_p4ds = True
 
 
+def tlb_get_unmap_shift(k: GenericKernel, tlb: mmu_gather) -> int:
+    """include/asm-generic/tlb.h: the smallest level the gather cleared (``PAGE_SHIFT`` if
+    none) -- the stride of the architecture's range flush."""
+    if tlb.cleared_ptes:
+        return k.PAGE_SHIFT
+    if tlb.cleared_pmds:
+        return k.PMD_SHIFT
+    if tlb.cleared_puds:
+        return k.PUD_SHIFT
+    if tlb.cleared_p4ds:
+        return k.P4D_SHIFT
+    return k.PAGE_SHIFT
+
+
+def tlb_get_unmap_size(k: GenericKernel, tlb: mmu_gather) -> int:
+    """include/asm-generic/tlb.h ``1UL << tlb_get_unmap_shift(tlb)``."""
+    return 1 << tlb_get_unmap_shift(k, tlb)
+
+
 def tlb_remove_tlb_entry(k: GenericKernel, tlb: mmu_gather, ptep: PtePtr, address: int) -> None:
     """Remember a pte unmapping for the later invalidation (``__tlb_remove_tlb_entry`` is
     empty on every emulated architecture)."""

@@ -51,25 +51,12 @@ from arches.x86.bits import (
     _PAGE_USER,
 )
 from legacy.generic import GenericKernel
+from legacy.mm.mmu_gather import tlb_get_unmap_shift
 from legacy.mm_types import mm_struct, vm_area_struct
 from legacy.types import pmd_t, pte_t
 
 if TYPE_CHECKING:
     from legacy.mm.mmu_gather import mmu_gather
-
-
-def tlb_get_unmap_shift(k: GenericKernel, tlb: mmu_gather) -> int:
-    """include/asm-generic/tlb.h: the smallest level the gather cleared (``PAGE_SHIFT`` if
-    none)."""
-    if tlb.cleared_ptes:
-        return k.PAGE_SHIFT
-    if tlb.cleared_pmds:
-        return k.PMD_SHIFT
-    if tlb.cleared_puds:
-        return k.PUD_SHIFT
-    if tlb.cleared_p4ds:
-        return k.P4D_SHIFT
-    return k.PAGE_SHIFT
 
 
 _PAGE_SOFTW2 = 1 << _PAGE_BIT_SOFTW2
