@@ -76,10 +76,10 @@ class LevelShape:
     shift: int
     entries: int
     entry_size: int
+    table_bytes: int = field(init=False)
 
-    @property
-    def table_bytes(self) -> int:
-        return self.entries * self.entry_size
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table_bytes", self.entries * self.entry_size)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class StaleMark:
     """A walk-cache (non-leaf) entry: only a flush that invalidates walk caches clears it."""
     change: str
     site: object
-    """The call site that wrote the entry (printable)."""
+    """The call site that wrote the entry (printable); of a run of entries, the first."""
     op: str
     """What the machine was doing (set by the owner of the TLB, e.g. a scenario op)."""
     old: EntryView
@@ -137,6 +137,18 @@ class StaleMark:
     """The VA the changed entry mapped first (``old.target`` is its output address)."""
     tables: frozenset[int] = field(default=frozenset())
     """Frames a paging-structure cache may still reference through this entry."""
+    targets: list[int] | None = None
+    """For a run of leaves whose outputs are not contiguous (anonymous pages cleared one
+    after another): the output of each entry from ``old_va`` on, one per ``size``."""
+
+    def old_output(self, va: int) -> int:
+        """What the old translation mapped ``va`` to (a table entry: its next table)."""
+        if self.old.kind != LEAF:
+            return self.old.target
+        if self.targets is None:
+            return self.old.target + (va - self.old_va)
+        i, off = divmod(va - self.old_va, self.size)
+        return self.targets[i] + off
 
     def describe(self) -> str:
         space = "kernel" if self.space == KERNEL_SPACE else f"asid {self.space}"
@@ -380,6 +392,26 @@ class Tlb:
         found = self._find(pa)
         if not found:
             return
+        if len(found) == 1 and found[0][0].last:
+            # The stores made by the hundred in one call site: a leaf made where there was
+            # none, or a leaf cleared (a zap).  At the last level there are no tables to
+            # follow, and a cleared entry restores nothing: what the general path below
+            # does, without its bookkeeping.
+            ref, idx = found[0]
+            if not self.enabled or (not old and not self.marks):
+                return
+            if not new:
+                ov = ref.walk.decode(ref.level, old)
+                if ov.kind == NONE:
+                    return
+                shape = ref.shape
+                va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+                span = 1 << shape.shift
+                space = self.space_of(ref.asid, va) if ref.space is None else ref.space
+                self._mark(StaleMark(space, va, (va + span) & self._mask, shape.name, False,
+                                     "cleared", None, self.op, ov, span, va,
+                                     frozenset()))
+                return
         seen: set[tuple[int, int, int]] = set()
         for ref, idx in found:
             if ref.last and not old and not self.marks:
@@ -410,19 +442,33 @@ class Tlb:
             if why is None or not first:
                 continue
             self._mark(StaleMark(space, va, end, shape.name, ov.kind == TABLE, why,
-                                 self.site(), self.op, ov, span, va, frozenset(tables)))
+                                 None, self.op, ov, span, va, frozenset(tables)))
 
     def _mark(self, m: StaleMark) -> None:
+        """Record ``m``, extending the previous mark when ``m`` continues it: the same
+        change of the next entry of the same level during the same op (so a zap of a
+        thousand pages is one mark, whatever pages they mapped).  The writer is looked up
+        (a walk up the Python stack) only for a new mark."""
         if self.marks:
             last = self.marks[-1]
-            if (last.space == m.space and last.end == m.start and last.level == m.level
-                    and last.walk == m.walk and last.change == m.change
-                    and last.site == m.site and last.op == m.op and not m.tables
-                    and not last.tables and last.old.kind == m.old.kind == LEAF
-                    and last.old.perms == m.old.perms and last.size == m.size
-                    and m.old.target == last.old.target + (m.old_va - last.old_va)):
-                last.end = m.end
-                return
+            if (last.space == m.space and last.end == m.start and last.end
+                    and last.level == m.level and last.walk == m.walk
+                    and last.change == m.change and last.op == m.op
+                    and not m.tables and not last.tables
+                    and last.old.kind == m.old.kind == LEAF
+                    and last.old.perms == m.old.perms and last.size == m.size == m.end - m.start):
+                n = (last.end - last.old_va) // last.size
+                if last.targets is None:
+                    if m.old.target == last.old.target + (m.old_va - last.old_va):
+                        last.end = m.end
+                        return
+                    last.targets = [last.old.target + i * last.size for i in range(n)]
+                if len(last.targets) == n:  # a piece that ends where its list ends
+                    last.targets.append(m.old.target)
+                    last.end = m.end
+                    return
+        if m.site is None:
+            m.site = self.site()
         self.marks.append(m)
 
     def _restore(self, space: int, va: int, end: int, span: int, shape: LevelShape,
@@ -452,7 +498,7 @@ class Tlb:
             if m.space != space or m.old.kind == NONE or not (m.start < top and va < m_end):
                 kept.append(m)
                 continue
-            old_out = m.old.target + (va - m.old_va if m.old.kind == LEAF else 0)
+            old_out = m.old_output(va)
             same = m.old.kind == nv.kind and m.size == span and old_out == nv.target
             if same and _restricts(EntryView(m.old.kind, old_out, m.old.perms), nv) is None:
                 changed = True  # the cached copy is what the entry says again
@@ -560,7 +606,7 @@ class Tlb:
 
 def _piece(m: StaleMark, start: int, end: int) -> StaleMark:
     return StaleMark(m.space, start, end, m.level, m.walk, m.change, m.site, m.op, m.old,
-                     m.size, m.old_va, m.tables)
+                     m.size, m.old_va, m.tables, m.targets)
 
 
 def space_by_range(kernel_start: int) -> Callable[[int, int], int]:

@@ -4,6 +4,8 @@
    RSS growth against the peak ``pgtables_bytes``.  Target: 262,144 pages (1 GiB) on
    x86_64 in under 10 s in all, RSS growth at most 1.5x ``pgtables_bytes``.
 2. The same workload through the unified API: the unified/legacy time ratio per phase.
+3. The built-in side-by-side campaign: scenarios/s per configuration per core
+   (``--campaign N`` examples each, 0 to skip).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages", type=int, default=262_144)
     ap.add_argument("--arch", default="x86_64")
     ap.add_argument("--no-ratio", action="store_true", help="skip the unified/legacy ratio")
+    ap.add_argument("--campaign", type=int, default=40, metavar="N",
+                    help="examples per configuration for the campaign rate (0: skip)")
     args = ap.parse_args(argv)
 
     phases, tables, rss = run(args.arch, args.pages)
@@ -37,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  Python heap held by the mapped machine (tracemalloc) {held:,} B = "
         f"{held / tables2:.2f}x pgtables_bytes"
     )
+    if args.campaign:
+        campaign(args.campaign)
     if not args.no_ratio:
         try:
             from bench.unified_vs_legacy import run_ratio
@@ -48,6 +54,20 @@ def main(argv: list[str] | None = None) -> int:
         for name, r in ratios.items():
             print(f"  {name:6s} {r:5.2f}x  {'ok' if r <= 1.25 else 'MISSED'}")
     return 0
+
+
+def campaign(examples: int) -> None:
+    from bench.campaign import campaign_rate
+    from legacy import arch_names
+
+    print(f"side-by-side campaign, {examples} examples per configuration, CPU time of one core")
+    base = None
+    for arch in arch_names():
+        r = campaign_rate(arch, examples)
+        base = base or r.per_second
+        print(f"  {arch:14s} {r.per_second:6.1f} scenarios/s  ({base / r.per_second:.1f}x "
+              "x86_64's time)")
+    print("  target: >= 100/s on x86_64, none more than 3x slower")
 
 
 if __name__ == "__main__":

@@ -29,13 +29,8 @@ from legacy.types import EntryPtr, PmdPtr, PtePtr, PudPtr, pmd_t, pte_t, pud_t
 if TYPE_CHECKING:
     from legacy.mm.mmu_gather import mmu_gather
 
-_API_DIRS = ("/arches/", "/legacy/x86/", "/legacy/arm64/")
-_API_FILES = (
-    "/legacy/pgtable.py", "/legacy/pgalloc.py", "/legacy/huge_mm.py", "/legacy/folding.py",
-    "/legacy/swapops.py", "/legacy/tlbflush.py", "/legacy/generic.py", "/legacy/machine.py",
-    "/legacy/mm_types.py", "/unified/legacy_ops.py", "/unified/pagetables.py",
-    "/unified/handles.py", "/unified/flush.py", "/legacy/mm/mmu_gather.py",
-)
+_UNIFIED_API = ("/unified/legacy_ops.py", "/unified/pagetables.py", "/unified/handles.py",
+                "/unified/flush.py")
 
 
 class Site(NamedTuple):
@@ -54,8 +49,14 @@ _is_api: dict[CodeType, bool] = {}
 
 
 def _api_code(code: CodeType) -> bool:
+    """The page-table API itself: the hardware (``arches/``), the legacy kernel but its call
+    sites (``legacy/mm/``, except the ``mmu_gather`` machinery), the unified core."""
     fn = code.co_filename.replace("\\", "/")
-    r = _is_api[code] = fn.endswith(_API_FILES) or any(d in fn for d in _API_DIRS)
+    if "/legacy/" in fn:
+        r = "/legacy/mm/" not in fn or fn.endswith("/legacy/mm/mmu_gather.py")
+    else:
+        r = "/arches/" in fn or fn.endswith(_UNIFIED_API)
+    _is_api[code] = r
     return r
 
 

@@ -3,7 +3,8 @@
 :func:`snapshot` takes the observable state of one machine; :func:`compare` says, in words,
 the first way two snapshots differ (None when they agree).  Compared:
 
-- the page-table memory: the same allocated frames, byte for byte;
+- the page-table memory: the same allocated frames, byte for byte, and the same roots
+  (so the MMU translates every address of both alike);
 - ``pgtables_bytes`` of the process mm(s) and of ``init_mm``;
 - the TLB: stale marks left (normally none: ``syscall_exit`` refuses them) and the
   invalidations made since the previous snapshot, per address space, *normalised*: the
@@ -46,6 +47,9 @@ class State(NamedTuple):
     deposits: tuple[tuple[str, tuple[int, ...]], ...] = ()
     pages: tuple[tuple[int, int, int], ...] = ()
     """(pfn, refcount, mapcount) of every data page."""
+    roots: tuple[int, ...] = ()
+    """The pgd of every process mm, then ``init_mm``'s: with :attr:`frames` they fix what
+    the MMU sees, so two equal states translate every address alike."""
 
 
 def _merge(ranges: Iterable[tuple[int, int]], top: int) -> Ranges:
@@ -110,6 +114,7 @@ def snapshot_machine(k: GenericKernel, mms: Sequence[mm_struct]) -> State:
         dict(k.mem.image()), mms[0].pgtables_bytes if mms else 0,
         k.init_mm.pgtables_bytes, tuple(mm.pgtables_bytes for mm in mms[1:]), stale,
         flushes, deposits, _page_state(k),
+        tuple(mm.pgd.pa for mm in mms) + (k.init_mm.pgd.pa,),
     )
 
 
@@ -167,6 +172,10 @@ def compare(a: State, b: State, entry_size: int) -> str | None:
             off -= off % entry_size
             return (f"frame {pa:#x} differs at offset {off:#x}: legacy "
                     f"{x[off:off + entry_size].hex()}, unified {y[off:off + entry_size].hex()}")
+    if a.roots != b.roots:
+        return (f"page-table roots (pgd of each mm, then init_mm): legacy "
+                f"{', '.join(f'{r:#x}' for r in a.roots)}; unified "
+                f"{', '.join(f'{r:#x}' for r in b.roots)}")
     if a.pgtables_bytes != b.pgtables_bytes:
         return f"pgtables_bytes: legacy {a.pgtables_bytes}, unified {b.pgtables_bytes}"
     if a.init_pgtables_bytes != b.init_pgtables_bytes:

@@ -127,7 +127,9 @@ def run_pair(arch: str, scenario: Scenario) -> Divergence | None:
             return Divergence(step, f"both sides fail (the legacy reference too): legacy: "
                                     f"{ra}; unified: {rb}")
     va = _outcome(sl.verify)
-    vb = _outcome(su.verify)
+    # The walker's view is a function of memory, roots and the model, which the snapshots
+    # just found equal: check it once, on the reference; the rest on both.
+    vb = _outcome(partial(su.verify, hardware=va != "ok"))
     if va == "ok" and vb != "ok":
         return Divergence("verify", f"the unified machine fails its checks: {vb}")
     ta = _outcome(sl.teardown)

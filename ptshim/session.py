@@ -313,8 +313,13 @@ class Session:
                 break
         return token_pa, out
 
-    def verify(self) -> Stats:
+    def verify(self, hardware: bool = True) -> Stats:
         """Compare the machine with the model; raise :class:`CheckFailed` on any difference.
+
+        ``hardware=False`` skips what depends only on memory, roots and the model (the
+        walker's view, the anonymous pages): a side-by-side run checks it on the reference
+        machine and has already found the other one equal in those
+        (:func:`ptshim.compare.compare`); the returned stats then count no leaves.
 
         For every process (the original one and each fork child):
 
@@ -335,8 +340,8 @@ class Session:
         """
         self._open()
         problems: list[str] = []
-        leaves = self.hardware_leaves()
-        if self.tainted is None:
+        leaves = self.hardware_leaves() if hardware else []
+        if self.tainted is None and hardware:
             anon_pa, problems = self.anon_pages()
             for i in range(len(self.mms)):
                 lv = leaves if i == 0 else self.hardware_leaves(mm=i)

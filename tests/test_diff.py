@@ -109,3 +109,18 @@ def test_shrink_removes_ops_and_keeps_the_divergence(monkeypatch: pytest.MonkeyP
     assert [op.kind for op in small.ops] == ["map", "protect"]
     assert small.ops[1].size == page
     assert d.step == "op 1 (protect)"
+
+
+def test_equal_memory_with_other_roots_is_a_difference() -> None:
+    """The unified machine's walker view is taken as the legacy one's when the snapshots
+    agree (``run_pair`` verifies the hardware once), so a snapshot must fix the roots too:
+    the same frames with another pgd translate differently."""
+    from ptshim.compare import compare, snapshot
+    from ptshim.session import Session
+
+    a, b = Session("x86_64", "legacy"), Session("x86_64", "legacy")
+    sa, sb = snapshot(a), snapshot(b)
+    assert compare(sa, sb, 8) is None
+    moved = sb._replace(roots=(sb.roots[0] + 0x1000,) + sb.roots[1:])
+    what = compare(sa, moved, 8)
+    assert what is not None and "roots" in what

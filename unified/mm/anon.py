@@ -19,7 +19,7 @@ flush ("No need to invalidate - it was non-present before").
 
 from __future__ import annotations
 
-from legacy import pgprot_t, spin_lock, spin_unlock, vm_area_struct
+from legacy import EntryPtr, pgprot_t, spin_lock, spin_unlock, vm_area_struct
 from legacy.mm.anon import FOLL_FORCE, FOLL_TOUCH, FOLL_WRITE
 from legacy.mm.page import (
     folio_add_new_anon_rmap,
@@ -38,26 +38,41 @@ from unified.pagetables import PageTables
 __all__ = ["fault_in_anon", "populate_vma_page_range"]
 
 
-def _pte_table(pt: PageTables, vma: vm_area_struct, addr: int) -> Table | None:
-    """The PTE table for ``addr``, allocating the missing tables on the way down
-    (``__handle_mm_fault`` + ``pte_alloc``); None on -ENOMEM."""
+def _pte_table(pt: PageTables, vma: vm_area_struct, addr: int,
+               end: int | None = None) -> tuple[Table, int] | None:
+    """The PTE table for ``addr`` and the end of what it maps (clipped to ``end``),
+    allocating the missing tables on the way down (``__handle_mm_fault`` + ``pte_alloc``);
+    None on -ENOMEM."""
     table: Table | None = pt.root_for(vma.vm_mm, addr)
+    limit = addr + pt.k.PAGE_SIZE if end is None else end
     while table is not None and not pt.is_bottom(table):
-        table = pt.ensure_table(pt.entry(table, addr))
-    return table
+        entry = pt.entry(table, addr)
+        limit = pt.range_end(entry, addr, limit)
+        table = pt.ensure_table(entry)
+    return None if table is None else (table, limit)
 
 
 def fault_in_anon(pt: PageTables, vma: vm_area_struct, addr: int, write: bool) -> int:
     """One anonymous fault at ``addr`` whose pte is none (``do_anonymous_page``): 0 or
     -errno (-ENOMEM for a table that could not be allocated, -EFAULT for a vma that is
     not anonymous or is shared)."""
+    if not vma_is_anonymous(vma) or vma.vm_flags & VM_SHARED:
+        return EFAULT  # VM_FAULT_SIGBUS
+    found = _pte_table(pt, vma, addr)
+    if found is None:
+        return ENOMEM  # VM_FAULT_OOM
+    ptr, _a, _n = next(pt.slots(found[0], addr, addr + pt.k.PAGE_SIZE))
+    return _fault_slot(pt, vma, found[0], ptr, addr, write)
+
+
+def _fault_slot(pt: PageTables, vma: vm_area_struct, table: Table, ptr: EntryPtr, addr: int,
+                write: bool) -> int:
+    """``do_anonymous_page`` into the slot ``ptr`` (for ``addr``) of the PTE table
+    ``table``, which exists."""
     k = pt.k
     mm = vma.vm_mm
     if not vma_is_anonymous(vma) or vma.vm_flags & VM_SHARED:
         return EFAULT  # VM_FAULT_SIGBUS
-    table = _pte_table(pt, vma, addr)
-    if table is None:
-        return ENOMEM  # VM_FAULT_OOM
     lv = ops_of(pt, mm, Level.PTE)
     prot = pgprot_t(vma.vm_page_prot)
     folio = None
@@ -74,7 +89,6 @@ def fault_in_anon(pt: PageTables, vma: vm_area_struct, addr: int, write: bool) -
     ptl = pt.lockptr(table)
     spin_lock(ptl)
     try:
-        ptr, _a, _n = next(pt.slots(table, addr, addr + k.PAGE_SIZE))
         if not lv.none(lv.get(ptr)):  # vmf_pte_changed(): release
             if folio is not None:
                 folio_put(k, folio)
@@ -85,20 +99,6 @@ def fault_in_anon(pt: PageTables, vma: vm_area_struct, addr: int, write: bool) -
     finally:
         spin_unlock(ptl)
     return 0
-
-
-def _present(pt: PageTables, vma: vm_area_struct, addr: int, write: bool) -> bool:
-    """``follow_page_mask`` finds the page: a present pte (writable for a write)."""
-    table = pt.root_for(vma.vm_mm, addr)
-    while not pt.is_bottom(table):
-        entry = pt.entry(table, addr)
-        if not pt.is_table(pt.read(entry)):
-            return False
-        table = pt.descend(entry)
-    lv = ops_of(pt, vma.vm_mm, Level.PTE)
-    ptr, _a, _n = next(pt.slots(table, addr, addr + pt.k.PAGE_SIZE))
-    v = lv.get(ptr)
-    return bool(lv.present(v) and (not write or lv.write(v)))
 
 
 def populate_vma_page_range(pt: PageTables, vma: vm_area_struct, start: int, end: int) -> int:
@@ -115,11 +115,22 @@ def populate_vma_page_range(pt: PageTables, vma: vm_area_struct, start: int, end
     else:
         gup_flags |= FOLL_FORCE
     write = bool(gup_flags & FOLL_WRITE)
+    lv = ops_of(pt, vma.vm_mm, Level.PTE)
     nr = 0
-    for addr in range(start, end, k.PAGE_SIZE):
-        if not _present(pt, vma, addr, write):
-            err = fault_in_anon(pt, vma, addr, write)
-            if err:
-                return err
-        nr += 1
+    addr = start
+    while addr < end:
+        # One walk per PTE table, not per page: a page GUP finds mapped (a present pte,
+        # writable for a write) is counted; a missing one is faulted in its slot.
+        found = _pte_table(pt, vma, addr, end)
+        if found is None:
+            return ENOMEM
+        table, table_end = found
+        for ptr, a, _n in pt.slots(table, addr, table_end):
+            v = lv.get(ptr)
+            if not (lv.present(v) and (not write or lv.write(v))):
+                err = _fault_slot(pt, vma, table, ptr, a, write)
+                if err:
+                    return err
+            nr += 1
+        addr = table_end
     return nr
