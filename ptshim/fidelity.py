@@ -635,6 +635,8 @@ class Divergence:
     """What ptshim does instead, and where."""
     probe: Callable[[], bool]
     """True while the divergence is there (run at generation time)."""
+    departure: str = ""
+    """Why ptshim departs on purpose (empty: a divergence to fix)."""
 
 
 def _self_calls_flush(cls: type, *names: str) -> bool:
@@ -743,6 +745,17 @@ def _probe_vmap_remap_check() -> bool:
     except BadInput:
         return True
     return False
+
+
+def _probe_arm64_clear_invalid_block() -> bool:
+    from legacy.mm.vmalloc import vmap_range
+    k = boot("arm64-4k-48")
+    kva = k.config.kernel_range[0] + k.PUD_SIZE
+    assert vmap_range(k, kva, kva + k.PMD_SIZE, k.PMD_SIZE, k.PAGE_KERNEL, k.PMD_SHIFT) == 0
+    pmd = k.pmd_off_k(kva)
+    k.set_pmd(pmd, k.pmd_mkinvalid(k.pmdp_get(pmd)))
+    k.flush_tlb_kernel_range(kva, kva + k.PMD_SIZE)
+    return bool(k.pmd_clear_huge(pmd))
 
 
 def _probe_get_old_pud() -> bool:
@@ -876,7 +889,14 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ("mm/vmalloc.c",),
         "`legacy/mm/vmalloc.py` raises `BadInput` (\"remapping already mapped huge pmd/pud\") "
         "in `vmap_pte_range`, `vmap_try_huge_pmd`, `vmap_pmd_range` and `vmap_try_huge_pud`.",
-        _probe_vmap_remap_check),
+        _probe_vmap_remap_check,
+        "mapping over a huge leaf is a caller bug whose kernel outcome is memory corruption "
+        "that differs per architecture: x86 `pmd_free_pte_page`/`pud_free_pmd_page` "
+        "(arch/x86/mm/pgtable.c) free the leaf's *data* page as if it were a table; arm64's "
+        "(arch/arm64/mm/mmu.c) `VM_WARN_ON` a non-table and return 1, then `pXd_set_huge` "
+        "refuses the valid-to-valid change (`pgattr_change_is_safe`) and the walk goes on to "
+        "treat the block's output as a lower table.  ptshim stops where that would start, "
+        "with one message naming the address."),
     Divergence(
         "arm64: `get_old_pud` and block puds",
         "`get_old_pud` ends with `pud_none_or_clear_bad`: arm64's `pud_bad` is true for a "
@@ -903,6 +923,24 @@ DIVERGENCES: tuple[Divergence, ...] = (
         "The emulated versions free the table without a flush (their comments still say \"no "
         "TLB emulated\").",
         _probe_free_table_flush),
+    Divergence(
+        "arm64: `pXd_clear_huge` clears a present-invalid block",
+        "`pmd_clear_huge`/`pud_clear_huge` clear only `pXd_sect` entries (a *valid* block).  "
+        "A present-invalid block (a kernel block made invalid by `set_memory_valid(..., 0)`, "
+        "which the 2025 pageattr block support allows) goes on to `pXd_none_or_clear_bad` in "
+        "`vunmap_pXd_range`: `pXd_bad` is true, so it is cleared with a `pXd_ERROR` where "
+        "the level is real, and left in place where it is folded (`pud_clear_bad` is a "
+        "no-op under `__PAGETABLE_PUD_FOLDED`); a later `vmap_range` there `VM_WARN`s in "
+        "`pXd_free_pYd_page`.",
+        ("arch/arm64/mm/mmu.c", "mm/vmalloc.c", "mm/pgtable-generic.c"),
+        "`Arm64Kernel.pmd_clear_huge`/`pud_clear_huge` clear valid and present-invalid "
+        "blocks alike (`legacy/arm64/pgtable.py`).",
+        _probe_arm64_clear_invalid_block,
+        "an unmap must leave the range unmapped on every configuration: the kernel's "
+        "outcome depends on the folding (cleared as bad, or a stale invalid block that the "
+        "next map of the range trips over), an accident of `pud_clear_bad` rather than a "
+        "design.  The walker's view is the same either way (an invalid block translates "
+        "nothing)."),
     Divergence(
         "arm64: `__ptep_set_access_flags` does not flush",
         "After the cmpxchg loop, `if (dirty) flush_tlb_page(vma, address)` (\"Invalidate a "
@@ -1108,12 +1146,22 @@ def render(f: Fidelity | None = None) -> str:
         "stale.",
         "",
     ]
-    open_ = [(d, note) for d, is_open, note in f.divergences if is_open]
+    open_ = [(d, note) for d, is_open, note in f.divergences if is_open and not d.departure]
+    kept = [(d, note) for d, is_open, note in f.divergences if is_open and d.departure]
     closed = [d for d, is_open, _note in f.divergences if not is_open]
     for i, (d, note) in enumerate(open_, 1):
         out += [f"{i}. **{d.title}**.  Kernel ({', '.join(f'`{x}`' for x in d.files)}): "
                 f"{d.kernel}  ptshim: {d.emulator}" + (f"  ({note})" if note else ""), ""]
     if not open_:
+        out += ["None.", ""]
+    out += ["## Deliberate departures", "",
+            "Differences kept on purpose, each with the reason; their probes still run, and "
+            "one that no longer finds its departure moves to the next section.", ""]
+    for i, (d, note) in enumerate(kept, 1):
+        out += [f"{i}. **{d.title}**.  Kernel ({', '.join(f'`{x}`' for x in d.files)}): "
+                f"{d.kernel}  ptshim: {d.emulator}  Why: {d.departure}"
+                + (f"  ({note})" if note else ""), ""]
+    if not kept:
         out += ["None.", ""]
     out += ["## Checked and not (or no longer) divergent", ""]
     out += [f"- **{d.title}**.  Kernel ({', '.join(f'`{x}`' for x in d.files)}): {d.kernel}  "

@@ -21,7 +21,7 @@ from arches.memory import PhysMem
 from legacy import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, PmdPtr, PtePtr, pgprot_t, pmd_t, pte_t
 from legacy.arm64 import Arm64_4K_48Kernel
 from legacy.generic import GenericKernel
-from legacy.mm_types import mm_struct, spin_lock, spin_unlock
+from legacy.mm_types import mm_struct, spin_lock, spin_unlock, vm_area_struct
 
 # -- Arm ARM descriptor fields (D8.3) ---------------------------------------------------------
 VALID = 1 << 0
@@ -551,10 +551,15 @@ def test_wrprotect_and_young_in_memory() -> None:
     assert "access flag" in fault(w.translate(k.mem, r, va)).reason
     # ptep_set_access_flags: AF back, and PTE_RDONLY the more permissive of old and new.
     entry = k.pte_mkyoung(k.pte_mkwrite(k.pte_mkdirty(k.ptep_get(pte))))  # a write fault
-    assert k.ptep_set_access_flags(None, va, pte, entry, 1) == 1
+    vma = vm_area_struct(mm, va, va + k.PAGE_SIZE, VM_READ | VM_WRITE | VM_SHARED, 0)
+    k.hw_tlb.flushes.clear()
+    assert k.ptep_set_access_flags(vma, va, pte, entry, 1) == 1
     now = k.ptep_get(pte)
     assert now & AF and now & DBM and not now & AP2
-    assert k.ptep_set_access_flags(None, va, pte, now, 1) == 0
+    # arch/arm64/mm/fault.c: "Invalidate a stale read-only entry": if (dirty) flush_tlb_page
+    assert k.hw_tlb.flushes == [(mm.asid, va, va + k.PAGE_SIZE, False)]
+    assert k.ptep_set_access_flags(vma, va, pte, now, 1) == 0
+    assert len(k.hw_tlb.flushes) == 1  # unchanged: no flush
     assert k.ptep_get_and_clear(mm, va, pte) == now and k.ptep_get(pte) == 0
     spin_unlock(k.ptep_lockptr(mm, pte))
 

@@ -153,9 +153,15 @@ def test_planted_helper_outside_legacy_arch_is_not_required() -> None:
 
 
 def test_divergences_are_listed_with_their_state() -> None:
+    """Open divergences to fix, deliberate departures (with their reason) and closed ones
+    each in their section."""
     text = doc()
     head = text.index("## Known divergences (open)")
+    kept = text.index("## Deliberate departures")
     closed = text.index("## Checked and not (or no longer) divergent")
     for d, is_open, _note in fidelity.collect().divergences:
         at = text.index(f"**{d.title}**")
-        assert (head < at < closed) == is_open, d.title
+        assert (head < at < kept) == (is_open and not d.departure), d.title
+        assert (kept < at < closed) == (is_open and bool(d.departure)), d.title
+        if kept < at < closed:
+            assert "Why: " in text[at:text.index("\n", at)], d.title

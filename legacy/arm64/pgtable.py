@@ -943,8 +943,10 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
                 pte = self.pte_mkclean(pte)
             self._write(p, pte)
 
-    def _set_access_flags(self, p: EntryPtr, entry: int) -> int:
-        """arch/arm64/mm/fault.c ``__ptep_set_access_flags`` on the entry at ``p``."""
+    def _set_access_flags(self, vma: vm_area_struct, address: int, p: EntryPtr, entry: int,
+                          dirty: int) -> int:
+        """arch/arm64/mm/fault.c ``__ptep_set_access_flags`` on the entry at ``p`` (a pte,
+        or a pmd cast to one): returns whether it changed."""
         pte = self._read(p)
         if pte == entry:
             return 0
@@ -957,17 +959,26 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
         pteval |= entry
         pteval ^= PTE_RDONLY
         self._write(p, pteval)
-        return 1  # (a stale read-only TLB entry is flushed when dirty)
+        # Invalidate a stale read-only entry: a write fault made the entry writable and a
+        # read-only copy may still be cached (Will Deacon's 2020 change, which replaced
+        # flush_tlb_fix_spurious_fault() here).  Where a later kernel makes this
+        # local_flush_tlb_page(), it invalidates the same entry of this one-CPU TLB.
+        if dirty:
+            self.flush_tlb_page(vma, address)
+        return 1
 
     def ptep_set_access_flags(
-        self, vma: object, addr: int, ptep: PtePtr, entry: pte_t, dirty: int
+        self, vma: vm_area_struct, addr: int, ptep: PtePtr, entry: pte_t, dirty: int
     ) -> int:
-        return self._set_access_flags(ptep, entry)
+        return self._set_access_flags(vma, addr, ptep, entry, dirty)
 
     def pmdp_set_access_flags(
-        self, vma: object, addr: int, pmdp: PmdPtr, entry: pmd_t, dirty: int
+        self, vma: vm_area_struct, addr: int, pmdp: PmdPtr, entry: pmd_t, dirty: int
     ) -> int:
-        return self._set_access_flags(pmdp, self.pmd_pte(entry))
+        """arch/arm64/include/asm/pgtable.h: ``__ptep_set_access_flags(vma, address, (pte_t *)pmdp,
+        pmd_pte(entry), dirty)``: the flush is of the one page at ``address``, which drops
+        the block entry covering it."""
+        return self._set_access_flags(vma, addr, pmdp, self.pmd_pte(entry), dirty)
 
     def pmdp_test_and_clear_young(self, vma: object, addr: int, pmdp: PmdPtr) -> int:
         return self.ptep_test_and_clear_young(vma, addr, PtePtr(pmdp.pa, pmdp.size))
@@ -1138,6 +1149,9 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
     # alone) and so clears a non-present large page.
 
     def pud_clear_huge(self, pud: PudPtr) -> int:
+        """arch/arm64/mm/mmu.c clears only ``pud_sect`` (a valid block); this also clears a
+        present-invalid block, which the kernel leaves to ``pud_none_or_clear_bad`` (a
+        no-op where the pud is folded): a deliberate departure, docs/fidelity.md."""
         v = self.pudp_get(pud)
         if not (self.pud_sect(v) or (self.pud_leaf(v) and _block(v))):
             return 0
@@ -1145,6 +1159,9 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
         return 1
 
     def pmd_clear_huge(self, pmd: PmdPtr) -> int:
+        """As :meth:`pud_clear_huge`: valid and present-invalid blocks (the kernel:
+        ``pmd_sect`` only; ``pmd_clear_bad`` then clears the invalid one with a
+        ``pmd_ERROR``)."""
         if not _block(self.pmdp_get(pmd)):
             return 0
         self.pmd_clear(pmd)

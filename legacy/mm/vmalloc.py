@@ -16,7 +16,10 @@ freed by ``pXd_free_pYd_page``, which flushes as the architecture does (x86
 table (``init_mm.page_table_lock``, taken by ``__p?d_alloc``/``__pte_alloc_kernel``).
 
 Out-parameters: ``pgtbl_mod_mask *mask`` is a one-element list.  The kernel's ``BUG()`` on
-remapping an already-mapped page is :class:`~arches.errors.BadInput` here.
+remapping an already-mapped page is :class:`~arches.errors.BadInput` here, and so, as a
+deliberate departure (docs/fidelity.md), is mapping over a huge leaf, which the kernel does
+not check: there its outcome is architecture-specific memory corruption (x86
+``pmd_free_pte_page`` frees the leaf's data page as a table; arm64 walks the block as one).
 """
 
 from __future__ import annotations
