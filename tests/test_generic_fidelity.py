@@ -103,3 +103,76 @@ def test_kernel_pmd_alloc_gives_lockless_table(kernel: GenericKernel) -> None:
     assert pmd is not None
     if was_none:
         assert k.ptdescs[k.frame_of(pmd.pa)].ptl is None
+
+
+# -- 4. mprotect makes a writable migration entry readable -------------------------------
+
+SWAP_ARCHES = [n for n in legacy.arch_names() if legacy.boot(n).SWP_ENTRY_EMULATED]
+
+
+@pytest.mark.parametrize("name", SWAP_ARCHES)
+@pytest.mark.parametrize("api", ["legacy", "unified"])
+def test_mprotect_makes_writable_migration_entries_readable(name: str, api: str) -> None:
+    """mm/mprotect.c (v6.18) ``change_pte_range`` on a swap pte: "A protection check is
+    difficult so just be safe and disable write": a writable migration entry becomes a
+    readable one (readable-exclusive when the folio is anonymous), soft-dirty kept, and
+    counts as a changed page; a readable one stays.  The unified port does the same."""
+    from legacy import VM_READ
+    from legacy.mm.anon import populate_vma_page_range
+    from legacy.mm.memory import remap_pfn_range
+    from legacy.mm.mmap import mmap_region
+    from legacy.mm.mprotect import change_protection
+    from legacy.mm.vma import find_vma, vma_set_anonymous
+    from legacy.mm_types import mmap_write_locked
+    from ptshim.backends import anon_vm_flags, user_vm_flags
+    from unified.mm.protect import change_protection as unified_change_protection
+    from unified.pagetables import PageTables
+
+    k = legacy.boot(name)
+    mm = k.mm_alloc()
+    assert mm is not None
+    ps, va, anon_va = k.PAGE_SIZE, 0x4000_0000, 0x4040_0000
+    with mmap_write_locked(mm):
+        assert mmap_region(k, mm, va, 3 * ps, user_vm_flags("rw"), 0x1234) == va
+        vma = find_vma(k, mm, va)
+        assert vma is not None
+        assert remap_pfn_range(k, vma, va, 0x1234, 3 * ps, legacy.pgprot_t(vma.vm_page_prot)) == 0
+        assert mmap_region(k, mm, anon_va, ps, anon_vm_flags("rw"), 0) == anon_va
+        avma = find_vma(k, mm, anon_va)
+        assert avma is not None
+        vma_set_anonymous(avma)
+        assert populate_vma_page_range(k, avma, anon_va, anon_va + ps) == 1
+    k.syscall_exit("map")
+    pmd = k.pmd_off(mm, va)
+    pte = k.pte_offset_map(pmd, va)
+    apte = k.pte_offset_map(k.pmd_off(mm, anon_va), anon_va)
+    assert pte is not None and apte is not None
+    anon_pfn = k.pte_pfn(k.ptep_get(apte))
+    writable = k.pte_swp_mksoft_dirty(k.swp_entry_to_pte(k.make_writable_migration_entry(0x1234)))
+    readable = k.swp_entry_to_pte(k.make_readable_migration_entry(0x1235))
+    anon = k.swp_entry_to_pte(k.make_writable_migration_entry(anon_pfn))
+    with mmap_write_locked(mm):
+        for p, a, v in ((pte, va, writable), (pte + 1, va + ps, readable), (apte, anon_va, anon)):
+            ptl = k.ptep_lockptr(mm, p)
+            spin_lock(ptl)
+            k.ptep_get_and_clear(mm, a, p)
+            k.set_pte_at(mm, a, p, v)
+            spin_unlock(ptl)
+        k.flush_tlb_mm(mm)
+        prot = k.vm_get_page_prot(VM_READ)
+        if api == "legacy":
+            pages = change_protection(k, vma, va, va + 3 * ps, prot)
+            apages = change_protection(k, avma, anon_va, anon_va + ps, prot)
+        else:
+            pt = PageTables(k)
+            pages = unified_change_protection(pt, vma, va, va + 3 * ps, prot)
+            apages = unified_change_protection(pt, avma, anon_va, anon_va + ps, prot)
+    assert (pages, apages) == (2, 1)  # the readable entry is left alone
+    now = k.ptep_get(pte)
+    entry = k.pte_to_swp_entry(now)
+    assert k.is_readable_migration_entry(entry) and k.swp_offset(entry) == 0x1234
+    assert k.pte_swp_soft_dirty(now) == k.pte_swp_soft_dirty(writable)
+    assert k.ptep_get(pte + 1) == readable
+    aentry = k.pte_to_swp_entry(k.ptep_get(apte))
+    assert k.is_readable_exclusive_migration_entry(aentry) and k.swp_offset(aentry) == anon_pfn
+    assert not k.is_writable_migration_entry(aentry)

@@ -30,6 +30,7 @@ from legacy import (
     vm_area_struct,
 )
 from legacy.mm.mmu_gather import mmu_gather
+from legacy.mm.mprotect import change_swap_pte
 from unified.levels import Level
 
 
@@ -367,7 +368,11 @@ class LevelOps:
     trans_huge: Callable[[int], bool]
     """``pmd_trans_huge``/``pud_trans_huge`` (False at other levels): the THP code's test."""
     swap: Callable[[int], bool]
-    """``is_swap_pmd`` at the PMD level (a non-present, non-none huge entry), else False."""
+    """``is_swap_pte``/``is_swap_pmd``: a non-present, non-none entry (swap or migration);
+    False above the PMD level."""
+    change_swap: Callable[[int], int]
+    """What ``change_protection`` makes of a swap entry (``change_swap_pte``: a writable
+    migration entry becomes readable); PTE level only."""
     none_or_clear_bad: Callable[[Any], bool]
     """``pXd_none_or_clear_bad`` (the legacy function, ``pgd_ERROR`` log included)."""
     pfn: Callable[[int], int]
@@ -500,7 +505,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
                 "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
                 "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb",
                 "populate", "pgtable", "alloc_track", "set_huge", "clear_huge", "free_lower",
-                "clear_flush", "flush_range", "dirty", "young",
+                "clear_flush", "flush_range", "dirty", "young", "change_swap",
             )
         } | {"needs_flush": _true2}
 
@@ -550,7 +555,8 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
     pte = {**nothing(Level.PTE), **geometry(Level.PTE, k.PAGE_SHIFT)}
     pte.update(
         get=m("ptep_get"), set_at=m("set_pte_at"), clear=m("pte_clear"), none=m("pte_none"),
-        present=m("pte_present"), bad=_false, leaf=m("pte_present"), trans_huge=_false, swap=_false,
+        present=m("pte_present"), bad=_false, leaf=m("pte_present"), trans_huge=_false,
+        swap=m("is_swap_pte"), change_swap=lambda v: change_swap_pte(k, v),
         none_or_clear_bad=pte_none_or_clear_bad, pfn=m("pte_pfn"), pgprot=m("pte_pgprot"),
         pfn_entry=m("pfn_pte"), mkhuge=_ident, mkspecial=m("pte_mkspecial"),
         special=m("pte_special"),

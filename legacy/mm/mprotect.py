@@ -16,7 +16,8 @@ vma instead of one per syscall (the flushes are the same: ``tlb_end_vma`` flushe
 ``cp_flags`` (NUMA hinting, uffd-wp, ``MM_CP_TRY_CHANGE_WRITABLE``) are
 not emulated either, so no pte is made writable behind the caller's back.  Present ptes get
 ``pte_modify(oldpte, newprot)`` between ``ptep_modify_prot_start`` / ``_commit`` (the generic
-``ptep_get_and_clear`` + ``set_pte_at``); empty ones are left alone.  A huge pmd or pud the
+``ptep_get_and_clear`` + ``set_pte_at``); a writable migration entry is made readable
+(:func:`change_swap_pte`); empty ones are left alone.  A huge pmd or pud the
 range covers entirely is changed in place (``change_huge_pmd`` / ``change_huge_pud``);
 one it covers partly is split first and the walk goes on below it.
 
@@ -26,6 +27,7 @@ the kernel uses ``set_memory_*``): its PTE tables are mapped with ``pte_offset_k
 
 from __future__ import annotations
 
+from arches.errors import BadInput
 from legacy.generic import GenericKernel
 from legacy.mm.huge_memory import (
     HPAGE_PMD_NR,
@@ -45,6 +47,7 @@ from legacy.mm.mmu_gather import (
     tlb_gather_mmu,
     tlb_start_vma,
 )
+from legacy.mm.page import folio_test_anon
 from legacy.mm_types import spinlock_t, vm_area_struct
 from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, pgprot_t, pte_t
 
@@ -55,6 +58,25 @@ def pte_needs_flush(k: GenericKernel, oldpte: pte_t, newpte: pte_t) -> bool:
     """``pte_needs_flush``: the architecture's (x86 asm/tlbflush.h), else
     include/linux/pgtable.h's ``true``."""
     return k.pte_needs_flush(oldpte, newpte)
+
+
+def change_swap_pte(k: GenericKernel, oldpte: pte_t) -> pte_t:
+    """What ``change_pte_range`` makes of a swap pte (mm/mprotect.c, v6.18): a writable
+    migration entry becomes readable -- "A protection check is difficult so just be safe
+    and disable write" -- exclusive if its folio is anonymous, soft-dirty kept; anything else
+    stays (device-private entries and pte markers are not emulated, nor uffd-wp)."""
+    entry = k.pte_to_swp_entry(oldpte)
+    if not k.is_writable_migration_entry(entry):
+        return oldpte
+    pfn = k.swp_offset(entry)  # pfn_swap_entry_folio(entry)
+    if folio_test_anon(k, pfn):
+        entry = k.make_readable_exclusive_migration_entry(pfn)
+    else:
+        entry = k.make_readable_migration_entry(pfn)
+    newpte = k.swp_entry_to_pte(entry)
+    if k.pte_swp_soft_dirty(oldpte):
+        newpte = k.pte_swp_mksoft_dirty(newpte)
+    return newpte
 
 
 def change_pte_range(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, pmd: PmdPtr,
@@ -84,8 +106,12 @@ def change_pte_range(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, pmd
             if pte_needs_flush(k, oldpte, ptent):
                 tlb_flush_pte_range(k, tlb, addr, k.PAGE_SIZE)
             pages += 1
-        # pte_none(): "Nobody plays with any none ptes besides userfaultfd";
-        # swap entries: no migration or device-private entries are emulated.
+        elif k.is_swap_pte(oldpte):
+            newpte = change_swap_pte(k, oldpte)
+            if not k.pte_same(oldpte, newpte):
+                k.set_pte_at(vma.vm_mm, addr, pte, newpte)
+                pages += 1
+        # else pte_none(): "Nobody plays with any none ptes besides userfaultfd"
         pte = pte + 1
         addr = (addr + k.PAGE_SIZE) & m
         if addr == end:
@@ -104,6 +130,11 @@ def change_pmd_range(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, pud
         if not k.pmd_none(k.pmdp_get(pmd)):
             _pmd = k.pmdp_get_lockless(pmd)
             handled = False
+            if k.is_swap_pmd(_pmd):
+                # change_huge_pmd's is_swap_pmd branch (and __split_huge_pmd of a PMD
+                # migration entry) are not emulated: refuse rather than retry forever.
+                raise BadInput(f"mprotect: the PMD migration entry at {addr:#x} is not "
+                               "emulated (mm/huge_memory.c change_huge_pmd)")
             if k.pmd_trans_huge(_pmd):
                 if ((next - addr) & k.ULONG_MASK) != k.PMD_SIZE:
                     split_huge_pmd(k, vma, pmd, addr)

@@ -22,7 +22,7 @@ The new protection is passed explicitly (the kernel reads ``vma->vm_page_prot``)
 
 from __future__ import annotations
 
-from legacy import spin_lock, spin_unlock, vm_area_struct
+from legacy import BadInput, spin_lock, spin_unlock, vm_area_struct
 from legacy.mm.mmu_gather import mmu_gather, tlb_finish_mmu, tlb_gather_mmu
 from unified.handles import Entry, Table
 from unified.mm._common import BUG_ON, EINVAL, ops_of
@@ -53,13 +53,19 @@ def _change_leaves(pt: PageTables, tlb: mmu_gather, vma: vm_area_struct, table: 
     spin_lock(ptl)
     try:
         for ptr, a, nxt in pt.slots(table, addr, end):
-            if present(get(ptr)):
+            v = get(ptr)
+            if present(v):
                 old = get_and_clear(mm, a, ptr)
                 new = modify(old, newprot)
                 set_at(mm, a, ptr, new)
                 if needs_flush(old, new):
                     owed.add(a, nxt)
                 pages += 1
+            elif lv.swap(v):  # a writable migration entry loses write; nothing cached
+                new = lv.change_swap(v)
+                if new != v:
+                    set_at(mm, a, ptr, new)
+                    pages += 1
         owed.gather(tlb)
     finally:
         spin_unlock(ptl)
@@ -103,6 +109,9 @@ def change_range(pt: PageTables, tlb: mmu_gather, vma: vm_area_struct, table: Ta
             v = lv.get(entry.ptr)
             if lv.none(v):
                 break
+            if lv.swap(v):  # as the legacy walk: a PMD migration entry is not emulated
+                raise BadInput(f"mprotect: the PMD migration entry at {a:#x} is not "
+                               "emulated (mm/huge_memory.c change_huge_pmd)")
             if _huge(pt, vma, table.level, v):
                 if (nxt - a) & m != lv.size:
                     split_huge_leaf(pt, vma, entry)
