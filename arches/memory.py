@@ -97,6 +97,43 @@ class PhysMem:
         self.allocations += 1
         return pa
 
+    def alloc_frames(self, order: int) -> int:
+        """Allocate ``2**order`` contiguous zeroed frames aligned to their total size, as
+        the buddy allocator's ``alloc_pages(gfp, order)`` does (an s390x region or segment
+        table is an order-2 block, ``CRST_ALLOC_ORDER``), and return the first one's
+        address: the lowest such block whose frames are all free.  One allocation for
+        :meth:`fail_after`; each frame is freed with :meth:`free_frame`.  Frames skipped
+        to align a block taken from never-used memory become free frames."""
+        if order == 0:
+            return self.alloc_frame()
+        if self._fail_countdown:
+            self._fail_countdown -= 1
+            if self._fail_countdown == 0:
+                raise OutOfMemory("frame allocation failed (injected failure)")
+        fs = self.frame_size
+        size = fs << order
+
+        def free(base: int) -> bool:
+            return all(f in self._poisoned or f >= self._next for f in range(base, base + size, fs))
+
+        base = next((b for b in sorted({f - f % size for f in self._poisoned}) if free(b)),
+                    -(-self._next // size) * size)
+        if base + size > 1 << self.phys_bits:
+            raise OutOfMemory(f"physical address space of {self.phys_bits} bits exhausted")
+        for pa in range(self._next, base, fs):  # the alignment gap: free memory
+            self._poisoned[pa] = bytearray([POISON_FREE]) * fs
+            heapq.heappush(self._free_heap, pa)
+        taken = range(base, base + size, fs)
+        if any(pa in self._poisoned for pa in taken):
+            self._free_heap = [pa for pa in self._free_heap if not base <= pa < base + size]
+            heapq.heapify(self._free_heap)
+        for pa in taken:
+            self._poisoned.pop(pa, None)
+            self._frames[pa] = bytearray(fs)
+        self._next = max(self._next, base + size)
+        self.allocations += 1
+        return base
+
     def free_frame(self, pa: int) -> None:
         """Free a frame: refuse double frees and frees of frames never allocated; poison it."""
         if self.observer is not None and pa in self._frames:
@@ -110,6 +147,18 @@ class PhysMem:
         self._poisoned[pa] = frame
         heapq.heappush(self._free_heap, pa)
         self.frees += 1
+
+    def poison(self, pa: int, length: int) -> None:
+        """A sub-frame object ``[pa, pa+length)`` (a slab object, a table fragment) is freed
+        inside a frame that stays allocated: tell the observer as :meth:`free_frame` does,
+        then poison the bytes."""
+        off = pa & self._offset_mask
+        if off + length > self.frame_size:
+            raise PhysMemError(f"free of {length} bytes at {pa:#x} crosses a frame boundary")
+        frame = self._frame(pa)
+        if self.observer is not None:
+            self.observer.on_free(pa, length)
+        frame[off : off + length] = bytes([POISON_FREE]) * length
 
     def is_allocated(self, pa: int) -> bool:
         """Whether ``pa`` is the base of an allocated frame."""
@@ -147,11 +196,18 @@ class PhysMem:
         codec.pack_into(frame, off, value)
 
     def read_bytes(self, pa: int, length: int) -> bytes:
-        """Bytes ``[pa, pa+length)``, which must lie inside one frame."""
+        """Bytes ``[pa, pa+length)``; a range that crosses frames (a 16 KiB s390x region
+        table in an order-2 block, :meth:`alloc_frames`) must be allocated throughout."""
         off = pa & self._offset_mask
-        if off + length > self.frame_size:
-            raise PhysMemError(f"read of {length} bytes at {pa:#x} crosses a frame boundary")
-        return bytes(self._frame(pa)[off : off + length])
+        if off + length <= self.frame_size:
+            return bytes(self._frame(pa)[off : off + length])
+        out = bytearray()
+        while length:
+            n = min(length, self.frame_size - (pa & self._offset_mask))
+            off = pa & self._offset_mask
+            out += self._frame(pa)[off : off + n]
+            pa, length = pa + n, length - n
+        return bytes(out)
 
     def copy(self, dst: int, src: int, length: int) -> None:
         """memcpy within memory; each range must lie inside one frame."""

@@ -9,8 +9,9 @@ constructors), ``include/linux/mm.h`` (``*_alloc`` wrappers, ``mm_inc_nr_*``) an
 from __future__ import annotations
 
 from arches.errors import OutOfMemory
-from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t
+from legacy.mm_types import mm_struct, ptdesc, spin_lock, spin_unlock, spinlock_t
 from legacy.pgtable import PgtableGeneric
+from legacy.slab import KmemCache
 from legacy.types import P4dPtr, PgdPtr, PmdPtr, PtePtr, PudPtr, pgtable_t
 
 ENOMEM = -12
@@ -54,6 +55,31 @@ class PgallocGeneric(PgtableGeneric):
     def mm_dec_nr_puds(self, mm: mm_struct) -> None:
         if not self.mm_pud_folded(mm):
             mm.pgtables_bytes -= self.PTRS_PER_PUD * self.SIZEOF_PUD
+
+    # -- slab caches of sub-page tables (include/linux/slab.h, mm/slub.c: legacy.slab) ------
+
+    def kmem_cache_create(self, name: str, size: int, align: int, level: str) -> KmemCache:
+        """``kmem_cache_create(name, size, align, flags, NULL)`` for page tables of ``level``
+        smaller than a page; the cache's objects are page tables the leak checks see
+        (``kmem_caches``)."""
+        cache = KmemCache(self.mem, name, size, align, level)
+        self.kmem_caches = (*self.kmem_caches, cache)
+        return cache
+
+    def kmem_cache_alloc(self, cache: KmemCache, mm: mm_struct | None) -> int | None:
+        """``kmem_cache_alloc(cache, GFP_PGTABLE_USER)``: a zeroed object charged
+        (``__GFP_ACCOUNT``) to ``mm``; NULL (None) when a new slab page cannot be had.
+        No ptdesc constructor runs; ``ptdescs`` gets the object's lock-less stand-in
+        (:attr:`kmem_caches`)."""
+        obj = cache.alloc(mm)
+        if obj is not None:
+            self.ptdescs[obj] = ptdesc(pa=obj, level=cache.level, mm=mm)
+        return obj
+
+    def kmem_cache_free(self, cache: KmemCache, obj: int) -> None:
+        """``kmem_cache_free(cache, obj)``: the slab page goes back with its last object."""
+        cache.free(obj)
+        del self.ptdescs[obj]
 
     # -- asm-generic/pgalloc.h --------------------------------------------------------
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from legacy.machine import Machine
-from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t
+from legacy.mm_types import mm_struct, ptdesc, spin_lock, spin_unlock, spinlock_t
+from legacy.slab import KmemCache
 from legacy.types import (
     EntryPtr,
     P4dPtr,
@@ -74,6 +75,22 @@ class PgtableGeneric(Machine):
     if TYPE_CHECKING:
         # include/linux/swapops.h (legacy.swapops.SwapopsGeneric).
         def is_pmd_migration_entry(self, pmd: pmd_t) -> bool: ...
+
+    kmem_caches: tuple[KmemCache, ...] = ()
+    """Slab caches whose objects are page tables smaller than a page (arm64 ``pgd_cache``,
+    :mod:`legacy.slab`).  Such a table has no ``struct ptdesc``; ``ptdescs`` holds a
+    stand-in keyed by the object's address (its level, the mm it is charged to, no lock),
+    so ``ptdescs`` and ``tables_of`` list every page table, whole frame or not."""
+
+    def table_desc(self, pa: int) -> ptdesc | None:
+        """The descriptor of the page table holding the byte at ``pa`` (None: no table):
+        the object's stand-in inside a slab page, else the frame's ``ptdesc``.  Use this,
+        not ``ptdescs[frame_of(pa)]``, which in a slab page names the object at offset 0."""
+        for cache in self.kmem_caches:
+            if cache.holds_frame(pa):
+                obj = cache.object_containing(pa)
+                return None if obj is None else self.ptdescs.get(obj)
+        return self.ptdescs.get(self.frame_of(pa))
 
     def derive_sizes(self) -> None:
         """``X_SIZE``/``X_MASK`` from the shifts (as the headers' ``#define``s do)."""

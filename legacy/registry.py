@@ -10,7 +10,9 @@ from legacy.arm64.pgtable import (
     Arm64_4K_48Kernel,
     Arm64_16K_36Kernel,
     Arm64_16K_47Kernel,
+    Arm64_16K_48Kernel,
     Arm64_64K_42Kernel,
+    Arm64_64K_48Kernel,
 )
 from legacy.generic import GenericKernel
 from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel
@@ -27,7 +29,9 @@ KERNELS: dict[str, KernelFactory] = {
     "arm64-4k-48": Arm64_4K_48Kernel,
     "arm64-16k-36": Arm64_16K_36Kernel,
     "arm64-16k-47": Arm64_16K_47Kernel,
+    "arm64-16k-48": Arm64_16K_48Kernel,
     "arm64-64k-42": Arm64_64K_42Kernel,
+    "arm64-64k-48": Arm64_64K_48Kernel,
 }
 
 

@@ -124,7 +124,7 @@ class TlbflushGeneric(PgtableGeneric):
           ``__p?d_alloc``, ``sync_global_pgds``);
         - ``free_pgtables`` / exit: none, with ``mmap_lock`` held for write and the range
           detached (:meth:`pgtable_lockless`)."""
-        desc = self.ptdescs.get(self.frame_of(p.pa))
+        desc = self.table_desc(p.pa)  # a sub-page table's own, not its frame's
         if desc is None:
             return None
         space = self.hw_tlb.space_at(p.pa)
@@ -159,7 +159,8 @@ class TlbflushGeneric(PgtableGeneric):
         lock = self.pgtable_lock_required(p, v)
         if lock is None or lock.held:
             return
-        desc = self.ptdescs[self.frame_of(p.pa)]
+        desc = self.table_desc(p.pa)
+        assert desc is not None
         where = self.hw_tlb.lookup(p.pa)
         va = f" mapping [{where[1]:#x}, +{where[2]:#x}) ({where[3]})" if where else ""
         held = [m.page_table_lock.name for m in self.mms if m.page_table_lock.held]

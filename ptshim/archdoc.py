@@ -149,9 +149,11 @@ def arch_facts(name: str) -> ArchFacts:
     mm = k.mm_alloc()
     if mm is None:
         raise RuntimeError(f"{name}: mm_alloc() failed on a fresh machine")
-    desc = k.ptdescs.get(k.frame_of(mm.pgd.pa))
+    desc = k.table_desc(mm.pgd.pa)
     pgd_table = k.PTRS_PER_PGD * k.SIZEOF_PGD
-    pgd_alloc = c.page_size if desc is not None and desc.level == "pgd" else pgd_table
+    in_slab = any(cache.holds_frame(mm.pgd.pa) for cache in k.kmem_caches)
+    pgd_alloc = (c.page_size if desc is not None and desc.level == "pgd" and not in_slab
+                 else pgd_table)
     tables = Counter(k.ptdescs[pa].level for pa in k.tables_of(mm))
     max_swap: int | None = None
     if k.SWP_ENTRY_EMULATED:
@@ -380,6 +382,12 @@ Found while emulating; each is what the kernel really does, and ptshim does the 
 - *`vmap` of `PAGE_NONE` with huge pages makes a valid block*: `pmd_set_huge()` ORs in
   `PMD_TYPE_SECT` whatever the protection, and `PAGE_NONE` without `PTE_USER` is a kernel
   read-only mapping to the MMU.
+- *A pgd can be 16 bytes*: 16K pages with 48-bit VAs leave one VA bit for L0
+  (`PTRS_PER_PGD` = 2); 64K pages with 48-bit VAs a 512-byte L1 pgd.  `pgd_alloc` then takes
+  it from the slab cache `pgd_cache` (`arch/arm64/mm/pgd.c`: `PGD_SIZE` objects aligned to
+  `PGD_SIZE`), so 1024 (or 128) mms' pgds share one page, TTBR0 points into the middle of a
+  page, and the pgd has no `struct ptdesc` and no constructor; `swapper_pg_dir` stays a
+  page.  The Arm ARM wants the table aligned to its size only (64 bytes with 52-bit PAs).
 
 **Generic**
 

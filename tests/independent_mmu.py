@@ -1,5 +1,5 @@
-"""An independent MMU for cross-checking exports: the x86 and AArch64 CPUs of Unicorn (QEMU's
-TCG).
+"""An independent MMU for cross-checking exports: the x86, AArch64 and RISC-V CPUs of Unicorn
+(QEMU's TCG).
 
 ``ptshim run … --export DIR`` writes page tables our own walkers (``arches/``) read back.
 This module loads the same bytes into an emulated CPU that nobody on this project wrote --
@@ -29,9 +29,14 @@ models 40 physical address bits -- a translation to a PA at or above 2^40 faults
 bits).  A translation that lands in an exported frame (a mapping of a page-table page) reads
 memory instead of reporting a PA: :meth:`UnicornX86Mmu.probe` raises :class:`Ambiguous`.
 
-arm64 (every configuration: 4K/39, 4K/48, 16K/36, 16K/47, 64K/42): :class:`UnicornArm64Mmu`, the
-same idea with TTBR0/TTBR1_EL1, TCR_EL1, MAIR_EL1 and SCTLR_EL1.M; see its doc for the two
-Unicorn quirks it works around (EL1 reset to AArch32 for the MMU; no hardware dirty state).
+arm64 (every configuration: 4K/39, 4K/48, 16K/36, 16K/47, 16K/48, 64K/42, 64K/48; with
+16K/48 the TTBR0 root may be a 2-entry table 16 bytes into a ``pgd_cache`` slab page):
+:class:`UnicornArm64Mmu`, the same idea with TTBR0/TTBR1_EL1, TCR_EL1, MAIR_EL1 and
+SCTLR_EL1.M; see its doc for the two Unicorn quirks it works around (EL1 reset to AArch32
+for the MMU; no hardware dirty state).
+
+RISC-V (riscv32-sv32, riscv64-sv39, -sv48, -sv57): :class:`UnicornRiscvMmu`, the same idea
+with ``satp`` and the privilege level (``UC_RISCV_REG_PRIV``); QEMU 5.0 walks all four modes.
 """
 
 from __future__ import annotations
@@ -43,14 +48,17 @@ from typing import Any
 _uc: Any
 _x86: Any
 _a64: Any
+_rv: Any
 try:  # optional dependency
     import unicorn as _uc
     from unicorn import arm64_const as _a64
+    from unicorn import riscv_const as _rv
     from unicorn import x86_const as _x86
 except ImportError:  # pragma: no cover - depends on the environment
     _uc = None
     _x86 = None
     _a64 = None
+    _rv = None
 
 IA32_EFER = 0xC0000080
 CR4_LA57 = 1 << 12
@@ -350,7 +358,8 @@ class UnicornArm64Mmu:
     user = ``ldtrb`` (an unprivileged load) does not fault, executable = execution starting
     at the address does not fault -- at EL0 (an ``eret`` to it) for a user page (UXN), at EL1
     otherwise (PXN), as the arm64 walker defines it.  The code runs from a harness page hung
-    under an empty entry of the TTBR1 (else TTBR0) tables, as :class:`UnicornX86Mmu` does.
+    under an empty entry of the TTBR1 (else TTBR0) tables, as :class:`UnicornX86Mmu` does,
+    reached through table descriptors without PXNTable.
 
     Unicorn 2.1.4 resets SCR_EL3.RW and HCR_EL2.RW to 0, so although the code runs as
     AArch64, QEMU's MMU takes EL1 for AArch32 and walks AArch32 long-descriptor tables with the
@@ -454,7 +463,10 @@ class UnicornArm64Mmu:
             e = self._read_entry(table + 8 * k)
             if e == 0:
                 return table + 8 * k, i, va | k << shift
-            if i + 1 < self.levels and e & 3 == 3 and not e & (D_PXN_TABLE | D_UXN_TABLE):
+            # the harness runs at EL1: a table under PXNTable would not execute it
+            # (UXNTable, on every kernel table, only stops EL0; a 2-entry 16K/48 root may
+            # have no empty entry of its own)
+            if i + 1 < self.levels and e & 3 == 3 and not e & D_PXN_TABLE:
                 tables.append((k, e))
         for k, e in tables:
             child = e & D_ADDR & ~(self.granule - 1)
@@ -587,7 +599,198 @@ def _merge(ranges: Any) -> list[tuple[int, int]]:
     return out
 
 
-Mmu = UnicornX86Mmu | UnicornArm64Mmu
+# RISC-V (privileged spec PTE bits and the instructions of the harness).
+RV_V, RV_R, RV_W, RV_X, RV_U, RV_G, RV_A, RV_D = (1 << i for i in range(8))
+RV_SUM = 1 << 18  # sstatus.SUM: S-mode may load/store U pages
+RV_PRIV_U, RV_PRIV_S = 0, 1
+RV_LB = struct.pack("<I", 0x00050283)  # lb t0, 0(a0)
+RV_SB = struct.pack("<I", 0x00550023)  # sb t0, 0(a0)
+
+
+class UnicornRiscvMmu:
+    """Unicorn's RISC-V CPU (QEMU 5.0 TCG) loaded with one riscv export: ``satp`` = the
+    exported register, the probes run in S-mode (``UC_RISCV_REG_PRIV``): load = ``lb``,
+    store = ``sb`` with ``sstatus.SUM`` = 1; user = the load faults with SUM = 0 (S-mode
+    may not touch a U page then); executable = execution starting at the address does not
+    fault, in U-mode for a U page (S-mode never executes one), in S-mode otherwise.  The
+    code runs from a harness page (V R X A D G) hung under an empty entry of the exported
+    tables (in Unicorn's copy only), as :class:`UnicornX86Mmu` does.
+
+    QEMU 5.0 walks Sv32, Sv39, Sv48 and Sv57 (``VM_1_10_SV57``, 5 levels) and updates A
+    and D itself, as the exported ``menvcfg.ADUE`` = 1 asks; it does not check PTE bits
+    63:54 (reserved, PBMT, N), which Linux leaves 0 in what it exports here.  Note:
+    ``UC_RISCV_REG_MSTATUS`` reads back garbage in the 2.1.4 binding; ``sstatus`` works.
+    """
+
+    def __init__(self, machine: dict[str, Any], phys: bytes) -> None:
+        why = available()
+        if why is not None:
+            raise Unsupported(why)
+        self.arch = arch = machine["arch"]
+        regs = machine["registers"]
+        satp = int(regs["satp"])
+        self.rv32 = arch.startswith("riscv32")
+        if self.rv32:
+            self.levels, self.entry, self.vpn = 2, 4, 10
+            root_ppn = satp & ((1 << 22) - 1)
+            mode = _uc.UC_MODE_RISCV32
+        else:
+            self.levels = {8: 3, 9: 4, 10: 5}.get(satp >> 60, 0)
+            if not self.levels:
+                raise Unsupported(f"{arch}: satp {satp:#x} selects no Sv39/48/57 mode")
+            self.entry, self.vpn = 8, 9
+            root_ppn = satp & ((1 << 44) - 1)
+            mode = _uc.UC_MODE_RISCV64
+        self.va_bits = 32 if self.rv32 else 12 + 9 * self.levels
+        self.root = root_ppn << 12
+        self.uc = uc = _uc.Uc(_uc.UC_ARCH_RISCV, mode)
+        uc.ctl_set_tlb_mode(_uc.UC_TLB_CPU)
+        g = int(machine["frame_size"])
+        frames: list[int] = machine["frames"]
+        if len(phys) != g * len(frames):
+            raise ValueError("phys.bin does not match machine.json")
+        self._ram = _merge((pa, pa + g) for pa in frames)
+        for lo, hi in self._ram:
+            uc.mem_map(lo, hi - lo)
+        for i, pa in enumerate(frames):
+            uc.mem_write(pa, phys[i * g:(i + 1) * g])
+        busy = self._ram + [(r["pa"], r["pa"] + r["size"]) for r in machine["mappings"]]
+        self.harness_span = self._install_harness(_merge(busy))
+        uc.reg_write(_rv.UC_RISCV_REG_SATP, satp)
+        if uc.reg_read(_rv.UC_RISCV_REG_SATP) != satp:
+            raise Unsupported(f"{arch}: the emulated CPU refused satp {satp:#x}")
+        self._events: list[tuple[str, int]] = []
+        uc.hook_add(_uc.UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(_uc.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self._ctx = uc.context_save()
+        ev = self._run(self.code_va, self.code_va, self.code_va + 4, RV_PRIV_S, RV_SUM)
+        if ev:
+            raise Unsupported(f"{arch}: the probe code does not run: {ev}")
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def _shift(self, i: int) -> int:
+        """log2 of the VA span of one entry of a table ``i`` levels below the root."""
+        return 12 + self.vpn * (self.levels - 1 - i)
+
+    def _read_entry(self, pa: int) -> int:
+        fmt = "<I" if self.rv32 else "<Q"
+        return int(struct.unpack(fmt, self.uc.mem_read(pa, self.entry))[0])
+
+    def _sext(self, va: int) -> int:
+        if self.rv32 or not va >> (self.va_bits - 1) & 1:
+            return va
+        return va | ((1 << 64) - (1 << self.va_bits))
+
+    def _free_entry(self, table: int, i: int, va: int) -> tuple[int, int, int] | None:
+        shift = self._shift(i)
+        n = 1 << self.vpn
+        tables: list[tuple[int, int]] = []
+        for k in list(range(1, n)) + [0]:
+            e = self._read_entry(table + self.entry * k)
+            if e == 0:
+                return table + self.entry * k, i, va | k << shift
+            if i + 1 < self.levels and e & RV_V and not e & (RV_R | RV_W | RV_X):
+                tables.append((k, e))
+        for k, e in tables:
+            child = (e >> 10) << 12
+            if any(lo <= child < hi for lo, hi in self._ram):
+                hit = self._free_entry(child, i + 1, va | k << shift)
+                if hit is not None:
+                    return hit
+        return None
+
+    def _install_harness(self, busy: list[tuple[int, int]]) -> tuple[int, int]:
+        found = self._free_entry(self.root, 0, 0)
+        if found is None:
+            raise Unsupported(f"{self.arch}: no empty entry to hang the probe code on")
+        entry_pa, i, va = found
+        tables = self.levels - 1 - i
+        need = (tables + 1) * 0x1000
+        base = 0x200000
+        while any(base < hi and lo < base + need for lo, hi in busy):
+            base += 0x200000
+        self.uc.mem_map(base, need)
+        self.code_pa = base + tables * 0x1000
+        fmt = "<I" if self.rv32 else "<Q"
+        cur = entry_pa
+        for t in range(tables):
+            self.uc.mem_write(cur, struct.pack(fmt, (base + t * 0x1000) >> 12 << 10 | RV_V))
+            cur = base + t * 0x1000  # index 0 below: va has zero bits under the free entry
+        leaf = self.code_pa >> 12 << 10 | RV_V | RV_R | RV_X | RV_A | RV_D | RV_G
+        self.uc.mem_write(cur, struct.pack(fmt, leaf))
+        self.uc.mem_write(self.code_pa, RV_LB + RV_SB)
+        self.code_va = self._sext(va)
+        return self.code_va, self.code_va + (1 << self._shift(i))
+
+    # -- probing ---------------------------------------------------------------------------
+
+    def _on_intr(self, uc: Any, intno: int, _ud: Any) -> None:
+        self._events.append(("intr", intno))
+        uc.emu_stop()
+
+    def _on_unmapped(self, uc: Any, access: int, address: int, size: int, value: int,
+                     _ud: Any) -> bool:
+        self._events.append(("pa", address))
+        return False
+
+    def _run(self, va: int, start: int, end: int, priv: int, sstatus: int
+             ) -> list[tuple[str, int]]:
+        uc = self.uc
+        self._events = []
+        uc.context_restore(self._ctx)
+        uc.reg_write(_rv.UC_RISCV_REG_A0, va)
+        uc.reg_write(_rv.UC_RISCV_REG_SSTATUS, sstatus)
+        uc.reg_write(_rv.UC_RISCV_REG_PRIV, priv)
+        try:
+            uc.emu_start(start, end)
+        except _uc.UcError:
+            pass  # the unmapped-memory stop; the hook has recorded it
+        return self._events
+
+    def _access(self, va: int, kind: str) -> tuple[int | None, int | None]:
+        """(pa, None) when the access translates, (None, cause) when it faults.  Kinds:
+        r/w = lb/sb in S-mode with SUM; s = lb without SUM; x/x0 = execute in S/U-mode."""
+        if kind == "x":
+            ev = self._run(va, va, va + 4, RV_PRIV_S, RV_SUM)
+        elif kind == "x0":
+            ev = self._run(va, va, va + 4, RV_PRIV_U, 0)
+        else:
+            off = 4 if kind == "w" else 0
+            ev = self._run(va, self.code_va + off, self.code_va + off + 4, RV_PRIV_S,
+                           0 if kind == "s" else RV_SUM)
+        if not ev:
+            raise Ambiguous(f"{va:#x}: the {kind} access hit mapped memory")
+        what, n = ev[0]
+        return (n, None) if what == "pa" else (None, n)
+
+    def probe(self, va: int) -> Probe:
+        lo, hi = self.harness_span
+        if lo <= va < hi:
+            raise ValueError(f"{va:#x} is inside the harness span [{lo:#x}, {hi:#x})")
+        pa, exc = self._access(va, "r")
+        if pa is None:
+            return Probe(None, None, None, None, exc)
+        wpa, _ = self._access(va, "w")
+        spa, _ = self._access(va, "s")
+        user = spa is None
+        xpa, _ = self._access(va, "x0" if user else "x")
+        for other in (wpa, xpa, spa):
+            if other is not None and other != pa:
+                raise AssertionError(f"{va:#x}: accesses reach different PAs {pa:#x}, "
+                                     f"{other:#x}")
+        return Probe(pa, wpa is not None, xpa is not None, user)
+
+
+Mmu = UnicornX86Mmu | UnicornArm64Mmu | UnicornRiscvMmu
+
+
+def pa_bits(arch: str) -> int | None:
+    """Physical address bits this MMU reports faithfully, where fewer than the 40 of QEMU
+    TCG's x86/arm64 models: Sv32 PAs have 34 bits, but QEMU 5.0 computes them in RV32's
+    32-bit ``target_ulong`` (``get_physical_address``), so a PA at or above 2^32 comes
+    back truncated."""
+    return 32 if arch.startswith("riscv32") else None
 
 
 def load(machine: dict[str, Any], phys: bytes) -> Mmu:
@@ -595,6 +798,8 @@ def load(machine: dict[str, Any], phys: bytes) -> Mmu:
     arch = machine["arch"]
     if arch.startswith("arm64"):
         return UnicornArm64Mmu(machine, phys)
+    if arch.startswith("riscv"):
+        return UnicornRiscvMmu(machine, phys)
     if arch.startswith(("x86", "i386")):
         return UnicornX86Mmu(machine, phys)
     raise Unsupported(f"{arch}: no independent MMU for this architecture")

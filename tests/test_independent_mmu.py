@@ -1,5 +1,5 @@
 """Cross-check exports with an MMU nobody on this project wrote (``tests/independent_mmu.py``:
-Unicorn's x86 and AArch64 CPUs, i.e. QEMU's page walkers).  Optional: skipped when
+Unicorn's x86, AArch64 and RISC-V CPUs, i.e. QEMU's page walkers).  Optional: skipped when
 ``unicorn`` is not installed, and for configurations it cannot run.
 
 For seeded random scenarios (maps of every leaf size the kernel allows, in both halves;
@@ -65,7 +65,7 @@ def random_session(arch: str, seed: int) -> Session:
     s = Session(arch)
     lim = s.limits
     base = lim.page_size
-    pa_hi = 1 << min(EMULATOR_PA_BITS, lim.phys_bits)
+    pa_hi = 1 << min(EMULATOR_PA_BITS, lim.phys_bits, imm.pa_bits(arch) or EMULATOR_PA_BITS)
     for i in range(rng.randint(3, MAX_OPS)):
         extents = list(s.model)
         kind = rng.choice(("map",) * 3 + (("unmap", "protect") if extents else ()))

@@ -283,7 +283,9 @@ def test_munmap_frees_only_unshared_tables(k: GenericKernel, mm: mm_struct, wher
         "same-pte-table": a + 16 * k.PAGE_SIZE,
         "same-pmd-table": a + 2 * k.PMD_SIZE,
         "same-pud-table": a + 2 * k.PUD_SIZE,
-        "other-pgd-slot": a + k.PGDIR_SIZE,
+        # the next pgd slot, or the previous one when the pgd has only two (16K/48-bit)
+        "other-pgd-slot": a + k.PGDIR_SIZE if a + k.PGDIR_SIZE < k.TASK_SIZE
+        else a - k.PGDIR_SIZE,
         "alone": a,
     }[where]
     model: dict[int, int] = {}
@@ -596,7 +598,7 @@ def test_move_vma_enomem_moves_back(k: GenericKernel) -> None:
         old = addr_of(k, 0, 1, 1, k.PTRS_PER_PTE - 2)
         vma = map_range(k, mm, old, 4, PFN0)
         before, frames = pa_map(k, mm), k.mem.allocated_frames()
-        new = addr_of(k, 2, 0, 1, 3)
+        new = addr_of(k, 2 if 3 * k.PGDIR_SIZE <= k.TASK_SIZE else 1, 0, 1, 3)  # a user slot
         k.mem.fail_after(n)
         with mmap_write_locked(mm):
             ret = move_vma(k, vma, old, 4 * k.PAGE_SIZE, 4 * k.PAGE_SIZE, new)

@@ -60,23 +60,28 @@ LEGACY_PTR: dict[Level, type[EntryPtr]] = {
 #  arm64-4k-48: CONFIG_PGTABLE_LEVELS=4, pgtable-nop4d.h.
 #  arm64-4k-39, arm64-16k-47: CONFIG_PGTABLE_LEVELS=3, pgtable-nopud.h (root = L1 = pud).
 #  arm64-16k-36, arm64-64k-42: CONFIG_PGTABLE_LEVELS=2, pgtable-nopmd.h (root = L2 = pmd).
+#  arm64-16k-48: 4 levels, nop4d, a 2-entry L0 pgd; arm64-64k-48: 3, nopud, a 64-entry L1.
 ROOT_LEVEL = {
     "x86_64": Level.P4D, "x86_64-la57": Level.PGD, "i386": Level.PMD, "i386-pae": Level.PUD,
     "arm64-4k-48": Level.P4D, "arm64-4k-39": Level.PUD, "arm64-16k-47": Level.PUD,
     "arm64-64k-42": Level.PMD, "arm64-16k-36": Level.PMD,
+    "arm64-16k-48": Level.P4D, "arm64-64k-48": Level.PUD,
 }
 ROOT_ENTRIES = {"x86_64": 512, "x86_64-la57": 512, "i386": 1024, "i386-pae": 4,
                 "arm64-4k-48": 512, "arm64-4k-39": 512, "arm64-16k-47": 2048,
-                "arm64-64k-42": 8192, "arm64-16k-36": 2048}
+                "arm64-64k-42": 8192, "arm64-16k-36": 2048, "arm64-16k-48": 2,
+                "arm64-64k-48": 64}
 ROOT_SPAN = {"x86_64": 1 << 39, "x86_64-la57": 1 << 48, "i386": 1 << 22, "i386-pae": 1 << 30,
              "arm64-4k-48": 1 << 39, "arm64-4k-39": 1 << 30, "arm64-16k-47": 1 << 36,
-             "arm64-64k-42": 1 << 29, "arm64-16k-36": 1 << 25}
+             "arm64-64k-42": 1 << 29, "arm64-16k-36": 1 << 25, "arm64-16k-48": 1 << 47,
+             "arm64-64k-48": 1 << 42}
 ROOT_LEVELS = {"x86_64": 4, "x86_64-la57": 5, "i386": 2, "i386-pae": 3, "arm64-4k-48": 4,
-               "arm64-4k-39": 3, "arm64-16k-47": 3, "arm64-64k-42": 2, "arm64-16k-36": 2}
+               "arm64-4k-39": 3, "arm64-16k-47": 3, "arm64-64k-42": 2, "arm64-16k-36": 2,
+               "arm64-16k-48": 4, "arm64-64k-48": 3}
 SEPARATE_KERNEL_ROOT = {"x86_64": False, "x86_64-la57": False, "i386": False,
                         "i386-pae": False, "arm64-4k-48": True, "arm64-4k-39": True,
                         "arm64-16k-47": True, "arm64-64k-42": True,
-                        "arm64-16k-36": True}
+                        "arm64-16k-36": True, "arm64-16k-48": True, "arm64-64k-48": True}
 
 HYP = settings(max_examples=100, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -32,7 +32,7 @@ def vmsa_config(granule: int, va_bits: int, block_levels: tuple[str, ...],
         entries = 1 << min(per_level, va_bits - shift)
         levels.append(HwLevel(f"L{n}", shift, entries, 8, leaf_ok=f"L{n}" in block_levels
                               or n == 3))
-    pgd_bytes = max(levels[0].table_bytes, 1 << granule)
+    pgd_bytes = levels[0].table_bytes
     walk = " -> ".join(lv.name for lv in levels)
     leaves = ", ".join(f"{_SIZE.get(lv.shift, hex(1 << lv.shift))} ({lv.name})"
                        for lv in levels if lv.leaf_ok)
@@ -112,9 +112,35 @@ ARM64_16K_36 = vmsa_config(14, 36, ("L2",), (
     "pmd. No L1 (64G blocks need FEAT_LPA2; with 36-bit VAs there is no L1 table).",
 ))
 
+ARM64_16K_48 = vmsa_config(14, 48, ("L2",), (
+    "Linux builds CONFIG_PGTABLE_LEVELS = 4 and folds p4d with pgtable-nop4d.h: the pgd is "
+    "the L0 table, PGDIR_SHIFT = 47, PUD_SHIFT = 36, PMD_SHIFT = 25. The 16K granule "
+    "resolves 11 bits per level, so 48-bit VAs leave ONE bit for L0: PTRS_PER_PGD = 2, a "
+    "16-byte pgd (pgtable-hwdef.h).",
+    "A 16-byte pgd is smaller than a page: pgd_alloc() takes it from the slab cache "
+    "pgd_cache (kmem_cache_create(\"pgd_cache\", PGD_SIZE, PGD_SIZE, ...), "
+    "arch/arm64/mm/pgd.c), so up to 1024 mms' pgds share one 16K frame; no ptdesc, no "
+    "page-table ctor. swapper_pg_dir stays a whole page in the kernel image.",
+    "TTBR0_EL1 then points 16 bytes into a frame: the Arm ARM only asks a translation "
+    "table to be aligned to its size (the 64-byte minimum comes with 52-bit PAs). No L1 "
+    "blocks (64G needs FEAT_LPA2); 32M pmd blocks at L2.",
+))
+
+ARM64_64K_48 = vmsa_config(16, 48, ("L2",), (
+    "Linux builds CONFIG_PGTABLE_LEVELS = 3 and folds pud (and p4d) with "
+    "pgtable-nopud.h: the pgd is the L1 table, PGDIR_SHIFT = PUD_SHIFT = 42, "
+    "PMD_SHIFT = 29. The 64K granule resolves 13 bits per level, so L1 keeps 6 bits: "
+    "PTRS_PER_PGD = 64, a 512-byte pgd (pgtable-hwdef.h).",
+    "A 512-byte pgd is smaller than a page: pgd_alloc() takes it from the slab cache "
+    "pgd_cache (arch/arm64/mm/pgd.c), 128 pgds per 64K frame, each aligned to 512 bytes "
+    "as TTBR0_EL1 requires. No L1 blocks (4T needs FEAT_LPA: pud_sect() is false for "
+    "64K); 512M pmd blocks at L2.",
+))
+
 CONFIGS: dict[str, ArchConfig] = {
     c.name: c
-    for c in (ARM64_4K_39, ARM64_4K_48, ARM64_16K_36, ARM64_16K_47, ARM64_64K_42)
+    for c in (ARM64_4K_39, ARM64_4K_48, ARM64_16K_36, ARM64_16K_47, ARM64_16K_48,
+              ARM64_64K_42, ARM64_64K_48)
 }
 
 __all__ = [
@@ -122,7 +148,9 @@ __all__ = [
     "ARM64_4K_48",
     "ARM64_16K_36",
     "ARM64_16K_47",
+    "ARM64_16K_48",
     "ARM64_64K_42",
+    "ARM64_64K_48",
     "CONFIGS",
     "Arm64Registers",
     "Arm64Walker",

@@ -54,7 +54,9 @@ class Arm64Registers:
     page_shift: int
     va_bits: int
     pgd_bytes: int
-    """Size of the top-level table: the alignment TTBRn_EL1.BADDR needs."""
+    """Size of the top-level table: the alignment TTBRn_EL1.BADDR needs (Arm ARM: a
+    translation table is aligned to its size; 64 bytes at least only with 52-bit PAs,
+    which are not emulated) -- 16 bytes for the 2-entry L0 table of 16K/48."""
     pa_bits: int = 48
     parange: int = ID_AA64MMFR0_PARANGE_48
 
@@ -73,7 +75,7 @@ class Arm64Registers:
         )
 
     def __call__(self, user_root: int, kernel_root: int) -> dict[str, int]:
-        align = max(self.pgd_bytes, 64)
+        align = self.pgd_bytes if self.pa_bits <= 48 else max(self.pgd_bytes, 64)
         for name, root in (("user", user_root), ("kernel", kernel_root)):
             if root % align or not 0 <= root < 1 << self.pa_bits:
                 raise BadInput(

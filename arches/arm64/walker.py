@@ -12,7 +12,9 @@ What is modelled:
   A VA outside both regions, or in a region whose walks EPDx disables, gets a Translation
   fault before any table is read (reported with ``level=None``).
 - One granule per configuration (4K, 16K or 64K, without FEAT_LPA/FEAT_LPA2: TCR_EL1.DS = 0),
-  the start level and the top table size from TxSZ, 8-byte descriptors.
+  the start level and the top table size from TxSZ, 8-byte descriptors.  The start table
+  may be smaller than a granule (2 entries for 16K/48-bit, 64 for 64K/48-bit); TTBRn_EL1
+  holds its address aligned to its size, not to a page.
 - Descriptors: bit[0] = 0 → Translation fault; bits[1:0] = 0b11 → table (levels < 3) or page
   (level 3); 0b01 → block at a level that permits blocks (4K: 1 and 2; 16K and 64K: 2), else a
   Translation fault (0b01 at level 3 is reserved).
@@ -244,11 +246,14 @@ class Arm64Walker:
                 f"TCR_EL1 {tcr:#x} selects a {got} granule and {va_bits}-bit VAs for TTBR{n}; "
                 f"this configuration has 2^{self.granule} and {self.va_bits}"
             )
-        # TTBRn_EL1: ASID [63:48], BADDR [47:1], CnP [0]; the table is aligned to its size.
+        # TTBRn_EL1: ASID [63:48], BADDR [47:1], CnP [0]; the table is aligned to its size
+        # (BADDR[47:x], bits [x-1:1] RES0): 16 bytes for a 2-entry start table.  Only
+        # 52-bit PAs (FEAT_LPA, BADDR[5:2] = PA[51:48]) make 64 bytes the least.
         root = ttbr & bits(47, 1)
         start = self.start_level
         table_bytes = 8 << (va_bits - (self.granule + (self.granule - 3) * (3 - start)))
-        if root % max(table_bytes, 64) or root >> pa_bits:
+        align = table_bytes if pa_bits <= 48 else max(table_bytes, 64)
+        if root % align or root >> pa_bits:
             raise BadInput(
                 f"TTBR{n}_EL1 {ttbr:#x}: base {root:#x} is not a {table_bytes}-byte aligned "
                 f"address below 2^{pa_bits}"

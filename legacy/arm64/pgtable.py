@@ -14,9 +14,11 @@ is never set behind the caller's back), no Enhanced PAN (``protection_map[VM_EXE
 ``PAGE_READONLY_EXEC``), and ``CONFIG_DEBUG_VM``: ``VM_BUG_ON`` checks raise.
 
 Two roots: user addresses are translated through ``mm->pgd`` (TTBR0_EL1), kernel addresses
-through ``swapper_pg_dir`` = ``init_mm.pgd`` (TTBR1_EL1).  ``pgd_alloc`` hands out a zeroed
-page with no kernel half, and no kernel mapping ever needs copying into process pgds
-(``ARCH_PAGE_TABLE_SYNC_MASK`` = 0).
+through ``swapper_pg_dir`` = ``init_mm.pgd`` (TTBR1_EL1, a whole page in the kernel image).
+``pgd_alloc`` hands out a zeroed page with no kernel half -- or, when ``PGD_SIZE`` is smaller
+than a page (16K/48: 16 bytes, 64K/48: 512 bytes), a zeroed object of ``pgd_cache``
+(:mod:`legacy.slab`), so several mms' pgds share a frame -- and no kernel mapping ever needs
+copying into process pgds (``ARCH_PAGE_TABLE_SYNC_MASK`` = 0).
 
 Two ptshim extensions, marked where they are defined: arm64 has no PUD-level THP, so the
 kernel defines only some ``pud_*`` modifiers; the missing ones (``pud_dirty``, ``pud_mkold``,
@@ -156,6 +158,7 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
         super().__init__(config)
         # arch/arm64/include/asm/memory.h: _PAGE_OFFSET(va) = -(UL(1) << (va))
         self.PAGE_OFFSET = -(1 << self.VA_BITS) & self.ULONG_MASK
+        self.pgtable_cache_init()
 
     # -- geometry (pgtable-hwdef.h) ------------------------------------------------------
 
@@ -851,6 +854,8 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
     # -- pgd_alloc / pgd_free (arch/arm64/mm/pgd.c), paging_init (arch/arm64/mm/mmu.c) ------
 
     def pgdir_is_page_size(self) -> bool:
+        """arch/arm64/mm/pgd.c: the pgd is a whole page (no ``pgd_cache``) when
+        ``PGD_SIZE == PAGE_SIZE`` or its level is folded at run time (LPA2, not here)."""
         if self.PGD_SIZE == self.PAGE_SIZE:
             return True
         if self.CONFIG_PGTABLE_LEVELS == 4:
@@ -860,15 +865,33 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
         return False
 
     def pgd_alloc(self, mm: mm_struct) -> PgdPtr | None:
-        """A zeroed page (GFP_PGTABLE_USER): nothing is cloned, the kernel half lives in
-        ``swapper_pg_dir`` behind TTBR1."""
+        """A zeroed page (``__pgd_alloc(mm, 0)``, GFP_PGTABLE_USER), or, when the pgd is
+        smaller than a page, a zeroed ``PGD_SIZE`` object of ``pgd_cache``
+        (``kmem_cache_alloc(pgd_cache, GFP_PGTABLE_USER)``): no ptdesc constructor, the
+        object charged to the mm's memcg only.  Nothing is cloned, the kernel half lives
+        in ``swapper_pg_dir`` behind TTBR1.  NULL (None) when the allocation fails."""
         if not self.pgdir_is_page_size():
-            raise NotImplementedError("pgd_cache (a pgd smaller than a page) is not emulated")
-        pa = self._pagetable_alloc("pgd", mm)
+            pa = self.kmem_cache_alloc(self.pgd_cache, mm)
+        else:
+            pa = self._pagetable_alloc("pgd", mm)
         return None if pa is None else PgdPtr(pa, self.SIZEOF_PGD)
 
     def pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None:
-        self.pagetable_free(pgd.pa)
+        """``__pgd_free`` (the page and its ptdesc), or ``kmem_cache_free(pgd_cache, pgd)``."""
+        if not self.pgdir_is_page_size():
+            self.kmem_cache_free(self.pgd_cache, pgd.pa)
+        else:
+            self.pagetable_free(pgd.pa)
+
+    def pgtable_cache_init(self) -> None:
+        """arch/arm64/mm/pgd.c (``mm_core_init``, after ``paging_init``): with a pgd smaller
+        than a page, ``pgd_cache = kmem_cache_create("pgd_cache", PGD_SIZE, PGD_SIZE,
+        SLAB_PANIC, NULL)`` -- naturally aligned pgds, as the architecture requires of a
+        TTBR (the 64-byte minimum applies with 52-bit PAs only, not emulated)."""
+        if self.pgdir_is_page_size():
+            return
+        self.pgd_cache = self.kmem_cache_create("pgd_cache", self.PGD_SIZE, self.PGD_SIZE,
+                                                "pgd")
 
     def paging_init(self) -> PgdPtr:
         """``swapper_pg_dir``, the TTBR1 root (``init_mm.pgd``): empty, as on a fresh machine
@@ -1274,6 +1297,28 @@ class Arm64_64K_42Kernel(Nopmd, Arm64Kernel):
     ARM64_PAGE_SHIFT = 16
     VA_BITS = 42
     CONFIG_PGTABLE_LEVELS = 2
+
+
+class Arm64_16K_48Kernel(Nop4d, Arm64Kernel):
+    """CONFIG_ARM64_16K_PAGES, CONFIG_ARM64_VA_BITS_48: 4 levels, p4d folded by
+    pgtable-nop4d.h (the pgd is the hardware L0 table).  PGDIR_SHIFT = 47 leaves one VA bit
+    for the pgd: PTRS_PER_PGD = 2, PGD_SIZE = 16 bytes, from ``pgd_cache``
+    (arch/arm64/mm/pgd.c)."""
+
+    ARM64_PAGE_SHIFT = 14
+    VA_BITS = 48
+    CONFIG_PGTABLE_LEVELS = 4
+
+
+class Arm64_64K_48Kernel(Nopud, Arm64Kernel):
+    """CONFIG_ARM64_64K_PAGES, CONFIG_ARM64_VA_BITS_48: 3 levels, pud (and p4d) folded by
+    pgtable-nopud.h (the pgd is the hardware L1 table, which has no blocks: ``pud_sect()``
+    is false with 64K pages).  PGDIR_SHIFT = 42: PTRS_PER_PGD = 64, PGD_SIZE = 512 bytes,
+    from ``pgd_cache`` (arch/arm64/mm/pgd.c)."""
+
+    ARM64_PAGE_SHIFT = 16
+    VA_BITS = 48
+    CONFIG_PGTABLE_LEVELS = 3
 
 
 class Arm64_16K_36Kernel(Nopmd, Arm64Kernel):
