@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run examples test lint typecheck pytest bench clean
+.PHONY: run examples test test-slow lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,11 @@ pytest: $(STAMP)
 	$(VENV)/bin/pytest -n auto
 
 test: lint typecheck pytest
+
+# The exhaustive sweeps `make test` leaves out (marked slow): -ENOMEM at every allocation
+# of every op on every configuration (tests/test_enomem_sweep.py).
+test-slow: $(STAMP)
+	$(VENV)/bin/pytest -n auto -m slow
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -1,7 +1,8 @@
 """The ``ptshim`` command (the contract and its extensions: ``docs/cli.md``).
 
-Exit codes: 0 success; 1 a failed check or divergence; 2 bad input or unwritable output (one
-line on stderr).
+Exit codes: 0 success; 1 a failed check, a divergence or an op that failed with -ENOMEM (an
+injected allocation failure: the same line from ``run`` and ``dump``, either API); 2 bad input
+or unwritable output (one line on stderr).
 Every :class:`~arches.errors.PtshimError` is caught here: no traceback reaches the user.
 """
 
@@ -391,10 +392,18 @@ def cmd_dump(path: str, arch: str, api: str) -> int:
         raise BadInput(f"{path}: dump takes one scenario file, not a directory")
     scenario = load_scenario(path)
     s = Session(arch, api)
-    s.run(scenario)
-    print(dump_session(s), end="")
-    s.verify()
-    s.teardown()
+    try:
+        s.run(scenario)
+        print(dump_session(s), end="")
+        s.verify()
+        s.teardown()
+    except (BadInput, OutputError):
+        raise
+    except PtshimError as e:
+        # As ``run`` reports it (run_one: a FAIL): the scenario was valid input and the
+        # machine failed it -- an op's -ENOMEM, a stale TLB entry or a lock left held at
+        # syscall exit -- exit 1 with the same one line.
+        raise CheckFailed(str(e)) from None
     return EXIT_OK
 
 

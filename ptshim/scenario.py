@@ -248,7 +248,9 @@ def _int(where: str, name: str, value: object) -> int:
             raise BadInput(f"{where}: {name} {show_json(value)} is not a hexadecimal number"
                            ) from None
     if n < 0:
-        raise BadInput(f"{where}: {name} {show_int(n)} is negative")
+        # An address (va, pa, new_va, size...) is printed in full, never clipped.
+        shown = show_int(n) if name == "mm" or n.bit_length() < 64 else f"-{-n:#x}"
+        raise BadInput(f"{where}: {name} {shown} is negative")
     return n
 
 def _bool(where: str, name: str, value: object) -> bool:

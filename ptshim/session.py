@@ -149,12 +149,18 @@ class Session:
             locked = user and not isinstance(op, ForkOp)
             with mmap_write_locked(mm) if locked else nullcontext():
                 self._dispatch(op, user)
-        except OutOfMemory as e:
+        except OutOfMemory:
+            # One op, one message, whatever the API and whichever allocation failed: the
+            # syscall's -ENOMEM, as user space sees it (docs/cli.md).  The failed syscall
+            # returns to user space too: no lock held, no stale TLB entry.
+            self.k.hw_tlb.op = ""
+            self.k.syscall_exit(label)
+            what = f"{label}: -ENOMEM from {syscall_name(op, user)} (an allocation failed)"
             if isinstance(op, MapOp):
-                raise OutOfMemory(f"{label}: -ENOMEM ({e}); the map was undone") from None
+                raise OutOfMemory(f"{what}; the map was undone") from None
             # munmap/mprotect are not atomic in the kernel either: what was done stays done.
             self.tainted = f"{label} failed half-way"
-            raise OutOfMemory(f"{label}: -ENOMEM ({e}); the op is partly done") from None
+            raise OutOfMemory(f"{what}; the op is partly done") from None
         finally:
             self.k.hw_tlb.op = ""
         # Back to user space: no lock held, no stale TLB entry (TlbError / LockError).
@@ -491,6 +497,19 @@ class Session:
 # -- helpers -------------------------------------------------------------------------------
 
 
+def syscall_name(op: Op, user: bool) -> str:
+    """What performs ``op`` as user space or a driver sees it (named in an -ENOMEM message):
+    ``mmap``/``munmap``/``mprotect``/``fork``/``mremap`` for the user range, ``vmap_range``
+    / ``vunmap_range`` / ``set_memory`` for the kernel range."""
+    if isinstance(op, ForkOp | MremapOp):
+        return op.kind
+    if isinstance(op, MapOp):
+        return "mmap" if user else "vmap_range"
+    if isinstance(op, UnmapOp):
+        return "munmap" if user else "vunmap_range"
+    return "mprotect" if user else "set_memory"
+
+
 def runs_of(items: Iterable[tuple[int, int, int, int, str, bool]]) -> list[Run]:
     """Merge ``(va, pa, size, leaf_size, prot, user)`` pieces (VA order) into maximal runs."""
     runs: list[Run] = []
@@ -521,10 +540,11 @@ def compare_runs(what: str, got: list[Run], want: list[Run]) -> list[str]:
 
 
 def table_frames(k: GenericKernel, base: int, nbytes: int) -> Iterator[int]:
-    """Frames spanned by a table of ``nbytes`` at ``base``."""
-    f = k.frame_of(base)
+    """Frames spanned by a table of ``nbytes`` at ``base``, each named by ``k.frame_of``:
+    the page holding its ``struct ptdesc`` (the first page of an s390x 16 KiB table)."""
+    f = base - base % k.config.page_size
     while f < base + nbytes:
-        yield f
+        yield k.frame_of(f)
         f += k.config.page_size
 
 
