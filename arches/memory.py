@@ -64,6 +64,8 @@ class PhysMem:
         self._fail_countdown = 0
         self.allocations = 0
         self.frees = 0
+        self.writes = 0
+        """Entry stores so far (progress reports read it)."""
         prefix = "<" if byteorder == "little" else ">"
         self._codec = {4: struct.Struct(prefix + "I"), 8: struct.Struct(prefix + "Q")}
         self.observer: MemObserver | None = None
@@ -191,6 +193,7 @@ class PhysMem:
     def write(self, pa: int, size: int, value: int) -> None:
         """Write a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
         codec, frame, off = self._codec[size], self._frame(pa), pa & self._offset_mask
+        self.writes += 1
         if self.observer is not None:
             self.observer.on_write(pa, size, int(codec.unpack_from(frame, off)[0]), value)
         codec.pack_into(frame, off, value)

@@ -15,11 +15,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from arches.errors import BadInput, CheckFailed, PtshimError
 from ptshim.backends import API_NAMES, BACKENDS
 from ptshim.scenario import Scenario, load_scenario, scenario_paths
+
+if TYPE_CHECKING:
+    from ptshim.progress import ScenarioProgress
+    from ptshim.session import Session
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -294,24 +298,38 @@ def run_one(scenario: Scenario, arch: str, api: str, export_dir: str | None = No
             ) -> tuple[Outcome, str]:
     """Run, verify, (export,) tear down.  Returns the outcome and a summary line.
     :class:`BadInput` (and unknown-arch) propagate; other failures become "FAIL"."""
+    from ptshim.progress import ScenarioProgress
     from ptshim.session import Session
 
     s = Session(arch, api)
     s.validate(scenario)  # bad input for this configuration: raised before anything runs
     try:
-        s.run(scenario)
-        stats = s.verify()
-        if export_dir is not None:
-            from ptshim.export import export
+        with ScenarioProgress(arch, len(scenario.ops), s.k.mem) as progress:
+            run_ops(s, scenario, progress)
+            progress.phase("verify")
+            stats = s.verify()
+            if export_dir is not None:
+                from ptshim.export import export
 
-            export(s, export_dir)
-        s.teardown()
+                export(s, export_dir)
+            progress.phase("teardown", stats.leaves)
+            s.teardown()
     except BadInput:
         raise
     except PtshimError as e:
         return Outcome("FAIL", str(e)), f"{arch}: {scenario.name}: FAIL: {e}"
     summary = f"{arch}: {scenario.name}: ok ({api}): {stats.describe()}; teardown clean"
     return Outcome("ok", f"{stats.tables}t/{stats.pgtables_bytes}B"), summary
+
+
+def run_ops(s: Session, scenario: Scenario, progress: ScenarioProgress) -> None:
+    """Apply the ops of ``scenario``, telling ``progress`` about each."""
+    from ptshim.scenario import MapOp
+
+    for i, op in enumerate(scenario.ops):
+        leaves = op.size // (op.page_size or s.limits.page_size) if isinstance(op, MapOp) else 0
+        progress.op(i, op, leaves)
+        s.apply(op)
 
 
 def cmd_run(path: str, arch: str, api: str, export_dir: str | None, why: bool = False
@@ -391,9 +409,13 @@ def cmd_dump(path: str, arch: str, api: str) -> int:
     if Path(path).is_dir():
         raise BadInput(f"{path}: dump takes one scenario file, not a directory")
     scenario = load_scenario(path)
+    from ptshim.progress import ScenarioProgress
+
     s = Session(arch, api)
+    s.validate(scenario)
     try:
-        s.run(scenario)
+        with ScenarioProgress(arch, len(scenario.ops), s.k.mem) as progress:
+            run_ops(s, scenario, progress)
         print(dump_session(s), end="")
         s.verify()
         s.teardown()

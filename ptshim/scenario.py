@@ -642,6 +642,26 @@ def validate(
     for op in scenario.ops:
         user = check_op(op, lim, sim)
         apply_to_model(op, user, lim, sim, split)
+        leaves = mapped_leaves(sim)
+        if leaves > MAX_LEAVES:
+            raise BadInput(
+                f"{op_label(op)}: the scenario would have {leaves:,} leaves mapped; ptshim's "
+                f"limit is {MAX_LEAVES:,} (64 GiB of 4K pages, about 4 minutes and 130 MB of "
+                "x86-64 PTE tables): use bigger pages or smaller ranges")
+
+
+MAX_LEAVES = 1 << 24
+"""The most leaves (pages and huge leaves, every process counted) a scenario may have
+mapped at once.  Cost grows with leaves -- about 65,000 per second end to end on x86_64 --
+and memory with the page tables they need (docs/cli.md)."""
+
+
+def mapped_leaves(model: Model) -> int:
+    """Leaves the model's extents take, in every process and the kernel: each extent's
+    size over its page size (for a kernel extent an upper bound: vmap may use bigger)."""
+    kernel = sum(e.size // e.page_size for e in model.view(0) if not e.user)
+    return kernel + sum(e.size // e.page_size for mm in range(model.mm_count)
+                        for e in model.view(mm) if e.user)
 
 def load_json_scenario(data: Mapping[str, object] | str, name: str = "scenario") -> Scenario:
     """Convenience for tests and the harness: a scenario from a dict or a JSON string."""

@@ -22,7 +22,8 @@ requested protection (``mprotect_fixup`` skips a vma whose flags do not change).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import bisect
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -223,7 +224,7 @@ class Session:
         """Process ``mm``'s model as runs of leaves, as the hardware should show them.  A
         kernel mapping's page size is the *largest* leaf the kernel may use (vmap's
         ``max_page_shift``: it falls back to smaller leaves when a huge one cannot be
-        installed), so kernel runs carry leaf size 0 here; :meth:`_check_kernel_leaf_sizes`
+        installed), so kernel runs carry leaf size 0 here; :meth:`_hardware_runs`
         checks the bound.  Anonymous pages are where ``anon_pa`` (token -> pa, from
         :meth:`anon_pages`) says; the zero page is ``my_zero_pfn``."""
         ps = self.limits.page_size
@@ -242,16 +243,28 @@ class Session:
                     items.append((e.va + off, pa, ps, ps, prot, True))
         return runs_of(items)
 
-    def _check_kernel_leaf_sizes(self, leaves: list[Translation]) -> list[str]:
-        out = []
-        for t in leaves:
-            if t.user:
-                continue
-            e = next((e for e in self.model if e.va <= t.va < e.end and not e.user), None)
-            if e is not None and t.size > e.page_size:
-                out.append(f"kernel leaf at {t.va:#x} of size {t.size:#x} is larger than the "
-                           f"mapping's page size {e.page_size:#x}")
-        return out
+    def _hardware_runs(self, regs: Mapping[str, int],
+                       problems: list[str] | None) -> tuple[list[Run], int]:
+        """The walker's leaves from ``regs`` merged into runs, and how many leaves there
+        were, streamed (memory stays proportional to the runs, not the pages).  With
+        ``problems``, a kernel leaf larger than its mapping's page size (vmap's
+        ``max_page_shift`` bound) is reported there."""
+        kernel = sorted((e.va, e.end, e.page_size) for e in self.model if not e.user)
+        starts = [va for va, _end, _ps in kernel]
+        count = 0
+
+        def pieces() -> Iterator[tuple[int, int, int, int, str, bool]]:
+            nonlocal count
+            for t in self.config.walker.leaves(self.k.mem, regs):
+                count += 1
+                if problems is not None and not t.user:
+                    j = bisect.bisect_right(starts, t.va) - 1
+                    if j >= 0 and t.va < kernel[j][1] and t.size > kernel[j][2]:
+                        problems.append(f"kernel leaf at {t.va:#x} of size {t.size:#x} is "
+                                        f"larger than the mapping's page size {kernel[j][2]:#x}")
+                yield t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user
+
+        return runs_of(pieces(), presorted=True), count
 
     def _pte_pfn(self, mm: mm_struct, va: int) -> int | None:
         """The pfn of the present pte mapping ``va`` in ``mm`` (a software walk with the
@@ -346,23 +359,18 @@ class Session:
         """
         self._open()
         problems: list[str] = []
-        leaves = self.hardware_leaves() if hardware else []
+        leaves = 0
         if self.tainted is None and hardware:
             anon_pa, problems = self.anon_pages()
             for i in range(len(self.mms)):
-                lv = leaves if i == 0 else self.hardware_leaves(mm=i)
-                got = runs_of((t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user)
-                              for t in lv)
+                got, n = self._hardware_runs(self.registers(i), problems if i == 0 else None)
+                leaves = leaves or n
                 what = "hardware" if len(self.mms) == 1 else f"hardware (mm {i})"
                 problems += compare_runs(what, got, self.expected_runs(mm=i, anon_pa=anon_pa))
                 problems += self._check_none_faults(i)
-            problems += self._check_kernel_leaf_sizes(leaves)
             if not self.k.SEPARATE_KERNEL_ROOT and self.k.init_mm.pgd.pa != self.mm.pgd.pa:
-                k_leaves = self.hardware_leaves(self.k.init_mm.pgd.pa)
-                got_k = runs_of(
-                    (t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user)
-                    for t in k_leaves
-                )
+                root = self.k.init_mm.pgd.pa
+                got_k, _n = self._hardware_runs(self.config.make_registers(root, root), None)
                 problems += compare_runs("init_mm's pgd", got_k, self.expected_runs(False))
         for i, mm in enumerate(self.mms):
             tag = "" if len(self.mms) == 1 else f"mm {i}: "
@@ -371,7 +379,7 @@ class Session:
         if problems:
             more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
             raise CheckFailed(f"{self.config.name}: " + "; ".join(problems[:5]) + more)
-        return self.stats(len(leaves))
+        return self.stats(leaves)
 
     def _check_none_faults(self, mm: int = 0) -> list[str]:
         regs = self.registers(mm)
@@ -510,10 +518,18 @@ def syscall_name(op: Op, user: bool) -> str:
     return "mprotect" if user else "set_memory"
 
 
-def runs_of(items: Iterable[tuple[int, int, int, int, str, bool]]) -> list[Run]:
-    """Merge ``(va, pa, size, leaf_size, prot, user)`` pieces (VA order) into maximal runs."""
+def runs_of(items: Iterable[tuple[int, int, int, int, str, bool]],
+            presorted: bool = False) -> list[Run]:
+    """Merge ``(va, pa, size, leaf_size, prot, user)`` pieces into maximal runs.  With
+    ``presorted`` (a walker's leaves, which come in VA order) the pieces are merged as they
+    come, without holding them all; one out of order falls back to sorting."""
     runs: list[Run] = []
-    for va, pa, size, leaf, prot, user in sorted(items):
+    it = iter(items) if presorted else iter(sorted(items))
+    for piece in it:
+        va, pa, size, leaf, prot, user = piece
+        if presorted and runs and va < runs[-1].end:
+            done = [(r.va, r.pa, r.size, r.leaf_size, r.prot, r.user) for r in runs]
+            return runs_of([*done, piece, *it])
         if runs:
             r = runs[-1]
             if (r.end == va and r.pa + r.size == pa and r.leaf_size == leaf
