@@ -8,9 +8,10 @@ from __future__ import annotations
 from arches.arm64 import CONFIGS as _ARM64
 from arches.config import ArchConfig, Fault, HwLevel, Translation
 from arches.errors import UnknownArch
+from arches.riscv import CONFIGS as _RISCV
 from arches.x86 import CONFIGS as _X86
 
-CONFIGS: dict[str, ArchConfig] = {**_X86, **_ARM64}
+CONFIGS: dict[str, ArchConfig] = {**_X86, **_ARM64, **_RISCV}
 
 
 def get_config(name: str) -> ArchConfig:

@@ -119,6 +119,9 @@ class ArchConfig:
     range_flush_clears_walk_caches: bool = False
     """A by-address invalidation also drops every paging-structure-cache entry of the
     address space (x86 INVLPG, SDM §4.10.4.1); Arm TLBI by VA drops only that VA's."""
+    addr_flush_reaches_walk_caches: bool = True
+    """Some invalidation by address drops walk-cache (non-leaf) entries (x86 INVLPG, Arm
+    ``TLBI VAE1``); RISC-V ``sfence.vma`` with ``rs1 != x0`` orders leaf entries only."""
     has_nx: bool = True
     """Whether a present, readable page can be made non-executable (x86 32-bit paging has
     no XD bit: every readable page is executable)."""

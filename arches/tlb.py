@@ -338,14 +338,19 @@ class Tlb:
         return out
 
     def _entries(self, ref: _TableRef, table: int) -> tuple[int, ...]:
+        """The entries of ``table``; ``()`` for an all-zero one (nothing below it: riscv
+        preallocates 64 empty vmalloc tables that every ``activate`` reaches)."""
         shape = ref.shape
+        data = self._read_table(table, shape.table_bytes)
+        if data == bytes(shape.table_bytes):
+            return ()
         key = (shape.entries, shape.entry_size)
         codec = self._codecs.get(key)
         if codec is None:
             codec = self._codecs[key] = struct.Struct(
                 (">" if self._byteorder == "big" else "<") + str(shape.entries)
                 + ("Q" if shape.entry_size == 8 else "I"))
-        return tuple(codec.unpack(self._read_table(table, shape.table_bytes)))
+        return tuple(codec.unpack(data))
 
     def _register(self, ref: _TableRef, table: int) -> None:
         shape = ref.walk.levels[ref.level]

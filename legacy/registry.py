@@ -15,6 +15,7 @@ from legacy.arm64.pgtable import (
     Arm64_64K_48Kernel,
 )
 from legacy.generic import GenericKernel
+from legacy.riscv.pgtable import RiscvSv32Kernel, RiscvSv39Kernel, RiscvSv48Kernel, RiscvSv57Kernel
 from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel
 from legacy.x86.pgtable_64 import X86_64Kernel
 
@@ -32,6 +33,10 @@ KERNELS: dict[str, KernelFactory] = {
     "arm64-16k-48": Arm64_16K_48Kernel,
     "arm64-64k-42": Arm64_64K_42Kernel,
     "arm64-64k-48": Arm64_64K_48Kernel,
+    "riscv32-sv32": RiscvSv32Kernel,
+    "riscv64-sv39": RiscvSv39Kernel,
+    "riscv64-sv48": RiscvSv48Kernel,
+    "riscv64-sv57": RiscvSv57Kernel,
 }
 
 

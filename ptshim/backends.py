@@ -374,7 +374,9 @@ class LegacyBackend:
         if k.pud_leaf(k.pudp_get(pud)) and addr & ~k.PUD_MASK:
             self.cs.split_huge_pud(k, vma, pud, addr)
         v = k.pudp_get(pud)
-        if k.pud_none(v) or k.pud_leaf(v):
+        # walk_pud_range without a vma stops at "pud_leaf(*pud) || !pud_present(*pud)"
+        # (mm/pagewalk.c): a riscv PROT_NONE pud leaf is neither, and is no table either.
+        if k.pud_none(v) or k.pud_leaf(v) or not k.pud_present(v):
             return
         pmd = k.pmd_offset(pud, addr)
         if k.pmd_leaf(k.pmdp_get(pmd)) and addr & ~k.PMD_MASK:

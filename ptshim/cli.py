@@ -208,12 +208,13 @@ def arch_facts(name: str) -> dict[str, Any]:
 
     k = boot(name)
     c = k.config
+    init = k.init_mm  # run-time folding: x86-64's ptrs_per_p4d = 1, riscv's mm_p?d_folded
     folded = [
-        lvl for lvl, flag, ptrs in (
-            ("p4d", k.PAGETABLE_P4D_FOLDED, k.PTRS_PER_P4D),
-            ("pud", k.PAGETABLE_PUD_FOLDED, k.PTRS_PER_PUD),
-            ("pmd", k.PAGETABLE_PMD_FOLDED, k.PTRS_PER_PMD),
-        ) if flag or ptrs == 1
+        lvl for lvl, flag, ptrs, run_time in (
+            ("p4d", k.PAGETABLE_P4D_FOLDED, k.PTRS_PER_P4D, k.mm_p4d_folded(init)),
+            ("pud", k.PAGETABLE_PUD_FOLDED, k.PTRS_PER_PUD, k.mm_pud_folded(init)),
+            ("pmd", k.PAGETABLE_PMD_FOLDED, k.PTRS_PER_PMD, k.mm_pmd_folded(init)),
+        ) if flag or ptrs == 1 or run_time
     ]
     return {
         "name": c.name,

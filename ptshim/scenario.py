@@ -423,6 +423,10 @@ class Limits:
     huge pages at that level (``insert_pfn_pmd``/``insert_pfn_pud``)."""
     kernel_leaf_sizes: tuple[int, ...]
     """Sizes a kernel map can use: PTEs, and PMD/PUD leaves with ``HAVE_ARCH_HUGE_VMAP``."""
+    prot_none_lost_leaf: int = 0
+    """``PUD_SIZE`` where the kernel loses a PROT_NONE pud leaf: after
+    ``pud_modify(leaf, PAGE_NONE)`` it is neither ``pud_leaf`` nor ``pud_present`` (riscv:
+    ``_PAGE_PROT_NONE`` clears V), so zap/vunmap clear it as bad; else 0."""
 
     @classmethod
     def from_kernel(cls, k: GenericKernel) -> Limits:
@@ -438,6 +442,14 @@ class Limits:
             user.add(k.PMD_SIZE)
             if k.has_transparent_pud_hugepage():
                 user.add(k.PUD_SIZE)
+        lost = 0
+        # (only where the kernel can make a pud leaf at all: s390 has no pfn_pud)
+        if k.PUD_SIZE != k.PMD_SIZE and k.PUD_SIZE in hw and (
+                k.has_transparent_pud_hugepage() or k.HAVE_ARCH_HUGE_VMAP):
+            leaf = k.pud_mkhuge(k.pfn_pud(k.PUD_SIZE >> k.PAGE_SHIFT, k.PAGE_KERNEL))
+            none = k.pud_modify(leaf, k.PAGE_NONE)
+            if k.pud_leaf(leaf) and not (k.pud_leaf(none) or k.pud_present(none)):
+                lost = k.PUD_SIZE
         kernel = {k.PAGE_SIZE}
         if k.HAVE_ARCH_HUGE_VMAP:
             if k.arch_vmap_pmd_supported(k.PAGE_KERNEL):
@@ -457,6 +469,7 @@ class Limits:
             kernel_range=(c.kernel_range[0], min(c.kernel_range[1], c.addr_mask + 1 - c.page_size)),
             user_leaf_sizes=tuple(sorted(s for s in user if s in hw)),
             kernel_leaf_sizes=tuple(sorted(s for s in kernel if s in hw)),
+            prot_none_lost_leaf=lost,
         )
 
 
@@ -554,6 +567,8 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
                 f"huge vmap (pXd_set_huge) is never given PAGE_NONE (x86 would invert the "
                 f"low PFN bits of the leaf, arm64 makes every block valid)"
             )
+        if op.prot == "none" and page_size == lim.prot_none_lost_leaf:
+            raise BadInput(_prot_none_lost(where, lim))
         last = op.pa + op.size - 1
         if last >> lim.phys_bits:
             shift = lim.page_size.bit_length() - 1
@@ -576,7 +591,17 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
                 f"{where}: range [{op.va:#x}, {op.end:#x}) is not fully mapped: "
                 f"[{hole[0]:#x}, {hole[1]:#x}) is not mapped (mprotect would fail with ENOMEM)"
             )
+        big = lim.prot_none_lost_leaf
+        if op.prot == "none" and big and any(
+                -(-max(op.va, e.va) // big) * big + big <= min(op.end, e.end)
+                for e in model.overlapping(op.va, op.end, op.mm) if e.page_size == big):
+            raise BadInput(_prot_none_lost(where, lim))  # a whole leaf would become PROT_NONE
     return user
+
+def _prot_none_lost(where: str, lim: Limits) -> str:
+    return (f"{where}: prot none on a {lim.prot_none_lost_leaf:#x} leaf is refused on "
+            f"{lim.arch}: after pud_modify(PAGE_NONE) the leaf is neither pud_leaf nor "
+            f"pud_present, so the kernel would clear it as a bad pud (pud_none_or_clear_bad)")
 
 def _check_mremap(op: MremapOp, lim: Limits, model: Model, user: bool) -> None:
     """``mremap_to``'s checks, as bad input: page-aligned ranges in the user range, the

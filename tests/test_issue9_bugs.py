@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import legacy
+from arches.errors import BadInput
 from ptshim.compare import compare, snapshot
 from ptshim.scenario import Limits, load_json_scenario
 from ptshim.session import Session
@@ -85,6 +86,11 @@ def test_protnone_kernel_block_is_unmapped(arch: str, level: str) -> None:
     sc = load_json_scenario({"ops": ops}, "issue9-protnone")
     va, size = ops[0]["va"], ops[0]["size"]
     sessions = [Session(arch, api) for api in APIS]
+    if size == Limits.from_kernel(sessions[0].k).prot_none_lost_leaf:
+        # riscv: a PROT_NONE pud leaf is neither pud_leaf nor pud_present; refused (op 1)
+        with pytest.raises(BadInput, match=r"^op 1 .*prot none on a .* leaf is refused"):
+            sessions[0].validate(sc)
+        return
     sessions[0].validate(sc)
     for op in sc.ops:
         for s in sessions:
@@ -133,7 +139,10 @@ def _user_split_scenario(arch: str, kind: str) -> Any:
 
 
 @pytest.mark.parametrize("kind", ["unmap", "protect"])
-@pytest.mark.parametrize("arch", USER_PUD)
+@pytest.mark.parametrize("arch", [
+    a if a in ("x86_64", "x86_64-la57") else pytest.param(a, marks=pytest.mark.slow)
+    for a in USER_PUD
+])  # the issue's two; the others (513 boots each) run under `make test-slow`
 def test_enomem_at_every_allocation_of_a_user_pud_split(arch: str, kind: str) -> None:
     sc = _user_split_scenario(arch, kind)
     map_op, op = sc.ops

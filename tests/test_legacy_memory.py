@@ -98,16 +98,18 @@ def accounted_bytes(k: GenericKernel, mm: mm_struct) -> int:
     return sum(per.get(d.level, 0) for d in k.ptdescs.values() if d.mm is mm)
 
 
-def expected_tables(k: GenericKernel, ranges: list[tuple[int, int]]) -> Counter[str]:
+def expected_tables(k: GenericKernel, mm: mm_struct,
+                    ranges: list[tuple[int, int]]) -> Counter[str]:
     """Tables a fully populated set of ranges needs: one X table per X-table-sized region
-    any range intersects, for every level that is not folded."""
+    any range intersects, for every level ``mm`` does not fold (``mm_X_folded``: folded at
+    compile time or, like riscv's p4d/pud, at run time)."""
     levels = (
-        ("pte", k.PTRS_PER_PTE, k.PMD_SIZE), ("pmd", k.PTRS_PER_PMD, k.PUD_SIZE),
-        ("pud", k.PTRS_PER_PUD, k.P4D_SIZE), ("p4d", k.PTRS_PER_P4D, k.PGDIR_SIZE),
+        ("pte", False, k.PMD_SIZE), ("pmd", k.mm_pmd_folded(mm), k.PUD_SIZE),
+        ("pud", k.mm_pud_folded(mm), k.P4D_SIZE), ("p4d", k.mm_p4d_folded(mm), k.PGDIR_SIZE),
     )
     out: Counter[str] = Counter()
-    for level, ptrs, span in levels:
-        if ptrs == 1:
+    for level, folded, span in levels:
+        if folded:
             continue
         regions = {r for s, e in ranges for r in range(s // span, (e - 1) // span + 1)}
         if regions:
@@ -137,7 +139,7 @@ def check(k: GenericKernel, mm: mm_struct, model: dict[int, int], exact_tables: 
     assert vma_pages == set(model)
     if exact_tables:
         ranges = [(v.vm_start, v.vm_end) for v in mm.mmap]
-        assert frames_of(k, mm) == expected_tables(k, ranges)
+        assert frames_of(k, mm) == expected_tables(k, mm, ranges)
 
 
 # -- building mappings -------------------------------------------------------------------

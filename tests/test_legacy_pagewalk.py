@@ -3,7 +3,7 @@
 What each callback reports is checked against the hardware walker: a page it translates
 is visited by ``pte_entry`` with its pfn; a page that faults at the PTE level is visited
 with an empty pte; a page that faults higher up lies in exactly one ``pte_hole`` whose depth
-is the Linux level of the missing entry (folded levels collapsed, as ``real_depth`` does);
+is the Linux level of the missing entry (``real_depth`` of the level that reads it);
 a page outside every vma lies in a depth -1 hole.  Runs on every configuration.
 """
 
@@ -61,11 +61,17 @@ def translate(k: GenericKernel, mm: mm_struct, va: int) -> Translation | Fault:
 
 
 def hole_depth(k: GenericKernel, hw_level: int) -> int:
-    """The Linux depth of a missing entry at hardware level ``hw_level``: the topmost Linux
-    level with that shift (a folded level is reported as its parent)."""
+    """The Linux depth of a missing entry at hardware level ``hw_level``.  The entry is
+    read by the *lowest* Linux level with that shift (the folded ones above it have a
+    constant ``pXd_none``, at compile time or, like riscv's, at run time); mm/pagewalk.c
+    reports it at ``real_depth``, which moves it up only across ``PTRS_PER_X == 1`` levels."""
     shift = k.config.hw_levels[hw_level].shift
     shifts = (k.PGDIR_SHIFT, k.P4D_SHIFT, k.PUD_SHIFT, k.PMD_SHIFT)
-    return min(d for d in range(4) if shifts[d] == shift)
+    depth = max(d for d in range(4) if shifts[d] == shift)
+    ptrs = (k.PTRS_PER_PGD, k.PTRS_PER_P4D, k.PTRS_PER_PUD, k.PTRS_PER_PMD)
+    while depth > 0 and ptrs[depth] == 1:
+        depth -= 1
+    return depth
 
 
 @dataclass
@@ -167,8 +173,8 @@ def test_walk_reports_every_pte_and_every_hole(name: str, data: st.DataObject) -
     # p?d_entry callbacks run even on folded levels, and a folded level's entry *is* its
     # parent's entry: same address.
     levels = ("pgd", "p4d", "pud", "pmd")
-    folded = {"p4d": k.PTRS_PER_P4D == 1, "pud": k.PTRS_PER_PUD == 1,
-              "pmd": k.PTRS_PER_PMD == 1}
+    folded = {"p4d": k.mm_p4d_folded(mm), "pud": k.mm_pud_folded(mm),
+              "pmd": k.mm_pmd_folded(mm)}
     for va in log.ptes:
         seen = {lv: [e for e in log.entries[lv] if e[1] <= va < e[2]] for lv in levels}
         assert all(len(seen[lv]) == 1 for lv in levels), hex(va)

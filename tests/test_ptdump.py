@@ -16,7 +16,7 @@ from arches.errors import BadInput
 from legacy import arch_names, boot, pte_t
 from legacy.arm64.ptdump import Arm64Ptdump
 from legacy.mm.ptdump import ptdump_walk_pgd
-from legacy.ptdump import PtdumpGeneric, addr_marker, ptdump_range, ptdump_state
+from legacy.ptdump import PgState, PtdumpGeneric, addr_marker, ptdump_range, ptdump_state
 from legacy.x86.ptdump import X86Ptdump
 from ptshim.cli import main
 from ptshim.dump import dump_text
@@ -345,13 +345,70 @@ def test_generic_default_does_not_call_prot_none_accessible() -> None:
     assert PtdumpGeneric.ptdump_flags(arm, 4, pte_t(0)) == " " * 12
 
 
+def hole_depth(s: Session, va: int) -> int:
+    """The depth mm/pagewalk.c reports the empty entry ``va`` faults on at: the entry is read
+    by the *lowest* Linux level with the shift of the hardware level the walk stops at (the
+    folded levels above it have a constant ``pXd_none``, at compile time or at run time), and
+    ``real_depth`` moves it up across the levels with ``PTRS_PER_X == 1`` only."""
+    k = s.k
+    fault = s.config.walker.translate(k.mem, s.registers(), va)
+    assert isinstance(fault, Fault) and fault.level is not None, hex(va)
+    shift = s.config.hw_levels[fault.level].shift
+    shifts = (k.PGDIR_SHIFT, k.P4D_SHIFT, k.PUD_SHIFT, k.PMD_SHIFT, k.PAGE_SHIFT)
+    depth = max(d for d in range(5) if shifts[d] == shift)
+    ptrs = (k.PTRS_PER_PGD, k.PTRS_PER_P4D, k.PTRS_PER_PUD, k.PTRS_PER_PMD, k.PTRS_PER_PTE)
+    while 0 < depth < 4 and ptrs[depth] == 1:
+        depth -= 1
+    return depth
+
+
+def prints_empty_ranges(s: Session) -> bool:
+    """Whether the architecture's ``note_page`` lists a range with no prot (x86 and arm64
+    do; riscv's prints a range only ``if (st->current_prot)``)."""
+    lo, hi = s.config.user_range
+    st = s.k.ptdump_pg_state([ptdump_range(lo, hi)], [addr_marker(lo, "probe")])
+    st.note_page(lo, 0, 0)
+    st.note_page(0, -1, 0)
+    return len(st.lines) > 1
+
+
 @pytest.mark.parametrize("arch", arch_names())
 def test_top_level_holes_are_named_after_the_level_folded_into(arch: str) -> None:
-    """The walk reports a hole at its real_depth: a hole in a root whose lower levels are
-    folded (x86-64's run-time p4d, i386's pud+pmd, arm64's p4d/pud/pmd) is a pgd hole.  i386-pae
-    preallocates the PMD tables of its 4-entry PDPT, so its holes are pmd holes."""
+    """Both walks note every empty entry of a fresh process's user range at the depth the
+    kernel's walker reports it (:func:`hole_depth`): a pgd hole where the levels below the
+    root are folded with ``PTRS_PER_X == 1`` (x86-64's run-time p4d, i386's pud+pmd, arm64's
+    p4d/pud/pmd), a pud hole on riscv Sv39 (p4d and pud folded at run time, ``PTRS_PER`` 512),
+    a pmd hole on i386-pae (pgd_alloc preallocates the PMD tables of its 4-entry PDPT).  Where
+    the listing prints empty ranges, every line is named after that depth."""
     s = Session(arch)
-    text = dump_text(s)
+    k = s.k
+    lo, hi = s.config.user_range
+    holes: list[tuple[int, int]] = []
+    make_state = k.ptdump_pg_state
+
+    def spy(ranges: list[ptdump_range], markers: list[addr_marker]) -> PgState:
+        st = make_state(ranges, markers)
+        note = st.note_page
+
+        def record(addr: int, level: int, val: int) -> None:
+            if level >= 0 and val == 0 and lo <= addr < hi:
+                holes.append((addr, level))
+            note(addr, level, val)
+
+        st.note_page = record  # type: ignore[method-assign]
+        return st
+
+    k.ptdump_pg_state = spy  # type: ignore[method-assign]
+    texts = []
+    for api in ("legacy", "unified"):
+        holes.clear()
+        texts.append(dump_text(s, api))
+        assert holes, api
+        depths = {d for _, d in holes}
+        assert all(d == hole_depth(s, a) for a, d in holes), (api, depths)
+        assert len(depths) == 1, (api, depths)
+    assert texts[0] == texts[1]
+    text = texts[0]
     names = {ln.split()[-1] for ln in text.splitlines() if not ln.startswith("---[")}
-    want = "PGD" if arch.startswith("arm64") else {"i386-pae": "pmd"}.get(arch, "pgd")
-    assert names == {want}, text
+    want = {k.ptdump_level_name(depths.pop())} if prints_empty_ranges(s) else set()
+    assert names == want, text

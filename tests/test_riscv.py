@@ -9,8 +9,12 @@ run whether or not the configurations are registered.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+import legacy
 from arches.config import Fault, Translation
 from arches.errors import BadInput, TlbError
 from arches.memory import PhysMem
@@ -31,6 +35,8 @@ from legacy.riscv.pgtable import (
     RiscvSv48Kernel,
     RiscvSv57Kernel,
 )
+from ptshim.cli import main
+from ptshim.scenario import Limits
 
 KERNELS = {
     "riscv32-sv32": (RiscvSv32Kernel, RISCV32_SV32),
@@ -126,6 +132,52 @@ def test_sv32_pmd_present_has_no_leaf_term() -> None:
     k = boot("riscv32-sv32")
     assert not k.TRANSPARENT_HUGEPAGE
     assert not k.pmd_present(pmd_t(R | W))
+
+
+# -- scenario rule: the PROT_NONE 1G leaf the kernel loses (docs/cli.md) ------------------------
+
+
+def test_prot_none_lost_leaf_is_derived_from_the_kernel() -> None:
+    """``Limits.prot_none_lost_leaf`` is ``PUD_SIZE`` on RV64 (after ``pud_modify(PAGE_NONE)``
+    the leaf is neither ``pud_leaf`` nor ``pud_present``) and 0 on every other configuration
+    (x86 and arm64 keep a PROT_NONE pud a leaf; Sv32 has no pud level)."""
+    for name in legacy.arch_names():
+        k = legacy.boot(name)
+        want = k.PUD_SIZE if name in RV64 else 0
+        assert Limits.from_kernel(k).prot_none_lost_leaf == want, name
+
+
+def _run(tmp_path: Path, name: str, ops: list[dict[str, object]]) -> int:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"ops": ops}))
+    return main(["run", str(path), "--arch", name])
+
+
+@pytest.mark.parametrize("name", RV64)
+def test_prot_none_pud_leaf_is_refused(name: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A user (and, where 1G vmap leaves exist, a kernel) ``PUD_SIZE`` leaf made PROT_NONE by
+    a map or a whole-leaf protect is bad input: exit 2, one line naming the reason, nothing
+    run; a protect of part of the leaf splits it first and runs."""
+    k = legacy.boot(name)
+    lim = Limits.from_kernel(k)
+    g = k.PUD_SIZE
+    user = 4 * g
+    kva = -(-lim.kernel_range[0] // g) * g + g
+    m: dict[str, object] = {"op": "map", "va": user, "pa": g, "size": g, "prot": "r",
+                            "page_size": g}
+    bad = [[{**m, "prot": "none"}], [m, {"op": "protect", "va": user, "size": g,
+                                          "prot": "none"}]]
+    if g in lim.kernel_leaf_sizes:
+        bad.append([{**m, "va": kva}, {"op": "protect", "va": kva, "size": g, "prot": "none"}])
+    for ops in bad:
+        assert _run(tmp_path, name, ops) == 2, ops
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"op {len(ops) - 1} " in err and "prot none on a 0x40000000 leaf is refused" in err
+        assert "neither pud_leaf nor pud_present" in err
+    part = [m, {"op": "protect", "va": user, "size": g // 2, "prot": "none"}]
+    assert _run(tmp_path, name, part) == 0, capsys.readouterr()[1]
 
 
 # -- kernel: run-time folding (pgtable-64.h, arch/riscv/mm/pgtable.c) -----------------------------

@@ -166,6 +166,8 @@ def map_op(draw: st.DrawFn, s: Session, w: Window, index: int) -> Op | None:
     prot = draw(st.sampled_from(PROTS))
     if not w.user and prot == "none" and ps != lim.page_size:
         prot = "r"  # kernel PROT_NONE maps take base pages only (scenario rule, docs/cli.md)
+    if prot == "none" and ps == lim.prot_none_lost_leaf:
+        prot = "r"  # riscv loses PROT_NONE pud leaves: refused (scenario rule, docs/cli.md)
     return MapOp(index, va, pa, size, prot, w.user, None if ps == lim.page_size else ps)
 
 
@@ -215,7 +217,12 @@ def protect_op(draw: st.DrawFn, s: Session, w: Window, index: int) -> Op | None:
     # an extent of the other half may adjoin (i386: user ends where the kernel starts)
     lo, hi = max(lo, w.start), min(hi, w.end)
     va, end = draw(sub_range(lo, hi, s.limits.page_size, e.page_size))
-    return ProtectOp(index, va, end - va, draw(st.sampled_from(PROTS)))
+    prot = draw(st.sampled_from(PROTS))
+    big = s.limits.prot_none_lost_leaf
+    if prot == "none" and any(align_up(max(va, x.va), big) + big <= min(end, x.end)
+                              for x in s.model.overlapping(va, end) if x.page_size == big):
+        prot = "r"  # a whole PROT_NONE pud leaf riscv would lose: refused (docs/cli.md)
+    return ProtectOp(index, va, end - va, prot)
 
 
 # -- the oracle's side -----------------------------------------------------------------------

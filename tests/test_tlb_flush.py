@@ -1,21 +1,24 @@
-"""The architectures' TLB flush semantics (legacy/x86/tlbflush.py, legacy/arm64/tlbflush.py)
-and planted bugs in copies of legacy call sites, each caught by the emulated TLB
-(:mod:`arches.tlb`) or lockdep with a message naming the cause.
+"""The architectures' TLB flush semantics (legacy/x86/tlbflush.py, legacy/arm64/tlbflush.py,
+legacy/riscv/tlbflush.py) and planted bugs in copies of legacy call sites, each caught by the
+emulated TLB (:mod:`arches.tlb`) or lockdep with a message naming the cause.
 
 Flush semantics, on every configuration:
 
 - arm64 ``flush_tlb_page`` (``TLBI VALE1IS``) and ``flush_tlb_kernel_range`` (``VAALE1IS``)
-  leave walk-cache entries; x86's INVLPG drops them;
+  leave walk-cache entries, and so does every by-address ``sfence.vma`` of riscv; x86's
+  INVLPG drops them (``ArchConfig.range_flush_clears_walk_caches``,
+  ``addr_flush_reaches_walk_caches``);
 - arm64 ``tlb_flush`` of a ``fullmm`` gather that freed no table flushes nothing (the ASID is
   retired); x86 flushes the whole mm;
-- x86 flushes more than ``tlb_single_page_flush_ceiling`` pages as a whole.
+- a range of the kernel's flush ceiling (:func:`full_flush_pages`) is flushed as a whole.
 
 Planted bugs (each next to its correct control, which passes): a missing flush in mprotect,
 a wrong flush range, a PTE table freed before the flush (``free_pgd_range`` with a
 ``free_pte_range`` that frees at once), a pte store without the lock and one under the wrong
 lock, a split that populates over a live huge pmd without ``pmdp_invalidate`` + flush
 (break-before-make on arm64, a stale translation at the end of the call on x86), a missing
-vunmap flush, and a kernel table freed after a last-level-only flush (arm64 only).
+vunmap flush, and a kernel table freed after a last-level-only flush (caught wherever a
+by-address flush keeps the walk caches).
 """
 
 from __future__ import annotations
@@ -94,6 +97,25 @@ def read_only(k: GenericKernel) -> pgprot_t:
     return k.vm_get_page_prot(VM_READ | VM_SHARED)
 
 
+def keeps_walk_caches(k: GenericKernel) -> bool:
+    """Whether a last-level (or riscv's only) flush by address leaves walk-cache entries."""
+    return not k.config.range_flush_clears_walk_caches
+
+
+def full_flush_pages(k: GenericKernel) -> int:
+    """The fewest pages ``flush_tlb_range`` flushes as the whole address space, from the
+    kernel's own ceiling: x86 more than ``tlb_single_page_flush_ceiling`` (33), arm64
+    ``MAX_DVM_OPS`` (``PTRS_PER_PTE``) strides or more, riscv more than
+    ``tlb_flush_all_threshold`` (64)."""
+    ceiling = getattr(k, "tlb_single_page_flush_ceiling", None)
+    if ceiling is not None:
+        return int(ceiling) + 1
+    dvm = getattr(k, "MAX_DVM_OPS", None)
+    if dvm is not None:
+        return int(dvm)
+    return int(k.tlb_flush_all_threshold) + 1  # type: ignore[attr-defined]
+
+
 def walk_marks(k: GenericKernel, space: int) -> list[str]:
     return [m.describe() for m in k.hw_tlb.stale(space) if m.walk]
 
@@ -111,9 +133,12 @@ def huge_pmd_ok(k: GenericKernel) -> bool:
 
 
 @pytest.mark.parametrize("name", ARCHES)
-def test_flush_tlb_page_keeps_walk_caches_on_arm64_only(name: str) -> None:
+def test_flush_tlb_page_keeps_walk_caches_unless_invlpg(name: str) -> None:
     """A PTE table unhooked (``pmd_clear``) leaves a walk-cache entry; ``flush_tlb_page`` is
-    ``TLBI VALE1IS`` on arm64 (last level: it stays) and INVLPG on x86 (it goes)."""
+    ``TLBI VALE1IS`` on arm64 and ``sfence.vma addr`` on riscv (last level: it stays) and
+    INVLPG on x86 (it goes).  A one-page ``flush_tlb_range`` is not last level on arm64
+    (``TLBI VAE1IS``: it goes) and still ``sfence.vma addr`` on riscv (it stays until an
+    ``sfence.vma`` without address, e.g. ``flush_tlb_mm``)."""
     k, mm, vma = map_pages(name)
     pmd = k.pmd_off(mm, VA)
     ptl = k.pmd_lock(mm, pmd)
@@ -122,15 +147,19 @@ def test_flush_tlb_page_keeps_walk_caches_on_arm64_only(name: str) -> None:
     space = k._space(mm)
     assert walk_marks(k, space)
     k.flush_tlb_page(vma, VA)
-    assert bool(walk_marks(k, space)) == is_arm64(k)
-    k.flush_tlb_range(vma, VA, VA + k.PAGE_SIZE)  # not last level: walk caches too
+    assert bool(walk_marks(k, space)) == keeps_walk_caches(k)
+    k.flush_tlb_range(vma, VA, VA + k.PAGE_SIZE)  # not last level where the ISA can
+    assert bool(walk_marks(k, space)) == (not k.config.addr_flush_reaches_walk_caches)
+    k.flush_tlb_mm(mm)
     assert not k.hw_tlb.stale(space)
 
 
 @pytest.mark.parametrize("name", ARCHES)
-def test_flush_tlb_kernel_range_is_last_level_on_arm64(name: str) -> None:
-    """Likewise for a kernel PTE table: ``flush_tlb_kernel_range`` (arm64 ``VAALE1IS``) keeps
-    the walk-cache entry, ``__flush_tlb_kernel_pgtable`` (``VAAE1IS``) drops it."""
+def test_flush_tlb_kernel_range_is_last_level(name: str) -> None:
+    """Likewise for a kernel PTE table: a one-page ``flush_tlb_kernel_range`` (arm64
+    ``VAALE1IS``, riscv ``sfence.vma addr``) keeps the walk-cache entry; arm64's
+    ``__flush_tlb_kernel_pgtable`` (``VAAE1IS``) drops it, and so does a range past the
+    kernel's flush ceiling (a flush of everything)."""
     k = legacy.boot(name)
     kva = kernel_base(k, k.PMD_SIZE)
     assert vmap_range(k, kva, kva + PAGES * k.PAGE_SIZE, PA, k.PAGE_KERNEL, k.PAGE_SHIFT) == 0
@@ -139,10 +168,13 @@ def test_flush_tlb_kernel_range_is_last_level_on_arm64(name: str) -> None:
     k.pmd_clear(k.pmd_off_k(kva))
     assert walk_marks(k, KERNEL_SPACE)
     k.flush_tlb_kernel_range(kva, kva + k.PAGE_SIZE)
-    assert bool(walk_marks(k, KERNEL_SPACE)) == is_arm64(k)
-    if is_arm64(k):
-        k._flush_tlb_kernel_pgtable(kva)  # type: ignore[attr-defined]
+    assert bool(walk_marks(k, KERNEL_SPACE)) == keeps_walk_caches(k)
+    pgtable_flush = getattr(k, "_flush_tlb_kernel_pgtable", None)
+    if pgtable_flush is not None:
+        pgtable_flush(kva)
         assert not walk_marks(k, KERNEL_SPACE)
+    k.flush_tlb_kernel_range(kva, kva + full_flush_pages(k) * k.PAGE_SIZE)
+    assert not walk_marks(k, KERNEL_SPACE)
 
 
 def _clear_first_pte(k: GenericKernel, mm: mm_struct, tlb: mmu_gather) -> None:
@@ -175,8 +207,7 @@ def test_fullmm_tlb_flush(name: str, freed_tables: bool) -> None:
 @pytest.mark.parametrize("name", ARCHES)
 def test_tlb_flush_range_and_ceiling(name: str) -> None:
     """A range gather flushes its range (arm64 ``__flush_tlb_range`` with the pte stride);
-    x86 turns more than 33 pages into a flush of the whole mm, arm64 ``MAX_DVM_OPS``
-    (``PTRS_PER_PTE``) strides and more."""
+    :func:`full_flush_pages` pages are a flush of the whole mm, one page fewer is not."""
     k, mm, vma = map_pages(name)
     space = k._space(mm)
     tlb = tlb_gather_mmu(k, mm)
@@ -186,7 +217,10 @@ def test_tlb_flush_range_and_ceiling(name: str) -> None:
     assert not k.hw_tlb.stale(space)
     assert [(s, a, b) for s, a, b, _ in k.hw_tlb.flushes] == [(space, VA, VA + k.PAGE_SIZE)]
     k.hw_tlb.flushes.clear()
-    many = (k.PTRS_PER_PTE if is_arm64(k) else 34) * k.PAGE_SIZE
+    many = full_flush_pages(k) * k.PAGE_SIZE
+    k.flush_tlb_range(vma, VA, VA + many - k.PAGE_SIZE)
+    assert k.hw_tlb.flushes and all(a == VA for _, a, _, _ in k.hw_tlb.flushes)
+    k.hw_tlb.flushes.clear()
     k.flush_tlb_range(vma, VA, VA + many)
     assert k.hw_tlb.flushes == [(space, 0, 0, True)]  # the whole ASID/PCID
 
@@ -388,7 +422,9 @@ def pmd_free_pte_page_last_level(k: GenericKernel, pmdp: PmdPtr, addr: int) -> i
 
 @pytest.mark.parametrize("name", ARCHES)
 def test_freeing_a_kernel_table_after_a_last_level_flush(name: str) -> None:
-    """Caught on arm64 only: the walk cache still references the PTE table."""
+    """Caught where the one-page flush keeps walk caches (arm64, riscv): the walk cache
+    still references the PTE table.  (riscv's real ``pmd_free_pte_page`` flushes
+    ``PMD_SIZE``, past its ceiling: everything.)"""
     k = legacy.boot(name)
     kva = kernel_base(k, k.PMD_SIZE)
     end = kva + PAGES * k.PAGE_SIZE
@@ -396,7 +432,7 @@ def test_freeing_a_kernel_table_after_a_last_level_flush(name: str) -> None:
     vunmap_range(k, kva, end)
     k.syscall_exit("vmap + vunmap")
     pmd = k.pmd_off_k(kva)
-    if is_arm64(k):
+    if keeps_walk_caches(k):
         with pytest.raises(TlbError, match=r"freed while a walk cache may still reference it: "
                                            r".* kernel: .* walk-cache entry cleared by "
                                            r"pmd_free_pte_page_last_level"):
@@ -412,7 +448,8 @@ def test_freeing_a_kernel_table_after_a_last_level_flush(name: str) -> None:
 @pytest.mark.parametrize("name", ARCHES)
 def test_flush_pmd_and_pud_tlb_range(name: str) -> None:
     """A cleared huge pmd is flushed by ``flush_pmd_tlb_range`` (arm64: ``PMD_SIZE`` stride,
-    not last level); ``flush_pud_tlb_range`` likewise covers its block."""
+    not last level; riscv: ``PMD_SIZE`` stride, leaf only); ``flush_pud_tlb_range`` likewise
+    covers its block."""
     k = legacy.boot(name)
     if not huge_pmd_ok(k):
         pytest.skip("no huge pmd leaves")
@@ -432,10 +469,11 @@ def test_flush_pmd_and_pud_tlb_range(name: str) -> None:
     k.hw_tlb.flushes.clear()
     k.flush_pmd_tlb_range(vma, VA, VA + k.PMD_SIZE)
     assert not k.hw_tlb.stale(space)
-    assert all(walk for _, _, _, walk in k.hw_tlb.flushes)
+    walk = k.config.addr_flush_reaches_walk_caches
+    assert k.hw_tlb.flushes and all(w == walk for _, _, _, w in k.hw_tlb.flushes)
     k.hw_tlb.flushes.clear()
     k.flush_pud_tlb_range(vma, VA, VA + k.PUD_SIZE)
-    assert k.hw_tlb.flushes and all(walk for _, _, _, walk in k.hw_tlb.flushes)
+    assert k.hw_tlb.flushes and all(w == walk for _, _, _, w in k.hw_tlb.flushes)
 
 
 @pytest.mark.parametrize("name", ARCHES)

@@ -37,6 +37,14 @@ _PROT_NONE_NOTE = (
     "_PAGE_PROT_NONE = _PAGE_GLOBAL): pte_present() tests V | G, so a not-present PTE "
     "with G set is a PROT_NONE page, never a swap entry (whose bit 5 stays 0)."
 )
+_PUD_PROT_NONE_NOTE = (
+    "A PROT_NONE 1G leaf is lost by the kernel: pud_present() is V alone and pud_leaf() "
+    "needs it (pgtable-64.h), so after pud_modify(PAGE_NONE) the leaf is pud_bad and "
+    "zap_pud_range/vunmap_pud_range clear it as bad (pud_none_or_clear_bad, without the "
+    "page-table lock). ptshim refuses a map or protect that would make a whole 1G leaf PROT_NONE "
+    "(bad input, exit 2); PROT_NONE 2M leaves are fine (pmd_present() also tests "
+    "_PAGE_PROT_NONE | _PAGE_LEAF)."
+)
 _RSVD_NOTE = (
     "W = 1 with R = 0 is a reserved encoding (page fault; Zicfiss gives it to shadow stacks); "
     "a non-leaf PTE with U, A or D set, and a superpage whose low PPN fields are not zero "
@@ -81,7 +89,9 @@ def sv64_config(mode: int, levels: int, vmalloc_start: int, page_offset: int,
         roots=("satp",),
         walker=SvWalker(mode),
         make_registers=RiscvRegisters(satp, 44),
-        notes=notes + (_PROT_NONE_NOTE, _RSVD_NOTE, _SBI_NOTE, _AD_NOTE),
+        addr_flush_reaches_walk_caches=False,
+        notes=notes + (_PROT_NONE_NOTE, _PUD_PROT_NONE_NOTE, _RSVD_NOTE, _SBI_NOTE,
+                       _AD_NOTE),
     )
 
 
@@ -130,6 +140,7 @@ RISCV32_SV32 = ArchConfig(
     roots=("satp",),
     walker=SvWalker(MODE_SV32),
     make_registers=RiscvRegisters(SATP_MODE_32, 22),
+    addr_flush_reaches_walk_caches=False,
     notes=(
         "Linux folds pud and pmd (pgtable-32.h includes pgtable-nopmd.h): pgd = pmd = the "
         "L1 table; 4M megapages would be pmd leaves, but THP and huge vmap are 64BIT-only: "

@@ -17,13 +17,18 @@ legacy API): the caller passes the state ``k.ptdump_pg_state(ranges, markers)``,
   ``pmd_entry`` each are on the same (folded) entry; a leaf is noted at the group's bottom,
   the level whose ``pXd_leaf`` sees it (the folded members' are constant false);
 - every PTE is noted, empty or not (``ptdump_pte_entry`` runs for each pte of a table);
-- an empty entry above the PTE level is noted at the *top* of its group: the legacy walker
-  reports a hole at its ``real_depth``, the level a folded level folds into.
+- an empty entry above the PTE level is noted where the legacy walker reports it: only the
+  group's *bottom* member reads the entry (a folded member's ``pXd_none`` is constant false,
+  at compile time or, like riscv's ``pgd_none``/``p4d_none`` without Sv48/Sv57, at run
+  time), and ``walk_pXd_range`` reports that hole at ``real_depth(bottom)``
+  (mm/pagewalk.c), which moves it up only across levels with ``PTRS_PER_X == 1``.  So a
+  run-time folded level keeps its own depth (a Sv39 top-level hole is a pud hole).
 """
 
 from __future__ import annotations
 
 from legacy import mm_struct
+from legacy.mm.pagewalk import real_depth
 from legacy.ptdump import ptdump_state
 from unified.handles import Entry, Value
 from unified.levels import Level
@@ -56,19 +61,15 @@ def ptdump_walk_pgd(pt: PageTables, st: ptdump_state, mm: mm_struct,
             return Action.CONTINUE
         return None
 
-    top_of: dict[int, Level] = {}  # the top of the group named by each real level
-
     def hole(addr: int, next: int, level: int) -> None:
         if level == Level.PTE:  # ptdump_pte_entry on a none pte
             st.effective_prot(4, 0)
             st.note_page(addr, 4, 0)
-        else:  # ptdump_hole at the hole's real_depth
-            st.note_page(addr, _ptdump_level(top_of[level]), 0)
+        else:  # ptdump_hole at real_depth of the level whose pXd_none saw the hole
+            st.note_page(addr, real_depth(pt.k, _ptdump_level(level)), 0)
 
     for r in st.range:
         root = pt.root_for(mm, r.start)
-        top_of.clear()
-        top_of.update((g.bottom, g.top) for g in pt.levels(root.mm))
         st.mm = root.mm
         walk_range(pt, root, r.start, r.end, visit, hole)
     if flush:
