@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import RootWalk
 
@@ -65,6 +66,15 @@ class Fault:
     va: int
     reason: str
     level: int | None = None
+
+
+def reg(regs: Mapping[str, int], name: str) -> int:
+    """Register ``name`` from ``regs`` (a walker's input); a missing one is a
+    :class:`~arches.errors.BadInput` naming the registers there are."""
+    try:
+        return regs[name]
+    except KeyError:
+        raise BadInput(f"register {name!r} missing (have: {', '.join(regs)})") from None
 
 
 class HardwareWalker(Protocol):

@@ -41,7 +41,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation
+from arches.config import Fault, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -105,12 +105,6 @@ def bits(hi: int, lo: int) -> int:
     """Mask of bits ``hi:lo`` inclusive (Arm ARM notation); 0 when ``hi < lo``."""
     return ((1 << (hi + 1)) - (1 << lo)) if hi >= lo else 0
 
-
-def reg(regs: Mapping[str, int], name: str) -> int:
-    try:
-        return regs[name]
-    except KeyError:
-        raise BadInput(f"register {name!r} missing (have: {', '.join(regs)})") from None
 
 
 @dataclass(frozen=True)

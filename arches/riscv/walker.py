@@ -40,7 +40,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation
+from arches.config import Fault, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -99,12 +99,6 @@ FAULTS = (
 )
 """Why the walk of one PTE stops short of a translation (the algorithm's steps 3, 4, 6, 7)."""
 
-
-def reg(regs: Mapping[str, int], name: str) -> int:
-    try:
-        return regs[name]
-    except KeyError:
-        raise BadInput(f"register {name!r} missing (have: {', '.join(regs)})") from None
 
 
 @dataclass(frozen=True)

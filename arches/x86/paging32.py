@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from arches.config import reg
 from arches.errors import BadInput
 from arches.x86.bits import CR0_PG, CR4_PAE, CR4_PSE, EFER_LMA, EFER_LME
-from arches.x86.walkcore import CR0_PE, EntryRule, PagingWalker, WalkSetup, bits, reg
+from arches.x86.walkcore import CR0_PE, EntryRule, PagingWalker, WalkSetup, bits
 
 
 class Paging32Walker(PagingWalker):

@@ -142,13 +142,6 @@ def decode(rule: EntryRule, entry: int, nxe: bool) -> tuple[Kind, int]:
     return Kind.LEAF, base
 
 
-def reg(regs: Mapping[str, int], name: str) -> int:
-    """Register ``name`` from ``regs``; a missing one is a :class:`BadInput`."""
-    try:
-        return regs[name]
-    except KeyError:
-        raise BadInput(f"register {name!r} missing (have: {', '.join(regs)})") from None
-
 
 class PagingWalker:
     """A walker for one x86 paging mode; subclasses say how the registers select it.
