@@ -7,7 +7,7 @@ call sites in :mod:`legacy.mm` are written against it.
 """
 
 from arches.errors import BadInput, LockError, OutOfMemory, PtshimError, TlbError
-from legacy.generic import VM_EXEC, VM_NONE, VM_READ, VM_SHARED, VM_WRITE, GenericKernel
+from legacy.generic import MAP_FIXED, VM_EXEC, VM_NONE, VM_READ, VM_SHARED, VM_WRITE, GenericKernel
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t, vm_area_struct
 from legacy.registry import arch_names, boot
 from legacy.types import (
@@ -28,7 +28,8 @@ from legacy.types import (
 
 __all__ = [
     "BadInput", "LockError", "OutOfMemory", "PtshimError", "TlbError",
-    "VM_EXEC", "VM_NONE", "VM_READ", "VM_SHARED", "VM_WRITE", "EntryPtr", "GenericKernel",
+    "MAP_FIXED", "VM_EXEC", "VM_NONE", "VM_READ", "VM_SHARED", "VM_WRITE", "EntryPtr",
+    "GenericKernel",
     "P4dPtr", "PgdPtr", "PmdPtr", "PtePtr", "PudPtr", "arch_names", "boot", "mm_struct",
     "p4d_t", "pgd_t", "pgprot_t", "pgtable_t", "pmd_t", "pte_t", "pud_t", "spin_lock",
     "spin_unlock", "spinlock_t", "vm_area_struct",

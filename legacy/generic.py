@@ -26,6 +26,8 @@ VM_WRITE = 0x2
 VM_EXEC = 0x4
 VM_SHARED = 0x8
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
+MAP_FIXED = 0x10
+"""include/uapi/asm-generic/mman-common.h."""
 
 
 class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, TlbflushGeneric,
@@ -69,6 +71,13 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, TlbflushGener
     """The MMU translates kernel addresses through a root of their own (arm64 TTBR1 =
     ``swapper_pg_dir``), so ``pgd_alloc`` clones no kernel half.  Not a kernel symbol: the
     emulator's statement of an architecture fact the kernel encodes in its MMU setup."""
+    SOFTWARE_YOUNG_DIRTY = False
+    """The CPU never records an access in the entry: a present but old leaf is invalid to
+    the hardware and a clean writable one read-only, so that the first access (store)
+    faults and the kernel sets young (dirty) -- s390 (arch/s390/include/asm/pgtable.h:
+    ``pte_mkold`` sets ``_PAGE_INVALID``, ``pte_mkclean`` sets ``_PAGE_PROTECT``; the same
+    for segment entries).  Not a kernel symbol: the harness uses it to predict what the
+    hardware walker may find."""
     ARCH_PAGE_TABLE_SYNC_MASK = 0
     """``PGTBL_*_MODIFIED`` levels whose change must be copied into every pgd
     (include/linux/pgtable.h default: none)."""
@@ -110,6 +119,18 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, TlbflushGener
     def pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None:
         raise NotImplementedError
 
+    # -- mm/mmap.c: the arch's unmapped-area hook -------------------------------------------
+
+    def arch_get_unmapped_area(self, mm: mm_struct, addr: int, len: int, pgoff: int,
+                               flags: int) -> int:
+        """mm/mmap.c ``generic_get_unmapped_area`` for a ``MAP_FIXED`` request (the only
+        kind the emulation makes): ``-ENOMEM`` when ``len`` exceeds ``TASK_SIZE -
+        mmap_min_addr`` (``mmap_min_addr`` = 0 here), else ``addr``.  s390 overrides it
+        (arch/s390/mm/mmap.c: ``check_asce_limit``, which may add page-table levels)."""
+        if len > self.TASK_SIZE:
+            return -12  # -ENOMEM
+        return addr
+
     # -- protections -------------------------------------------------------------------
 
     def vm_get_page_prot(self, vm_flags: int) -> pgprot_t:
@@ -129,10 +150,17 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, TlbflushGener
         self.mms.append(mm)
         return mm
 
-    def mm_alloc(self) -> mm_struct | None:
-        """``mm_alloc()`` → ``mm_init()`` → ``mm_alloc_pgd()``; None on -ENOMEM."""
+    def mm_alloc(self, oldmm: mm_struct | None = None) -> mm_struct | None:
+        """``mm_alloc()`` → ``mm_init()`` → ``mm_alloc_pgd()``; None on -ENOMEM.
+
+        With ``oldmm``: kernel/fork.c ``dup_mm``'s ``allocate_mm()`` + ``memcpy(mm, oldmm,
+        sizeof(*mm))`` + ``mm_init()`` -- of the copied struct only ``mm->context`` matters
+        here (s390: the child keeps its parent's ``asce_limit``, asm/mmu_context.h
+        ``init_new_context``); the rest is built anew."""
         self.mm_count += 1
         mm = self._new_mm(f"mm{self.mm_count}")
+        if oldmm is not None:
+            mm.context = dict(oldmm.context)
         pgd = self.pgd_alloc(mm)
         if pgd is None:
             self.mms.remove(mm)

@@ -187,12 +187,20 @@ class TlbflushGeneric(PgtableGeneric):
 
     # -- which roots the CPU uses (switch_mm) ---------------------------------------------
 
+    def mm_root(self, mm: mm_struct) -> int:
+        """The value ``switch_mm`` loads into the root register for ``mm`` (what
+        ``ArchConfig.make_registers`` takes): ``__pa(mm->pgd)`` -- x86 ``build_cr3``, arm64
+        ``phys_to_ttbr(virt_to_phys(pgd))``, RISC-V ``satp`` PPN (the register builders add
+        the mode and flag bits).  s390 overrides it: its root is ``mm->context.asce``.  Not
+        a kernel symbol."""
+        return mm.pgd.pa
+
     def switch_mm(self, mm: mm_struct) -> None:
         """Load ``mm``'s roots (CR3 / TTBR0+TTBR1) under its ASID: from now on the TLB sees
         every store into the tables they reach.  ``init_mm`` is loaded for the kernel
         half only where the kernel has a root of its own."""
-        user = mm.pgd.pa
-        kernel = self.init_mm.pgd.pa if self.SEPARATE_KERNEL_ROOT else user
+        user = self.mm_root(mm)
+        kernel = self.mm_root(self.init_mm) if self.SEPARATE_KERNEL_ROOT else user
         walks = self.config.walker.structure(self.config.make_registers(user, kernel))
         if mm.is_init_mm and self.SEPARATE_KERNEL_ROOT:
             start = self.config.kernel_range[0]

@@ -26,6 +26,7 @@ import bisect
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any, cast
 
 from arches.config import ArchConfig, Fault, Translation
 from arches.errors import BadInput, CheckFailed, OutOfMemory
@@ -112,10 +113,10 @@ class Session:
         return self.backend.split_size(leaf_size, user)
 
     def roots(self, mm: int = 0) -> tuple[int, int]:
-        """(user root, kernel root) physical addresses of process ``mm`` as the MMU uses
-        them."""
-        user = self.mms[mm].pgd.pa
-        kernel = self.k.init_mm.pgd.pa if self.k.SEPARATE_KERNEL_ROOT else user
+        """(user root, kernel root) of process ``mm`` as the MMU's root registers hold them
+        (``k.mm_root``: the table's physical address, or s390's ASCE)."""
+        user = self.k.mm_root(self.mms[mm])
+        kernel = self.k.mm_root(self.k.init_mm) if self.k.SEPARATE_KERNEL_ROOT else user
         return user, kernel
 
     def registers(self, mm: int = 0) -> dict[str, int]:
@@ -234,14 +235,55 @@ class Session:
             if not e.has_leaves() or (user is not None and e.user != user):
                 continue
             prot = hw_prot(self.config, e.hw_prot())
-            if not e.anon:
+            soft = self.k.SOFTWARE_YOUNG_DIRTY and e.user
+            if not e.anon and not soft:
                 items.append((e.va, e.pa, e.size, e.page_size if e.user else 0, prot, e.user))
                 continue
-            for off in range(0, e.size, ps):
-                pa = zero_pa if e.zero else (anon_pa or {}).get(e.pa + off)
-                if pa is not None:
-                    items.append((e.va + off, pa, ps, ps, prot, True))
+            step = ps if e.anon else e.page_size
+            for off in range(0, e.size, step):
+                pa: int | None = e.pa + off
+                if e.anon:
+                    pa = zero_pa if e.zero else (anon_pa or {}).get(e.pa + off)
+                if pa is None:
+                    continue
+                leaf_prot: str | None = prot
+                if soft:
+                    leaf_prot = self._soft_hw_prot(self.mms[mm], e.va + off, prot)
+                if leaf_prot is not None:
+                    items.append((e.va + off, pa, step, step, leaf_prot, True))
         return runs_of(items)
+
+    def _soft_hw_prot(self, mm: mm_struct, va: int, prot: str) -> str | None:
+        """What the hardware grants at user ``va`` on a kernel whose young and dirty bits
+        are kept by faults (``k.SOFTWARE_YOUNG_DIRTY``): nothing (None) for an old leaf,
+        ``prot`` without ``w`` for a clean one, else ``prot``; read from the leaf with the
+        legacy API (``pte_young``/``pte_dirty`` or ``pmd_young``/``pmd_dirty``)."""
+        k = self.k
+        f = cast(Any, k)  # pte_young, pmd_young, pmd_dirty: the architecture's
+        pgd = k.pgd_offset(mm, va)
+        if k.pgd_none(k.pgdp_get(pgd)):
+            return prot
+        p4d = k.p4d_offset(pgd, va)
+        if k.p4d_none(k.p4dp_get(p4d)):
+            return prot
+        pud = k.pud_offset(p4d, va)
+        v3 = k.pudp_get(pud)
+        if k.pud_none(v3) or k.pud_leaf(v3):
+            return prot  # no user pud leaves on such a kernel (s390: no PUD THP)
+        pmd = k.pmd_offset(pud, va)
+        v2 = k.pmdp_get(pmd)
+        if k.pmd_none(v2):
+            return prot
+        if k.pmd_leaf(v2):
+            young, dirty = f.pmd_young(v2), f.pmd_dirty(v2)
+        else:
+            pte = k.ptep_get(k.pte_offset_kernel(pmd, va))
+            if not k.pte_present(pte):
+                return prot
+            young, dirty = f.pte_young(pte), k.pte_dirty(pte)
+        if not young:
+            return None
+        return prot if dirty else prot.replace("w", "")
 
     def _hardware_runs(self, regs: Mapping[str, int],
                        problems: list[str] | None) -> tuple[list[Run], int]:
@@ -369,7 +411,7 @@ class Session:
                 problems += compare_runs(what, got, self.expected_runs(mm=i, anon_pa=anon_pa))
                 problems += self._check_none_faults(i)
             if not self.k.SEPARATE_KERNEL_ROOT and self.k.init_mm.pgd.pa != self.mm.pgd.pa:
-                root = self.k.init_mm.pgd.pa
+                root = self.k.mm_root(self.k.init_mm)
                 got_k, _n = self._hardware_runs(self.config.make_registers(root, root), None)
                 problems += compare_runs("init_mm's pgd", got_k, self.expected_runs(False))
         for i, mm in enumerate(self.mms):

@@ -16,6 +16,16 @@ meaningful (the folding headers make the upper members' predicates constants): o
 x86-64 the root is level 3 (P4D; ``pgd_none`` is constant 0 there), on i386 the root is
 level 1 (PMD: ``pmd_leaf`` sees the 4M PSE page), on i386-pae level 2 (PUD = the PDPT).
 Descending from level L always lands on the next *real* level below L.
+
+**A group's geometry is that of the member whose index selects the entry.**  With
+compile-time folding (pgtable-nop?d.h) the folded members have ``PTRS_PER_X`` = 1 and the
+top's ``pXd_index`` does the work; where folding is decided per mm at run time (s390:
+``pgd_offset_raw`` indexes the top table with the shift of the level its entries really
+are, arch/s390/include/asm/pgtable.h) the upper members keep their full-size constants and
+the *lowest* member's shift and entry count are the table's.  Both cases are one rule: the
+lowest member with more than one entry per table, else the top.  The levels of an mm are
+recomputed whenever its folding predicates change (s390 ``crst_table_upgrade`` adds levels
+under a live mm).
 """
 
 from __future__ import annotations
@@ -45,30 +55,51 @@ class Level(IntEnum):
 class LevelGroup:
     """One real level: the legacy levels ``top``..``bottom`` that share one table.
 
-    ``top`` gives the table's geometry (entry count, index, span of an entry, how to reach
-    the table from the parent entry); ``bottom`` gives the entries' meaning (none, leaf,
-    present, populate, lock).  Without folding ``top == bottom``."""
+    ``top`` says how to reach the table from the parent entry (the chain of ``*_offset``
+    calls starts there); :attr:`geometry` gives its entry count, index and the span of an
+    entry; ``bottom`` gives the entries' meaning (none, leaf, present, populate, lock).
+    Without folding ``top == bottom``."""
 
     top: Level
     bottom: Level
+    geometry_level: Level | None = None
+    """The member whose ``X_SHIFT``/``PTRS_PER_X`` index the table when it is not ``top``
+    (s390's run-time folding; see the module docstring)."""
 
     @property
     def level(self) -> Level:
         return self.bottom
 
     @property
+    def geometry(self) -> Level:
+        """The member giving the table's geometry: entry count, index, span of an entry."""
+        return self.top if self.geometry_level is None else self.geometry_level
+
+    @property
     def members(self) -> tuple[Level, ...]:
         return tuple(Level(n) for n in range(self.top, self.bottom - 1, -1))
 
 
-def real_levels(k: GenericKernel, mm: mm_struct) -> tuple[LevelGroup, ...]:
-    """The levels ``mm`` really has on kernel ``k``, root first, from the legacy API only."""
-    folded = {
-        Level.P4D: k.mm_p4d_folded(mm),
-        Level.PUD: k.mm_pud_folded(mm),
-        Level.PMD: k.mm_pmd_folded(mm),
-        Level.PTE: False,
-    }
+def folding(k: GenericKernel, mm: mm_struct) -> tuple[bool, bool, bool]:
+    """``(mm_p4d_folded, mm_pud_folded, mm_pmd_folded)`` of ``mm`` now."""
+    return k.mm_p4d_folded(mm), k.mm_pud_folded(mm), k.mm_pmd_folded(mm)
+
+
+def _group(k: GenericKernel, top: Level, bottom: Level) -> LevelGroup:
+    ptrs = {Level.PGD: k.PTRS_PER_PGD, Level.P4D: k.PTRS_PER_P4D, Level.PUD: k.PTRS_PER_PUD,
+            Level.PMD: k.PTRS_PER_PMD, Level.PTE: k.PTRS_PER_PTE}
+    for lv in range(bottom, top):  # lowest member first, the top excluded
+        if ptrs[Level(lv)] > 1:
+            return LevelGroup(top, bottom, Level(lv))
+    return LevelGroup(top, bottom)
+
+
+def real_levels(k: GenericKernel, mm: mm_struct,
+                folded_now: tuple[bool, bool, bool] | None = None) -> tuple[LevelGroup, ...]:
+    """The levels ``mm`` really has on kernel ``k``, root first, from the legacy API only
+    (``folded_now``: :func:`folding` of ``mm``, if the caller has it)."""
+    p4d, pud, pmd = folding(k, mm) if folded_now is None else folded_now
+    folded = {Level.P4D: p4d, Level.PUD: pud, Level.PMD: pmd, Level.PTE: False}
     groups: list[LevelGroup] = []
     top = Level.PGD
     bottom = Level.PGD
@@ -76,7 +107,7 @@ def real_levels(k: GenericKernel, mm: mm_struct) -> tuple[LevelGroup, ...]:
         if folded[lv]:
             bottom = lv
             continue
-        groups.append(LevelGroup(top, bottom))
+        groups.append(_group(k, top, bottom))
         top = bottom = lv
-    groups.append(LevelGroup(top, bottom))
+    groups.append(_group(k, top, bottom))
     return tuple(groups)

@@ -37,7 +37,7 @@ from unified.legacy_ops import (
     uncharge_level,
 )
 from unified.legacy_ops import none_or_clear_bad as legacy_none_or_clear_bad
-from unified.levels import Level, LevelGroup, real_levels
+from unified.levels import Level, LevelGroup, folding, real_levels
 
 
 class PageTables:
@@ -46,7 +46,7 @@ class PageTables:
     def __init__(self, k: GenericKernel) -> None:
         self.k = k
         self.legacy: dict[Level, LegacyLevel] = legacy_levels(k)
-        self._groups: dict[int, tuple[LevelGroup, ...]] = {}
+        self._groups: dict[tuple[int, tuple[bool, bool, bool]], tuple[LevelGroup, ...]] = {}
         self._lower: dict[tuple[int, LevelGroup], LevelGroup | None] = {}
         self._by_int: tuple[LegacyLevel, ...] = tuple(self.legacy[Level(i)] for i in range(5))
         """``self.legacy`` indexed by the int level (no ``Level(n)`` on hot paths)."""
@@ -61,18 +61,21 @@ class PageTables:
 
     def levels(self, mm: mm_struct) -> tuple[LevelGroup, ...]:
         """The real levels of ``mm``, root first (discovered from the legacy folding
-        predicates; cached per mm)."""
-        groups = self._groups.get(id(mm))
+        predicates; cached per mm and folding: s390 adds levels under a live mm)."""
+        now = folding(self.k, mm)
+        key = (id(mm), now)
+        groups = self._groups.get(key)
         if groups is None:
-            groups = self._groups[id(mm)] = real_levels(self.k, mm)
+            groups = self._groups[key] = real_levels(self.k, mm, now)
         return groups
 
     def level_size(self, group: LevelGroup) -> int:
-        """Bytes one entry at this level maps (``1 << X_SHIFT`` of the group's top)."""
-        return 1 << self.legacy[group.top].shift
+        """Bytes one entry at this level maps (``1 << X_SHIFT`` of the group's
+        :attr:`~unified.levels.LevelGroup.geometry` member)."""
+        return 1 << self.legacy[group.geometry].shift
 
     def entries_per_table(self, group: LevelGroup) -> int:
-        return self.legacy[group.top].ptrs
+        return self.legacy[group.geometry].ptrs
 
     def lower(self, group: LevelGroup, mm: mm_struct) -> LevelGroup | None:
         """The next real level below ``group``, or None at the PTE level."""
@@ -132,7 +135,7 @@ class PageTables:
 
     def entry(self, table: Table, addr: int) -> Entry:
         """The entry of ``table`` that maps ``addr`` (``pXd_offset`` for this level)."""
-        top = self.legacy[table.group.top]
+        top = self.legacy[table.group.geometry]
         span_mask = ~((1 << top.shift) - 1) & self.k.ULONG_MASK
         return self._entry(table, top.index(addr), addr & span_mask)
 
@@ -163,7 +166,7 @@ class PageTables:
         self._check_in_table(table, addr, end)
         m = self.k.ULONG_MASK
         group = table.group
-        top = self.legacy[group.top]
+        top = self.legacy[group.geometry]
         size = 1 << top.shift
         span_mask = ~(size - 1) & m
         index = top.index(addr)
@@ -193,7 +196,7 @@ class PageTables:
         self._check_in_table(table, addr, end)
         m = self.k.ULONG_MASK
         group = table.group
-        top = self.legacy[group.top]
+        top = self.legacy[group.geometry]
         size = 1 << top.shift
         span_mask = ~(size - 1) & m
         members = group.members[1:]
@@ -371,7 +374,7 @@ class PageTables:
         ``addr = next; if addr == end: stop`` ends exactly at the top.  It is the legacy
         ``pXd_addr_end`` of the level (``p?d_addr_end``, never the folded ``end``-only
         variant, since a real level is never folded)."""
-        return self.legacy[entry.table.group.top].addr_end(addr, end)
+        return self.legacy[entry.table.group.geometry].addr_end(addr, end)
 
     # -- walking (R6) -----------------------------------------------------------------
 

@@ -5,9 +5,9 @@ Linux (``arch/s390/include/asm/pgtable.h``: ``_REGION1_SHIFT`` 53 ... ``_SEGMENT
 ``_CRST_ENTRIES`` 2048, ``_PAGE_ENTRIES`` 256).  The walker (:mod:`arches.s390.walker`) is
 written from the PoP, not from Linux.
 
-Not yet registered in :data:`arches.CONFIGS` (see :mod:`legacy.s390` for what the harness
-still lacks): among other things it derives a root register from ``mm->pgd`` alone, which
-s390x cannot use -- its root is an ASCE whose type changes under a live mm.
+Not yet registered in :data:`arches.CONFIGS` (see :mod:`legacy.s390` for what still
+blocks it).  Its roots are ASCEs, whose type changes under a live mm: the harness takes them
+from ``k.mm_root(mm)``.
 """
 
 from __future__ import annotations

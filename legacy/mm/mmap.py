@@ -10,7 +10,7 @@ next one (or ``USER_PGTABLES_CEILING``), and ``tlb_finish_mmu`` frees them.
 
 from __future__ import annotations
 
-from legacy.generic import GenericKernel
+from legacy.generic import MAP_FIXED, GenericKernel
 from legacy.mm.internal import EINVAL, ENOMEM, PAGE_ALIGN
 from legacy.mm.memory import copy_page_range, free_pgtables, unmap_vmas
 from legacy.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu, tlb_gather_mmu_fullmm
@@ -61,12 +61,18 @@ def do_munmap(k: GenericKernel, mm: mm_struct, start: int, len: int) -> int:
 def mmap_region(
     k: GenericKernel, mm: mm_struct, addr: int, len: int, vm_flags: int, pgoff: int = 0
 ) -> int:
-    """A ``MAP_FIXED`` mapping of ``[addr, addr + len)`` with no backing yet: unmap what
-    was there, insert the vma; returns ``addr`` or a negative errno.  Drivers then fill it
+    """A ``MAP_FIXED`` mapping of ``[addr, addr + len)`` with no backing yet: ask the arch's
+    ``get_unmapped_area`` (``k.arch_get_unmapped_area``), unmap what was there, insert the
+    vma; returns ``addr`` or a negative errno.  Drivers then fill it
     (``remap_pfn_range``)."""
     if addr & ~k.PAGE_MASK or not len or addr + len > k.TASK_SIZE:
         return EINVAL
     len = PAGE_ALIGN(k, len)
+    # do_mmap(): __get_unmapped_area() -> the arch's get_unmapped_area, even for MAP_FIXED
+    # (s390 upgrades the page-table levels there: arch/s390/mm/mmap.c check_asce_limit).
+    ret = k.arch_get_unmapped_area(mm, addr, len, pgoff, MAP_FIXED)
+    if ret < 0:
+        return ret
     err = do_munmap(k, mm, addr, len)
     if err:
         return err
@@ -136,7 +142,7 @@ def dup_mmap(k: GenericKernel, mm: mm_struct, oldmm: mm_struct) -> int:
 def dup_mm(k: GenericKernel, oldmm: mm_struct) -> mm_struct | None:
     """kernel/fork.c: a new mm (``mm_alloc``) holding a copy of ``oldmm``; None on
     -ENOMEM, after ``mmput`` of the partial copy."""
-    mm = k.mm_alloc()
+    mm = k.mm_alloc(oldmm)  # allocate_mm(); memcpy(mm, oldmm, sizeof(*mm)); mm_init()
     if mm is None:
         return None
     err = dup_mmap(k, mm, oldmm)

@@ -164,6 +164,9 @@ class S390Kernel(S390Thp):
     SEPARATE_KERNEL_ROOT = True
     """The kernel runs in its own address space (home space, CR13 = ``kernel_asce``)."""
     SWP_ENTRY_EMULATED = True
+    SOFTWARE_YOUNG_DIRTY = True
+    """``pte_mkold``/``pte_mkyoung`` toggle ``_PAGE_INVALID``, ``pte_mkclean``/``pte_mkdirty``
+    ``_PAGE_PROTECT`` (pgtable.h): young and dirty are learnt from faults."""
     # arch/s390/Kconfig selects HAVE_ARCH_TRANSPARENT_HUGEPAGE (THP needs EDAT-1: the
     # machine has it); not HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD, not HAVE_ARCH_HUGE_VMAP.
     HAVE_ARCH_TRANSPARENT_HUGEPAGE = True
@@ -415,6 +418,15 @@ class S390Kernel(S390Thp):
         self.switch_mm(mm)
         self.hw_tlb.flush_all()
         return 0
+
+    def arch_get_unmapped_area(self, mm: mm_struct, addr: int, len: int, pgoff: int,
+                               flags: int) -> int:
+        """arch/s390/mm/mmap.c ``arch_get_unmapped_area`` (and ``_topdown``) for
+        ``MAP_FIXED``: ``-ENOMEM`` if ``len > TASK_SIZE - mmap_min_addr``, then
+        ``check_asce_limit`` -- the page-table levels grow here, before the vma exists."""
+        if len > self.TASK_SIZE:
+            return ENOMEM
+        return self.check_asce_limit(mm, addr, len)
 
     def check_asce_limit(self, mm: mm_struct, addr: int, len: int) -> int:
         """pgalloc.h: upgrade when ``[addr, addr + len)`` reaches above ``asce_limit`` and

@@ -41,6 +41,11 @@ class S390Tlbflush(S390Ptdump):
         """``mm->context.asce`` (set by ``init_new_context`` / ``crst_table_upgrade``)."""
         return mm.context["asce"]
 
+    def mm_root(self, mm: mm_struct) -> int:
+        """The root register holds an ASCE, not ``__pa(mm->pgd)``: ``mm->context.asce``
+        (CR1/CR7 for a user mm, CR13 = ``kernel_asce`` for ``init_mm``)."""
+        return self.asce_of(mm)
+
     def switch_mm(self, mm: mm_struct) -> None:
         """``switch_mm`` + ``finish_arch_post_lock_switch`` (asm/mmu_context.h): CR1 = CR7 =
         the mm's ASCE, CR13 = the kernel ASCE; the TLB learns every table they reach.  For
@@ -48,8 +53,8 @@ class S390Tlbflush(S390Ptdump):
         ``s390_invalid_asce``)."""
         if "asce" not in mm.context:
             return  # init_mm before paging_init, or an mm before init_new_context
-        kernel = self.asce_of(self.init_mm) if "asce" in self.init_mm.context else 0
-        user = kernel if mm.is_init_mm else self.asce_of(mm)
+        kernel = self.mm_root(self.init_mm) if "asce" in self.init_mm.context else 0
+        user = kernel if mm.is_init_mm else self.mm_root(mm)
         walks = self.config.walker.structure(self.config.make_registers(user, kernel))
         walks = tuple(w for w in walks if (w.register == "cr13") == mm.is_init_mm)
         self.hw_tlb.activate(mm.asid, walks)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 
-from legacy import mm_struct, vm_area_struct
+from legacy import MAP_FIXED, mm_struct, vm_area_struct
 from legacy.mm.internal import EINVAL, ENOMEM, PAGE_ALIGN
 from legacy.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu, tlb_gather_mmu_fullmm
 from legacy.mm.vm_flags import VM_DONTCOPY
@@ -144,6 +144,9 @@ def mmap_region(pt: PageTables, mm: mm_struct, addr: int, len: int, vm_flags: in
     if addr & ~k.PAGE_MASK or not len or addr + len > k.TASK_SIZE:
         return EINVAL
     len = PAGE_ALIGN(k, len)
+    ret = k.arch_get_unmapped_area(mm, addr, len, pgoff, MAP_FIXED)  # do_mmap's get_area
+    if ret < 0:
+        return ret
     err = do_munmap(pt, mm, addr, len)
     if err:
         return err
@@ -207,7 +210,7 @@ def dup_mmap(pt: PageTables, mm: mm_struct, oldmm: mm_struct) -> int:
 
 def dup_mm(pt: PageTables, oldmm: mm_struct) -> mm_struct | None:
     """fork's new mm holding a copy of ``oldmm``; None on -ENOMEM (after ``mmput``)."""
-    mm = pt.k.mm_alloc()
+    mm = pt.k.mm_alloc(oldmm)  # dup_mm: memcpy(mm, oldmm) carries mm->context
     if mm is None:
         return None
     if dup_mmap(pt, mm, oldmm):
