@@ -59,7 +59,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation
+from arches.config import Fault, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -160,12 +160,6 @@ PIC = {
 }
 """Program-interruption codes (PoP chapter 6)."""
 
-
-def reg(regs: Mapping[str, int], name: str) -> int:
-    try:
-        return regs[name]
-    except KeyError:
-        raise BadInput(f"register {name!r} missing (have: {', '.join(regs)})") from None
 
 
 @dataclass(frozen=True)
