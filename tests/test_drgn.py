@@ -135,13 +135,13 @@ def roots(s: Session, r: dr.DrgnReader) -> list[Root]:
     session's for that process; with one root register (x86 CR3), ``swapper_pg_dir`` gets
     registers of its own, with two the process's registers already hold it."""
     c = s.config
-    swapper = s.k.init_mm.pgd.pa
     one = len(c.roots) == 1
     out = [Root(f"mm {i} pgd", r.mm(mm.pgd.pa), s.registers(i),
                 (lambda va: True) if one else (lambda va: not c.is_kernel(va)))
            for i, mm in enumerate(s.mms)]
     if one:
-        out.append(Root("swapper_pg_dir", r.init_mm, c.make_registers(swapper, swapper),
+        root = s.k.mm_root(s.k.init_mm)
+        out.append(Root("swapper_pg_dir", r.init_mm, c.make_registers(root, root),
                         lambda va: True))
     else:
         out.append(Root("swapper_pg_dir", r.init_mm, s.registers(0),

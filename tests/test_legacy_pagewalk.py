@@ -52,8 +52,8 @@ HYP = settings(max_examples=30, deadline=None, derandomize=True,
 
 
 def regs(k: GenericKernel, mm: mm_struct) -> dict[str, int]:
-    kernel_root = k.init_mm.pgd.pa if k.SEPARATE_KERNEL_ROOT else mm.pgd.pa
-    return k.config.make_registers(mm.pgd.pa, kernel_root)
+    kernel_root = k.mm_root(k.init_mm if k.SEPARATE_KERNEL_ROOT else mm)
+    return k.config.make_registers(k.mm_root(mm), kernel_root)
 
 
 def translate(k: GenericKernel, mm: mm_struct, va: int) -> Translation | Fault:

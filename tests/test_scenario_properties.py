@@ -279,7 +279,7 @@ class Checker:
         k, s = self.k, self.s
         out = [s.registers()]
         if not user and not k.SEPARATE_KERNEL_ROOT:
-            root = k.init_mm.pgd.pa
+            root = k.mm_root(k.init_mm)
             out.append(s.config.make_registers(root, root))
         return out
 
@@ -425,7 +425,7 @@ class Checker:
         self.check_locks("teardown")
         # init_mm lives on: its mappings still translate through swapper_pg_dir.
         c = s.config
-        root = k.init_mm.pgd.pa
+        root = k.mm_root(k.init_mm)
         regs = c.make_registers(root, root)
         for e in s.model:
             if e.user:
