@@ -80,9 +80,16 @@ class _Book:
     """The obligations of one kernel: live (registered, unconsumed) and dropped."""
 
     def __init__(self, k: GenericKernel) -> None:
-        self.k = k
+        self._k = weakref.ref(k)  # the book is the value of a WeakKeyDictionary keyed by k:
+        # a strong reference back would keep every kernel (and its memory) alive for ever
         self.live: dict[int, weakref.ref[TlbFlush]] = {}
         self.dropped: list[str] = []
+
+    @property
+    def k(self) -> GenericKernel:
+        k = self._k()
+        assert k is not None, "a flush obligation outlived its kernel"
+        return k
 
     def check(self, where: str) -> None:
         """Raise :class:`UnconsumedFlush` if an obligation was dropped or is still owed at
