@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from arches import CONFIGS, ArchConfig, get_config
+from arches import CONFIGS, ArchConfig, get_config, staged_names
 from legacy.arm64.pgtable import (
     Arm64_4K_39Kernel,
     Arm64_4K_48Kernel,
@@ -16,6 +16,7 @@ from legacy.arm64.pgtable import (
 )
 from legacy.generic import GenericKernel
 from legacy.riscv.pgtable import RiscvSv32Kernel, RiscvSv39Kernel, RiscvSv48Kernel, RiscvSv57Kernel
+from legacy.s390.pgtable import S390Kernel
 from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel
 from legacy.x86.pgtable_64 import X86_64Kernel
 
@@ -38,6 +39,13 @@ KERNELS: dict[str, KernelFactory] = {
     "riscv64-sv48": RiscvSv48Kernel,
     "riscv64-sv57": RiscvSv57Kernel,
 }
+
+STAGED_KERNELS: dict[str, KernelFactory] = {
+    "s390x": S390Kernel,
+}
+"""Kernels of the configurations under construction (``arches.STAGED``); registered in a
+process whose ``PTSHIM_STAGED`` names them."""
+KERNELS.update({n: STAGED_KERNELS[n] for n in staged_names(STAGED_KERNELS)})
 
 
 def boot(name: str) -> GenericKernel:
