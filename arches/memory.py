@@ -68,6 +68,9 @@ class PhysMem:
         """Entry stores so far (progress reports read it)."""
         prefix = "<" if byteorder == "little" else ">"
         self._codec = {4: struct.Struct(prefix + "I"), 8: struct.Struct(prefix + "Q")}
+        self._unpack = {n: c.unpack_from for n, c in self._codec.items()}
+        self._pack = {n: c.pack_into for n, c in self._codec.items()}
+        self._frame_mask = ~self._offset_mask
         self.observer: MemObserver | None = None
         """Told of every entry store (before it lands) and every frame free."""
 
@@ -184,19 +187,22 @@ class PhysMem:
 
     def read(self, pa: int, size: int) -> int:
         """Read a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
-        frame = self._frames.get(pa & ~self._offset_mask)
+        frame = self._frames.get(pa & self._frame_mask)
         if frame is None:
             frame = self._frame(pa)  # raises, naming the frame's state
-        value: int = self._codec[size].unpack_from(frame, pa & self._offset_mask)[0]
+        value: int = self._unpack[size](frame, pa & self._offset_mask)[0]
         return value
 
     def write(self, pa: int, size: int, value: int) -> None:
         """Write a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
-        codec, frame, off = self._codec[size], self._frame(pa), pa & self._offset_mask
+        frame = self._frames.get(pa & self._frame_mask)
+        if frame is None:
+            frame = self._frame(pa)  # raises, naming the frame's state
+        off = pa & self._offset_mask
         self.writes += 1
         if self.observer is not None:
-            self.observer.on_write(pa, size, int(codec.unpack_from(frame, off)[0]), value)
-        codec.pack_into(frame, off, value)
+            self.observer.on_write(pa, size, int(self._unpack[size](frame, off)[0]), value)
+        self._pack[size](frame, off, value)
 
     def read_bytes(self, pa: int, length: int) -> bytes:
         """Bytes ``[pa, pa+length)``; a range that crosses frames (a 16 KiB s390x region

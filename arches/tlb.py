@@ -179,6 +179,16 @@ def _restricts(old: EntryView, new: EntryView) -> str | None:
     return None
 
 
+def _same_leaf_slot(found: list[tuple[_TableRef, int]]) -> bool:
+    """Whether every way of reaching one entry sees the same last-level slot of the same
+    address space (the kernel's tables, shared by every mm's kernel root): a store there is
+    one change to one cached translation, however many roots reach it."""
+    r0 = found[0][0]
+    return r0.last and r0.space is not None and all(
+        r.last and r.space == r0.space and r.va_base == r0.va_base and r.level == r0.level
+        for r, _ in found)
+
+
 class Tlb:
     """The emulated TLB of one machine (see the module docstring).
 
@@ -217,7 +227,11 @@ class Tlb:
         """Every invalidation: (space, start, end, walk caches too); ``end`` is exclusive and
         0 means the top; a whole-space flush is (space, 0, 0, True)."""
         self._refs: dict[int, list[_TableRef]] = {}
+        """Table base -> how the active roots reach it.  Every change resets ``_found_pa``
+        (the one-entry cache of :meth:`_find`)."""
         self._sizes: set[int] = set()
+        self._found_pa = -1
+        self._found: list[tuple[_TableRef, int]] = []
         self._roots: dict[int, tuple[RootWalk, ...]] = {}
         self._codecs: dict[tuple[int, int], struct.Struct] = {}
 
@@ -239,6 +253,7 @@ class Tlb:
         if asid not in self._roots:
             return
         del self._roots[asid]
+        self._found_pa = -1
         for pa in list(self._refs):
             refs = [r for r in self._refs[pa] if r.asid != asid]
             if refs:
@@ -314,19 +329,21 @@ class Tlb:
 
     def space_at(self, pa: int) -> int | None:
         """The address space the entry at ``pa`` belongs to, or None if no root reaches it."""
-        for size in self._sizes:
-            base = pa - pa % size
-            refs = self._refs.get(base)
-            if refs:
-                r = refs[0]
-                if r.space is not None:
-                    return r.space
-                shape = r.shape
-                va = r.walk.canonical(r.va_base | (pa - base) // shape.entry_size << shape.shift)
-                return self.space_of(r.asid, va)
-        return None
+        found = self._find(pa)
+        if not found:
+            return None
+        r, idx = found[0]
+        if r.space is not None:
+            return r.space
+        shape = r.shape
+        return self.space_of(r.asid, r.walk.canonical(r.va_base | idx << shape.shift))
 
     def _find(self, pa: int) -> list[tuple[_TableRef, int]]:
+        """Every (reference, index) through which an active root reaches the entry at
+        ``pa``.  The last answer is kept: lockdep asks (:meth:`space_at`) just before the
+        store asks (:meth:`on_write`), about the same entry.  Callers must not modify it."""
+        if pa == self._found_pa:
+            return self._found
         out: list[tuple[_TableRef, int]] = []
         for size in self._sizes:
             base = pa - pa % size
@@ -335,6 +352,7 @@ class Tlb:
                 for r in refs:
                     if r.shape.table_bytes == size:
                         out.append((r, (pa - base) // r.shape.entry_size))
+        self._found_pa, self._found = pa, out
         return out
 
     def _entries(self, ref: _TableRef, table: int) -> tuple[int, ...]:
@@ -355,6 +373,7 @@ class Tlb:
     def _register(self, ref: _TableRef, table: int) -> None:
         shape = ref.walk.levels[ref.level]
         self._sizes.add(shape.table_bytes)
+        self._found_pa = -1
         self._refs.setdefault(table, []).append(ref)
         if ref.level + 1 == len(ref.walk.levels):
             return
@@ -371,6 +390,7 @@ class Tlb:
         refs = self._refs.get(table)
         if refs is None:
             return
+        self._found_pa = -1
         refs = [r for r in refs if r != ref]
         if refs:
             self._refs[table] = refs
@@ -397,6 +417,8 @@ class Tlb:
         found = self._find(pa)
         if not found:
             return
+        if len(found) > 1 and _same_leaf_slot(found):
+            found = found[:1]  # a kernel table every mm's kernel root reaches: one slot
         if len(found) == 1 and found[0][0].last:
             # The stores made by the hundred in one call site: a leaf made where there was
             # none, or a leaf cleared (a zap).  At the last level there are no tables to

@@ -21,6 +21,7 @@ class Machine:
         self.mem = PhysMem(config.page_size, config.endianness, config.phys_bits)
         self.ptdescs: dict[int, ptdesc] = {}
         self.ULONG_MASK = config.addr_mask
+        self._frame_mask = ~(config.page_size - 1)
 
     # -- page-table frames (pagetable_alloc / pagetable_free, include/linux/mm.h) ----------
 
@@ -55,7 +56,7 @@ class Machine:
 
     def frame_of(self, pa: int) -> int:
         """Base of the frame containing ``pa``."""
-        return pa & ~(self.config.page_size - 1)
+        return pa & self._frame_mask
 
     def tables_of(self, mm: mm_struct) -> list[int]:
         """Physical addresses of every page-table frame charged to ``mm``."""

@@ -86,10 +86,11 @@ class PgtableGeneric(Machine):
         """The descriptor of the page table holding the byte at ``pa`` (None: no table):
         the object's stand-in inside a slab page, else the frame's ``ptdesc``.  Use this,
         not ``ptdescs[frame_of(pa)]``, which in a slab page names the object at offset 0."""
-        for cache in self.kmem_caches:
-            if cache.holds_frame(pa):
-                obj = cache.object_containing(pa)
-                return None if obj is None else self.ptdescs.get(obj)
+        if self.kmem_caches:
+            for cache in self.kmem_caches:
+                if cache.holds_frame(pa):
+                    obj = cache.object_containing(pa)
+                    return None if obj is None else self.ptdescs.get(obj)
         return self.ptdescs.get(self.frame_of(pa))
 
     def derive_sizes(self) -> None:
@@ -184,19 +185,19 @@ class PgtableGeneric(Machine):
         self.mem.write(p.pa, p.size, v)
 
     def ptep_get(self, ptep: PtePtr) -> pte_t:
-        return pte_t(self._read(ptep))
+        return pte_t(self.mem.read(ptep.pa, ptep.size))
 
     def pmdp_get(self, pmdp: PmdPtr) -> pmd_t:
-        return pmd_t(self._read(pmdp))
+        return pmd_t(self.mem.read(pmdp.pa, pmdp.size))
 
     def pudp_get(self, pudp: PudPtr) -> pud_t:
-        return pud_t(self._read(pudp))
+        return pud_t(self.mem.read(pudp.pa, pudp.size))
 
     def p4dp_get(self, p4dp: P4dPtr) -> p4d_t:
-        return p4d_t(self._read(p4dp))
+        return p4d_t(self.mem.read(p4dp.pa, p4dp.size))
 
     def pgdp_get(self, pgdp: PgdPtr) -> pgd_t:
-        return pgd_t(self._read(pgdp))
+        return pgd_t(self.mem.read(pgdp.pa, pgdp.size))
 
     def ptep_get_lockless(self, ptep: PtePtr) -> pte_t:
         return self.ptep_get(ptep)

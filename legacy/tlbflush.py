@@ -106,7 +106,9 @@ class TlbflushGeneric(PgtableGeneric):
 
     def _write(self, p: EntryPtr, v: int) -> None:
         if self.lockdep_enabled:
-            self.lockdep_assert_pgtable_write(p, v)
+            lock = self.pgtable_lock_required(p, v)
+            if lock is not None and not lock.held:
+                self.lockdep_assert_pgtable_write(p, v)  # raises, saying what is missing
         self.mem.write(p.pa, p.size, v)
 
     def pgtable_lock_required(self, p: EntryPtr, v: int) -> spinlock_t | None:

@@ -34,7 +34,7 @@ from arches.tlb import KERNEL_SPACE
 from legacy import GenericKernel, boot, mm_struct
 from legacy.mm.page import check_pages_freed, is_zero_pfn, my_zero_pfn, page_state
 from legacy.mm_types import mmap_write_locked
-from legacy.types import pmd_t
+from legacy.types import PtePtr, pmd_t
 from ptshim.backends import Backend, make_backend
 from ptshim.model import Model, Prot, Run
 from ptshim.scenario import (
@@ -308,9 +308,9 @@ class Session:
 
         return runs_of(pieces(), presorted=True), count
 
-    def _pte_pfn(self, mm: mm_struct, va: int) -> int | None:
-        """The pfn of the present pte mapping ``va`` in ``mm`` (a software walk with the
-        legacy API; None if there is none)."""
+    def _pte_at(self, mm: mm_struct, va: int) -> PtePtr | None:
+        """The pte mapping ``va`` in ``mm`` (a software walk with the legacy API; None where
+        there is no PTE table: an empty or huge upper entry)."""
         k = self.k
         pgd = k.pgd_offset(mm, va)
         if k.pgd_none(k.pgdp_get(pgd)):
@@ -326,10 +326,22 @@ class Session:
         v2 = k.pmdp_get(pmd)
         if k.pmd_none(v2) or k.pmd_leaf(v2):
             return None
-        pte = k.ptep_get(k.pte_offset_kernel(pmd, va))
-        if not k.pte_present(pte):
-            return None
-        return k.pte_pfn(pte)
+        return k.pte_offset_kernel(pmd, va)
+
+    def _pte_pfns(self, mm: mm_struct, start: int, end: int) -> Iterator[tuple[int, int | None]]:
+        """``(va, pfn of its present pte or None)`` for every page of ``[start, end)``,
+        walking down once per PTE table."""
+        k = self.k
+        ps = k.PAGE_SIZE
+        span = k.PTRS_PER_PTE * ps  # what one PTE table maps (pmd_addr_end may be a
+        va = start                  # folded level's, which returns ``end``)
+        while va < end:
+            nxt = min(end, va - va % span + span)
+            pte = self._pte_at(mm, va)
+            for i, v in enumerate(range(va, nxt, ps)):
+                val = None if pte is None else k.ptep_get(pte + i)
+                yield v, (k.pte_pfn(val) if val is not None and k.pte_present(val) else None)
+            va = nxt
 
     def anon_pages(self) -> tuple[dict[int, int], list[str]]:
         """Where every anonymous page of the model is (token -> pa, read from each mm's
@@ -338,7 +350,6 @@ class Session:
         mapcount is not the number of ptes mapping it (each pte holds one reference), or
         an allocated page no process maps (a leak)."""
         k = self.k
-        ps = self.limits.page_size
         token_pa: dict[int, int] = {}
         maps: dict[int, int] = {}
         out: list[str] = []
@@ -346,9 +357,8 @@ class Session:
             for e in self.model.user_extents(i):
                 if not e.anon or e.empty:
                     continue
-                for off in range(0, e.size, ps):
-                    va = e.va + off
-                    pfn = self._pte_pfn(mm, va)
+                for va, pfn in self._pte_pfns(mm, e.va, e.end):
+                    off = va - e.va
                     if pfn is None:
                         out.append(f"mm {i}: no present pte for the anonymous page at {va:#x}")
                         continue
@@ -567,18 +577,22 @@ def runs_of(items: Iterable[tuple[int, int, int, int, str, bool]],
     come, without holding them all; one out of order falls back to sorting."""
     runs: list[Run] = []
     it = iter(items) if presorted else iter(sorted(items))
+    cur: list[Any] | None = None  # the run being extended: [va, pa, size, leaf, prot, user]
     for piece in it:
         va, pa, size, leaf, prot, user = piece
-        if presorted and runs and va < runs[-1].end:
-            done = [(r.va, r.pa, r.size, r.leaf_size, r.prot, r.user) for r in runs]
-            return runs_of([*done, piece, *it])
-        if runs:
-            r = runs[-1]
-            if (r.end == va and r.pa + r.size == pa and r.leaf_size == leaf
-                    and r.prot == prot and r.user == user):
-                runs[-1] = Run(r.va, r.pa, r.size + size, leaf, prot, user)
+        if cur is not None:
+            end = cur[0] + cur[2]
+            if presorted and va < end:
+                done = [(r.va, r.pa, r.size, r.leaf_size, r.prot, r.user) for r in runs]
+                return runs_of([*done, tuple(cur), piece, *it])
+            if (end == va and cur[1] + cur[2] == pa and cur[3] == leaf and cur[4] == prot
+                    and cur[5] == user):
+                cur[2] += size
                 continue
-        runs.append(Run(va, pa, size, leaf, prot, user))
+            runs.append(Run(*cur))
+        cur = [va, pa, size, leaf, prot, user]
+    if cur is not None:
+        runs.append(Run(*cur))
     return runs
 
 

@@ -312,3 +312,18 @@ def test_a_zap_of_scattered_pages_is_remembered_page_by_page(arch: str) -> None:
                 k.syscall_exit("scatter")
         else:
             k.syscall_exit("scatter")
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64-4k-39", "riscv64-sv39"])
+def test_what_a_root_reaches_is_known_at_once(arch: str) -> None:
+    """The TLB remembers its last lookup (lockdep asks about an entry just before the
+    store does): loading or retiring a root must forget it.  A process's tables are seen
+    from the moment ``switch_mm`` loads its root, and not after its ASID is retired."""
+    k, mm, _vma = _setup(arch)
+    _pmd, pte = _pte(k, mm, VA)
+    tlb = k.hw_tlb
+    assert tlb.space_at(pte.pa) == mm.asid
+    k.mm_tlb_retire(mm)
+    assert tlb.space_at(pte.pa) is None and not tlb.is_live(pte.pa)
+    k.switch_mm(mm)
+    assert tlb.space_at(pte.pa) == mm.asid and tlb.is_live(pte.pa)

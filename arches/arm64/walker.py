@@ -385,24 +385,33 @@ class Arm64Walker:
         for region in wp.regions:
             if region.disabled:
                 continue
-            yield from self._leaves(mem, wp, region, endian, region.start_level, region.root,
-                                    region.region_base(), _Perms())
+            yield from self._leaves(mem, wp, region, endian)
 
-    def _leaves(
-        self, mem: PhysMem, wp: WalkParams, region: Region, endian: str, level: int,
-        table: int, va_base: int, perms: _Perms,
-    ) -> Iterator[Translation]:
-        n = region.entries(level)
-        raw = mem.read_bytes(table, 8 * n)
-        shift = region.shift(level)
-        for idx, desc in enumerate(struct.unpack(f"{endian}{n}Q", raw)):
-            if not desc & VALID:
-                continue
-            kind, value = self._decode(region, wp, level, desc)
-            va = va_base | idx << shift
-            if kind == "table":
-                yield from self._leaves(mem, wp, region, endian, level + 1, value, va,
-                                        perms.below(region, desc))
-            elif kind == "leaf":
-                yield self._translation(wp, region, perms, desc, va, value, 1 << shift,
-                                        level - region.start_level)
+    def _leaves(self, mem: PhysMem, wp: WalkParams, region: Region,
+                endian: str) -> Iterator[Translation]:
+        """One region's leaves, depth first with an explicit stack of table iterators (a
+        recursive generator would pass each leaf up through one frame per level)."""
+
+        def entries(level: int, table: int) -> Iterator[tuple[int, int]]:
+            n = region.entries(level)
+            return enumerate(struct.unpack(f"{endian}{n}Q", mem.read_bytes(table, 8 * n)))
+
+        first = region.start_level
+        stack = [(first, region.region_base(), _Perms(), entries(first, region.root))]
+        while stack:
+            level, va_base, perms, it = stack[-1]
+            shift = region.shift(level)
+            for idx, desc in it:
+                if not desc & VALID:
+                    continue
+                kind, value = self._decode(region, wp, level, desc)
+                va = va_base | idx << shift
+                if kind == "table":
+                    stack.append((level + 1, va, perms.below(region, desc),
+                                  entries(level + 1, value)))
+                    break
+                if kind == "leaf":
+                    yield self._translation(wp, region, perms, desc, va, value, 1 << shift,
+                                            level - first)
+            else:
+                stack.pop()

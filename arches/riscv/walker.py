@@ -274,20 +274,29 @@ class SvWalker:
         sp = self.setup(regs)
         codec = struct.Struct(("<" if mem.byteorder == "little" else ">") + str(self.entries())
                               + ("I" if self.rv32 else "Q"))
-        yield from self._leaves(mem, sp, codec, self.nlevels - 1, sp.root, 0)
+        # Depth first with an explicit stack of table iterators (a recursive generator
+        # would pass each leaf up through one frame per level).
+        nbytes = self.entries() * self.pte_size
 
-    def _leaves(self, mem: PhysMem, sp: SvParams, codec: struct.Struct, i: int, table: int,
-                va_base: int) -> Iterator[Translation]:
-        raw = mem.read_bytes(table, self.entries() * self.pte_size)
-        n = self.nlevels - 1 - i
-        for idx, pte in enumerate(codec.unpack(raw)):
-            if not pte & V:
-                continue
-            kind, value = self.decode(i, pte, sp.adue)
-            va = va_base | idx << self.shift(i)
-            if kind == "table":
-                yield from self._leaves(mem, sp, codec, i - 1, value, va)
-            elif kind == "leaf":
-                size = self.leaf_size(i, pte)
-                va = self.sign_extend(va & ~(size - 1))
-                yield self._translation(pte, va, value, size, n, sp.adue)
+        def entries(table: int) -> Iterator[tuple[int, int]]:
+            return enumerate(codec.unpack(mem.read_bytes(table, nbytes)))
+
+        stack = [(self.nlevels - 1, 0, entries(sp.root))]
+        while stack:
+            i, va_base, it = stack[-1]
+            n = self.nlevels - 1 - i
+            shift = self.shift(i)
+            for idx, pte in it:
+                if not pte & V:
+                    continue
+                kind, value = self.decode(i, pte, sp.adue)
+                va = va_base | idx << shift
+                if kind == "table":
+                    stack.append((i - 1, va, entries(value)))
+                    break
+                if kind == "leaf":
+                    size = self.leaf_size(i, pte)
+                    va = self.sign_extend(va & ~(size - 1))
+                    yield self._translation(pte, va, value, size, n, sp.adue)
+            else:
+                stack.pop()

@@ -248,36 +248,37 @@ class PagingWalker:
             )
             for rule in ws.rules
         }
-        yield from self._leaves(mem, ws, codec, 0, ws.root, 0, True, True, True)
+        # Depth first with an explicit stack of table iterators (a recursive generator
+        # would pass every leaf up through one frame per level).
+        rules = ws.rules
+        nxe = ws.nxe
+        sign_extend = self.sign_extend
 
-    def _leaves(
-        self,
-        mem: PhysMem,
-        ws: WalkSetup,
-        codec: Mapping[tuple[int, int], struct.Struct],
-        level: int,
-        table: int,
-        va_base: int,
-        writable: bool,
-        user: bool,
-        executable: bool,
-    ) -> Iterator[Translation]:
-        rule = ws.rules[level]
-        raw = mem.read_bytes(table, rule.entries * rule.entry_size)
-        nx_counts = rule.xd and ws.nxe
-        for index, entry in enumerate(codec[rule.entry_size, rule.entries].unpack(raw)):
-            if not entry & P:
-                continue
-            kind, value = decode(rule, entry, ws.nxe)
-            if kind is Kind.RESERVED:
-                continue
-            w, u = writable, user
-            if rule.access:
-                w = w and bool(entry & RW)
-                u = u and bool(entry & US)
-            x = executable and not (nx_counts and entry & XD)
-            va = va_base | index << rule.shift
-            if kind is Kind.TABLE:
-                yield from self._leaves(mem, ws, codec, level + 1, value, va, w, u, x)
+        def entries(level: int, table: int) -> Iterator[tuple[int, int]]:
+            rule = rules[level]
+            raw = mem.read_bytes(table, rule.entries * rule.entry_size)
+            return enumerate(codec[rule.entry_size, rule.entries].unpack(raw))
+
+        stack = [(0, 0, True, True, True, entries(0, ws.root))]
+        while stack:
+            level, va_base, writable, user, executable, it = stack[-1]
+            rule = rules[level]
+            nx_counts = rule.xd and nxe
+            for index, entry in it:
+                if not entry & P:
+                    continue
+                kind, value = decode(rule, entry, nxe)
+                if kind is Kind.RESERVED:
+                    continue
+                w, u = writable, user
+                if rule.access:
+                    w = w and bool(entry & RW)
+                    u = u and bool(entry & US)
+                x = executable and not (nx_counts and entry & XD)
+                va = va_base | index << rule.shift
+                if kind is Kind.TABLE:
+                    stack.append((level + 1, va, w, u, x, entries(level + 1, value)))
+                    break
+                yield Translation(sign_extend(va), value, rule.span, level, w, x, u)
             else:
-                yield Translation(self.sign_extend(va), value, rule.span, level, w, x, u)
+                stack.pop()
