@@ -146,6 +146,8 @@ class TlbflushGeneric(PgtableGeneric):
         if self._lockless is not None and self._lockless[0] is mm:
             return None
         if desc.level == "pte":
+            if self.USE_SPLIT_PTE_PTLOCKS and desc.ptl is not None:
+                return desc.ptl  # ptep_lockptr: the split lock of the table's own ptdesc
             return self.ptep_lockptr(mm, PtePtr(p.pa, p.size))
         if desc.level == "pmd":
             return self.pmd_lockptr(mm, PmdPtr(p.pa, p.size))
