@@ -466,35 +466,36 @@ class Session:
         if mm.pgtables_bytes != want:
             out.append(f"pgtables_bytes is {mm.pgtables_bytes}, the tables charged to the mm "
                        f"account for {want}")
-        charged = {k.frame_of(pa) for pa in k.tables_of(mm)}
+        # Tables by their base address, not by frame: a table may be smaller than a page
+        # (arm64's pgd_cache, ppc64's PTE/PMD fragments: several share a frame) or larger
+        # (s390x's 16 KiB region and segment tables).
+        charged = set(k.tables_of(mm))
         # What the MMU reaches from the mm's root (the emulated TLB follows every table a
         # root reaches, decoding entries as the hardware does): user and kernel halves --
         # the mm may own tables of the kernel half too (i386 PAE: each pgd's kernel PMD).
         reach: set[int] = set()
         reach_k: set[int] = set()
-        for pa, nbytes, space in k.hw_tlb.tables_of(mm.asid):
+        for pa, _nbytes, space in k.hw_tlb.tables_of(mm.asid):
             if space is not None:
-                (reach_k if space == KERNEL_SPACE else reach).update(
-                    table_frames(k, pa, nbytes))
+                (reach_k if space == KERNEL_SPACE else reach).add(pa)
         # Huge pmds of the user range, present or not (PROT_NONE), as the kernel sees them.
         huge_pmds = sum(1 for raw in k.hw_tlb.entries_of(mm.asid, k.PMD_SIZE, mm.asid)
                         if k.pmd_trans_huge(pmd_t(raw)))
-        root = set(table_frames(k, mm.pgd.pa, k.PTRS_PER_PGD * k.SIZEOF_PGD))
-        unreachable = sorted(charged - reach - reach_k - root)
+        unreachable = sorted(charged - reach - reach_k - {mm.pgd.pa})
         # Each user huge pmd has one PTE table deposited for its split (legacy.mm.huge_memory:
         # "one deposit per user huge pmd"): charged and accounted, but not in the tree.
-        deposited = [f for f in unreachable if k.ptdescs[f].level == "pte"]
-        orphans = [f for f in unreachable if f not in deposited]
+        deposited = [t for t in unreachable if k.ptdescs[t].level == "pte"]
+        orphans = [t for t in unreachable if t not in deposited]
         if len(deposited) != huge_pmds:
             out.append(f"{len(deposited)} unreachable PTE table(s) charged to the mm, but "
                        f"{huge_pmds} huge pmd(s) with a deposited table")
         if orphans:
-            out.append(f"{len(orphans)} table frame(s) charged to the mm but unreachable: "
-                       + ", ".join(f"{f:#x}" for f in orphans[:4]))
-        foreign = sorted(f for f in reach if f not in charged)
+            out.append(f"{len(orphans)} table(s) charged to the mm but unreachable: "
+                       + ", ".join(f"{t:#x}" for t in orphans[:4]))
+        foreign = sorted(t for t in reach if t not in charged)
         if foreign:
-            out.append(f"{len(foreign)} table frame(s) reachable from the user range but not "
-                       "charged to the mm: " + ", ".join(f"{f:#x}" for f in foreign[:4]))
+            out.append(f"{len(foreign)} table(s) reachable from the user range but not "
+                       "charged to the mm: " + ", ".join(f"{t:#x}" for t in foreign[:4]))
         return out
 
     def _check_locks(self) -> list[str]:
