@@ -23,7 +23,12 @@ The new protection is passed explicitly (the kernel reads ``vma->vm_page_prot``)
 from __future__ import annotations
 
 from legacy import BadInput, spin_lock, spin_unlock, vm_area_struct
-from legacy.mm.mmu_gather import mmu_gather, tlb_finish_mmu, tlb_gather_mmu
+from legacy.mm.mmu_gather import (
+    mmu_gather,
+    tlb_change_page_size,
+    tlb_finish_mmu,
+    tlb_gather_mmu,
+)
 from unified.handles import Entry, Table
 from unified.mm._common import BUG_ON, EINVAL, ops_of
 from unified.mm.split import _set_in_every_pgd, split_huge_leaf
@@ -49,6 +54,7 @@ def _change_leaves(pt: PageTables, tlb: mmu_gather, vma: vm_area_struct, table: 
     needs_flush = lv.needs_flush
     owed = pt.owe(mm, table.level)
     pages = 0
+    tlb_change_page_size(pt.k, tlb, lv.size)  # a gather of one page size (powerpc flushes)
     ptl = pt.lockptr(table)
     spin_lock(ptl)
     try:
@@ -78,6 +84,7 @@ def _change_huge_leaf(pt: PageTables, tlb: mmu_gather, vma: vm_area_struct, entr
     the base pages the leaf maps."""
     mm = vma.vm_mm
     lv = ops_of(pt, mm, entry.level)
+    tlb_change_page_size(pt.k, tlb, lv.size)
     ptl = lv.lockptr(mm, entry.ptr)
     spin_lock(ptl)
     try:
