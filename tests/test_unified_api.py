@@ -867,7 +867,7 @@ def unified_leaves(scene: Scene, hook: Visit | None = None,
         return None
 
     walk_range(pt, scene.root, scene.start, scene.end, visit,
-               None if holes is None else (lambda a, n, lv: holes.append((a, n))))
+               None if holes is None else (lambda a, n, empty: holes.append((a, n))))
     return out
 
 

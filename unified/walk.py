@@ -3,7 +3,10 @@
 The legacy walker (mm/pagewalk.c) is five nested loops with five callbacks
 (``pgd_entry`` ... ``pte_entry``); here one recursive routine visits every entry covering a
 range with one callback shape, ``visit(entry, value, addr, next) -> Action``, and reports
-empty entries to ``hole(addr, next, level)``.  ``Action`` has the legacy walker's meanings:
+empty entries to ``hole(addr, next, empty)``, with the empty entry's value: empty is not
+always zero (s390's invalid bits; LoongArch's kernel ptes keep ``_PAGE_GLOBAL``, its
+directory entries point at ``invalid_pte_table``), and ``mm/ptdump.c`` notes what it read.
+``Action`` has the legacy walker's meanings:
 ``SUBTREE`` (the default, also for a callback returning None) descends into a table entry;
 ``CONTINUE`` skips the entry's subtree; ``AGAIN`` reads the entry again and calls ``visit``
 once more (after the callback changed it, e.g. split a huge leaf into a table).
@@ -29,7 +32,7 @@ class Action(Enum):
 
 
 Visit = Callable[[Entry, Value, int, int], "Action | None"]
-Hole = Callable[[int, int, int], None]
+Hole = Callable[[int, int, Value], None]
 
 
 def walk_range(
@@ -50,7 +53,7 @@ def walk_range(
             value = pt.read(entry)
             if pt.is_none(value):
                 if hole is not None:
-                    hole(addr, nxt, entry.level)
+                    hole(addr, nxt, value)
                 break
             action = visit(entry, value, addr, nxt) or Action.SUBTREE
             if action is Action.AGAIN:
@@ -91,7 +94,7 @@ def _walk_leaves(
             raw = get(ptr)
             if none(raw):
                 if hole is not None:
-                    hole(addr, nxt, level)
+                    hole(addr, nxt, Value(level, raw))
                 break
             if visit(Entry(table, index, ptr, va), Value(level, raw), addr, nxt) is not again:
                 break

@@ -16,7 +16,8 @@ legacy API): the caller passes the state ``k.ptdump_pg_state(ranges, markers)``,
   is called once per member, top first, with the same value, as ``pgd_entry`` ...
   ``pmd_entry`` each are on the same (folded) entry; a leaf is noted at the group's bottom,
   the level whose ``pXd_leaf`` sees it (the folded members' are constant false);
-- every PTE is noted, empty or not (``ptdump_pte_entry`` runs for each pte of a table);
+- every PTE is noted, empty or not, with the value read (``ptdump_pte_entry`` runs for
+  each pte of a table; an empty pte is not always zero: LoongArch kernel ptes keep G);
 - an empty entry above the PTE level is noted where the legacy walker reports it: only the
   group's *bottom* member reads the entry (a folded member's ``pXd_none`` is constant false,
   at compile time or, like riscv's ``pgd_none``/``p4d_none`` without Sv48/Sv57, at run
@@ -61,12 +62,12 @@ def ptdump_walk_pgd(pt: PageTables, st: ptdump_state, mm: mm_struct,
             return Action.CONTINUE
         return None
 
-    def hole(addr: int, next: int, level: int) -> None:
-        if level == Level.PTE:  # ptdump_pte_entry on a none pte
-            st.effective_prot(4, 0)
-            st.note_page(addr, 4, 0)
-        else:  # ptdump_hole at real_depth of the level whose pXd_none saw the hole
-            st.note_page(addr, real_depth(pt.k, _ptdump_level(level)), 0)
+    def hole(addr: int, next: int, empty: Value) -> None:
+        if empty.level == Level.PTE:  # ptdump_pte_entry on a none pte: what it read
+            st.effective_prot(4, empty.raw)
+            st.note_page(addr, 4, empty.raw)
+        else:  # ptdump_hole at real_depth of the level whose pXd_none saw the hole: zero
+            st.note_page(addr, real_depth(pt.k, _ptdump_level(empty.level)), 0)
 
     for r in st.range:
         root = pt.root_for(mm, r.start)
