@@ -8,14 +8,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from arches.arm import CONFIGS as _ARM
+from arches.arm.lpae import CONFIGS as _ARM_LPAE
 from arches.arm64 import CONFIGS as _ARM64
 from arches.config import ArchConfig, Fault, HwLevel, Translation
 from arches.errors import UnknownArch
+from arches.loongarch import CONFIGS as _LOONGARCH
+from arches.ppc64 import CONFIGS as _PPC64
 from arches.riscv import CONFIGS as _RISCV
 from arches.s390 import CONFIGS as _S390
 from arches.x86 import CONFIGS as _X86
 
-STAGED: dict[str, ArchConfig] = {**_S390}
+STAGED: dict[str, ArchConfig] = {**_ARM_LPAE, **_S390}
 """Configurations under construction: built, tested on their own, not yet offered.  A
 process registers the ones its environment variable ``PTSHIM_STAGED`` names (comma-separated,
 or ``all``), so a developer can run every suite on one before registering it."""
@@ -33,6 +37,9 @@ CONFIGS: dict[str, ArchConfig] = {
     **_X86,
     **_ARM64,
     **_RISCV,
+    **_PPC64,
+    **_LOONGARCH,
+    **_ARM,
     **{n: STAGED[n] for n in staged_names(STAGED)},
 }
 

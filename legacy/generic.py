@@ -71,6 +71,15 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, TlbflushGener
     """The MMU translates kernel addresses through a root of their own (arm64 TTBR1 =
     ``swapper_pg_dir``), so ``pgd_alloc`` clones no kernel half.  Not a kernel symbol: the
     emulator's statement of an architecture fact the kernel encodes in its MMU setup."""
+    ARCH_HAS_DEBUG_VM_PGTABLE = True
+    """``CONFIG_ARCH_HAS_DEBUG_VM_PGTABLE``: the architecture claims its helpers follow the
+    common semantics mm/debug_vm_pgtable.c checks (32-bit arm does not select it: e.g. its
+    ``pmd_mkinvalid`` makes a section non-present)."""
+    PGD_ALLOC_PINNED_PMDS: tuple[int, ...] = ()
+    """Addresses whose PMD table ``pgd_alloc`` allocates and only ``pgd_free`` frees:
+    ``free_pgtables`` never reaches them (32-bit arm LPAE: the ``MODULES_VADDR`` pmd, above
+    ``USER_PGTABLES_CEILING``; x86 PAE's ``PREALLOCATED_PMDS`` are another matter).  Not
+    a kernel symbol: tests use it to predict the tables an mm holds."""
     SOFTWARE_YOUNG_DIRTY = False
     """The CPU never records an access in the entry: a present but old leaf is invalid to
     the hardware and a clean writable one read-only, so that the first access (store)

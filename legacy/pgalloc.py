@@ -25,6 +25,12 @@ class PgallocGeneric(PgtableGeneric):
     def mm_pgtables_bytes(self, mm: mm_struct) -> int:
         return mm.pgtables_bytes
 
+    def table_cache_frames(self, mm: mm_struct) -> list[int]:
+        """Frames the kernel keeps for ``mm``'s future tables, whether or not a live table
+        is in them (ppc64: fragment pages, until ``destroy_context``); none here.  Not a
+        kernel function: tests use it to tell a cached page from a leaked one."""
+        return []
+
     def mm_p4d_folded(self, mm: mm_struct) -> bool:
         return self.PAGETABLE_P4D_FOLDED
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from arches import CONFIGS, ArchConfig, get_config, staged_names
+from legacy.arm.pgtable_2level import ArmKernel
+from legacy.arm.pgtable_3level import ArmLpaeKernel
 from legacy.arm64.pgtable import (
     Arm64_4K_39Kernel,
     Arm64_4K_48Kernel,
@@ -15,6 +17,8 @@ from legacy.arm64.pgtable import (
     Arm64_64K_48Kernel,
 )
 from legacy.generic import GenericKernel
+from legacy.loongarch.pgtable import LoongarchKernel
+from legacy.ppc64.pgtable import Ppc64Radix4KKernel, Ppc64Radix64KKernel
 from legacy.riscv.pgtable import RiscvSv32Kernel, RiscvSv39Kernel, RiscvSv48Kernel, RiscvSv57Kernel
 from legacy.s390.pgtable import S390Kernel
 from legacy.x86.pgtable_32 import I386Kernel, I386PaeKernel
@@ -38,9 +42,14 @@ KERNELS: dict[str, KernelFactory] = {
     "riscv64-sv39": RiscvSv39Kernel,
     "riscv64-sv48": RiscvSv48Kernel,
     "riscv64-sv57": RiscvSv57Kernel,
+    "ppc64-radix-4k": Ppc64Radix4KKernel,
+    "ppc64-radix-64k": Ppc64Radix64KKernel,
+    "loongarch64": LoongarchKernel,
+    "arm": ArmKernel,
 }
 
 STAGED_KERNELS: dict[str, KernelFactory] = {
+    "arm-lpae": ArmLpaeKernel,
     "s390x": S390Kernel,
 }
 """Kernels of the configurations under construction (``arches.STAGED``); registered in a

@@ -207,7 +207,9 @@ class TlbflushGeneric(PgtableGeneric):
         kernel = self.mm_root(self.init_mm) if self.SEPARATE_KERNEL_ROOT else user
         walks = self.config.walker.structure(self.config.make_registers(user, kernel))
         if mm.is_init_mm and self.SEPARATE_KERNEL_ROOT:
-            start = self.config.kernel_range[0]
+            # the kernel root's walk, not the user one: it starts above user space (ppc64
+            # radix quadrant 3 starts at 0xc000..., below its vmalloc area's kernel_range)
+            start = self.config.user_range[1]
             walks = tuple(w for w in walks if w.va_base >= start)
         self.hw_tlb.activate(mm.asid, walks)
 
@@ -219,6 +221,29 @@ class TlbflushGeneric(PgtableGeneric):
         return KERNEL_SPACE if mm.is_init_mm else mm.asid
 
     # -- include/linux/... flush_tlb_* (generic: a full invalidation of what is asked) ----
+
+    # What the architecture's flush functions invalidate, where the hardware allows more
+    # (``ArchConfig.range_flush_clears_walk_caches``/``addr_flush_reaches_walk_caches`` say
+    # what the instructions can do; these say which ones the kernel chose).  Not kernel
+    # symbols: tests use them to predict which stale entries a flush leaves.
+    FLUSH_TLB_PAGE_LAST_LEVEL = False
+    """``flush_tlb_page`` invalidates leaf entries only (arm64 ``TLBI VALE1IS``)."""
+    FLUSH_TLB_KERNEL_RANGE_LAST_LEVEL = False
+    """``flush_tlb_kernel_range`` invalidates leaf entries only (arm64 ``TLBI VAALE1IS``)."""
+    FLUSH_TLB_KERNEL_RANGE_ALL = False
+    """``flush_tlb_kernel_range`` invalidates every kernel translation and walk-cache entry
+    whatever the range (ppc64 radix ``_tlbie_pid(0, RIC_FLUSH_ALL)``, s390 IDTE)."""
+    FLUSH_TLB_MM_KEEPS_WALK_CACHES = False
+    """``flush_tlb_mm`` invalidates translations only, not walk-cache entries (ppc64 radix
+    ``RIC_FLUSH_TLB``: the mmu_gather flushes the page walk cache when tables are freed)."""
+    SPURIOUS_FAULT_FLUSH_EMPTY = False
+    """``flush_tlb_fix_spurious_fault`` is empty (arm64: broadcast TLBIs; book3s64: the pte
+    is re-fetched on a permission fault; s390 without the RDP facility); the generic one is
+    ``flush_tlb_page``."""
+    HAVE_MMU_GATHER_PAGE_SIZE = False
+    """``CONFIG_HAVE_MMU_GATHER_PAGE_SIZE`` (powerpc): the mmu_gather flushes with one page
+    size, so ``tlb_change_page_size`` flushes what was gathered at another
+    (include/asm-generic/tlb.h)."""
 
     def flush_tlb_all(self) -> None:
         self.hw_tlb.flush_all()

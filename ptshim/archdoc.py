@@ -389,6 +389,44 @@ Found while emulating; each is what the kernel really does, and ptshim does the 
   page, and the pgd has no `struct ptdesc` and no constructor; `swapper_pg_dir` stays a
   page.  The Arm ARM wants the table aligned to its size only (64 bytes with 52-bit PAs).
 
+**ppc64 (radix)**
+
+- *Tables are fragments*: with 64K pages a PTE table is a 256-byte fragment (256 to a page)
+  and a PMD table a 4 KiB one, handed out per mm from `mm->context`, and all fragments of a
+  page share one split lock (arch/powerpc/mm/pgtable-frag.c); with 4K pages the pgd is an
+  order-4 block of 64 KiB.
+- *Flushes name what they drop*: a radix invalidation carries a RIC (translations, walk
+  cache, or both); `flush_tlb_mm` keeps the walk cache, `flush_tlb_kernel_range` flushes all
+  of PID 0, and a range of at least `PMD_SIZE` also drops the walk cache ("mremap() depends
+  on this", arch/powerpc/mm/book3s64/radix_tlb.c).
+- *PROT_NONE is a valid leaf* (privileged, no permissions), `pte_mkwrite` also sets read,
+  and `pte_none` ignores R and C.
+
+**loongarch64**
+
+- *Empty directory entries point at tables*: an empty pgd/pmd entry holds the address of
+  `invalid_pmd_table`/`invalid_pte_table`, which the refill handler reads straight through
+  (arch/loongarch/include/asm/pgtable.h, `tlbex.S`); kernel PTE tables start full of
+  `_PAGE_GLOBAL` and `pte_clear` keeps G, so an empty kernel pte is not zero either.
+- *The walk is software*: `LDDIR`/`LDPTE` in the TLB refill handler walk what
+  `PWCL`/`PWCH` describe; the pgd is Dir3, the pmd Dir1 and Dir2 has width 0
+  (`setup_ptwalker`); PGDL or PGDH is chosen by VA bit 63.
+- *`set_pmd_at` ends with `flush_tlb_all()`* (arch/loongarch/mm/pgtable.c), and user pages
+  are mapped young but never dirty: read-only to the TLB until the first store.
+
+**arm (classic)**
+
+- *One Linux pmd is two hardware entries*: the 2048-entry Linux pgd is 4096 1 MiB
+  first-level descriptors in pairs, and a PTE page holds two 256-entry hardware tables after
+  the two Linux tables (pgtable-2level.h); `__pte_free_tlb` widens the flush to the 1 MiB
+  boundary for that reason (asm/tlb.h).
+- *The hardware pte is derived, not written*: `cpu_v7_set_pte_ext` gives an old, PROT_NONE
+  or invalid pte a zero hardware pte and a clean one AP[2] = 1 (proc-v7-2level.S);
+  `pgtables_bytes` counts only the Linux half (2048 bytes per PTE page).
+- *`pgtable-2level.h` folds the pmd itself* (`__PAGETABLE_PMD_FOLDED` without
+  pgtable-nopmd.h), `pmd_bad` equals `pmd_leaf`, and `pgd_free` frees the PTE page under
+  entry 0 because `FIRST_USER_ADDRESS` is two pages.
+
 **Generic**
 
 - *`free_pgd_range()` keeps tables shared with the neighbours*: a table is freed only if its

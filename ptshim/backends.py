@@ -173,14 +173,11 @@ def anon_vm_flags(prot: Prot) -> int:
 
 
 def kernel_pgprot(k: GenericKernel, prot: Prot) -> pgprot_t:
-    """The ``PAGE_KERNEL*`` protection a kernel mapping of ``prot`` uses."""
-    return {
-        "none": k.PAGE_NONE,
-        "r": k.PAGE_KERNEL_RO,
-        "rw": k.PAGE_KERNEL,
-        "rx": k.PAGE_KERNEL_ROX,
-        "rwx": k.PAGE_KERNEL_EXEC,
-    }[prot]
+    """The ``PAGE_KERNEL*`` protection a kernel mapping of ``prot`` uses (looked up by name:
+    a kernel may define no ``PAGE_KERNEL_ROX``, s390; ``Limits.kernel_prots`` refuses it)."""
+    name = {"none": "PAGE_NONE", "r": "PAGE_KERNEL_RO", "rw": "PAGE_KERNEL",
+            "rx": "PAGE_KERNEL_ROX", "rwx": "PAGE_KERNEL_EXEC"}[prot]
+    return pgprot_t(getattr(k, name))
 
 
 class LegacyBackend:

@@ -16,7 +16,9 @@ feeding it is the session's API:
 
 from __future__ import annotations
 
+from legacy.generic import GenericKernel
 from legacy.mm.ptdump import ptdump_walk_pgd
+from legacy.mm_types import mm_struct
 from legacy.ptdump import PgState, addr_marker, ptdump_range
 from ptshim.session import Session
 from unified.mm.ptdump import ptdump_walk_pgd as unified_ptdump_walk_pgd
@@ -25,12 +27,28 @@ from unified.pagetables import PageTables
 APIS = ("legacy", "unified")
 
 
+def top_table_span(k: GenericKernel, mm: mm_struct) -> int:
+    """What ``mm``'s top table translates: ``PTRS_PER_X << X_SHIFT`` of the lowest level
+    folded into it (``mm_p4d_folded``...) that has more than one entry.  The user walk stops
+    there: past it ``pgd_offset`` wraps (s390: a 3-level mm spans 4 TiB, ``asce_limit``)."""
+    group = [("PGD", "PGDIR")]
+    for name, folded in (("P4D", k.mm_p4d_folded), ("PUD", k.mm_pud_folded),
+                         ("PMD", k.mm_pmd_folded)):
+        if not folded(mm):
+            break
+        group.append((name, name))
+    ptrs, shift = next((getattr(k, f"PTRS_PER_{n}"), getattr(k, f"{s}_SHIFT"))
+                       for n, s in reversed(group) if getattr(k, f"PTRS_PER_{n}") > 1)
+    return int(ptrs) << int(shift)
+
+
 def dump_state(s: Session, api: str | None = None) -> PgState:
     """Walk the session's tables with ``api`` (default: the session's) into a fresh
     listing state of the session's kernel."""
     api = s.api if api is None else api
     k = s.k
-    user = ptdump_range(*s.config.user_range)
+    start, end = s.config.user_range
+    user = ptdump_range(start, min(end, top_table_span(k, s.mm)))
     kernel = ptdump_range(*s.config.kernel_range)
     markers = [addr_marker(user.start, "User Space"), addr_marker(kernel.start, "Kernel Space")]
     st = k.ptdump_pg_state([user, kernel], markers)

@@ -423,6 +423,10 @@ class Limits:
     huge pages at that level (``insert_pfn_pmd``/``insert_pfn_pud``)."""
     kernel_leaf_sizes: tuple[int, ...]
     """Sizes a kernel map can use: PTEs, and PMD/PUD leaves with ``HAVE_ARCH_HUGE_VMAP``."""
+    kernel_prots: tuple[Prot, ...] = PROTS
+    """Protections a kernel map or protect can ask for: those with a ``PAGE_KERNEL*``
+    pgprot that grants them (s390 has no ``PAGE_KERNEL_ROX``, and its ``PAGE_KERNEL_EXEC``
+    is the generic fallback ``PAGE_KERNEL``, not executable on an NX machine)."""
     prot_none_lost_leaf: int = 0
     """``PUD_SIZE`` where the kernel loses a PROT_NONE pud leaf: after
     ``pud_modify(leaf, PAGE_NONE)`` it is neither ``pud_leaf`` nor ``pud_present`` (riscv:
@@ -456,6 +460,12 @@ class Limits:
                 kernel.add(k.PMD_SIZE)
             if k.arch_vmap_pud_supported(k.PAGE_KERNEL):
                 kernel.add(k.PUD_SIZE)
+        # include/linux/pgtable.h: "#ifndef PAGE_KERNEL_EXEC / # define PAGE_KERNEL_EXEC
+        # PAGE_KERNEL"; no generic PAGE_KERNEL_ROX at all.
+        kprots = tuple(p for p in PROTS if not (
+            (p == "rx" and getattr(k, "PAGE_KERNEL_ROX", None) is None)
+            or (p == "rwx" and c.has_nx and k.PAGE_KERNEL_EXEC == k.PAGE_KERNEL)
+            or (p == "none" and _kernel_none_turns_user(k))))
         return cls(
             arch=c.name,
             word_bits=c.word_bits,
@@ -469,8 +479,29 @@ class Limits:
             kernel_range=(c.kernel_range[0], min(c.kernel_range[1], c.addr_mask + 1 - c.page_size)),
             user_leaf_sizes=tuple(sorted(s for s in user if s in hw)),
             kernel_leaf_sizes=tuple(sorted(s for s in kernel if s in hw)),
+            kernel_prots=kprots,
             prot_none_lost_leaf=lost,
         )
+
+
+def _kernel_none_turns_user(k: GenericKernel) -> bool:
+    """Whether a kernel ``PAGE_NONE`` leaf made readable by ``set_memory_ro``
+    (``pte_modify(pte, PAGE_KERNEL_RO)``) is open to user mode, as the MMU decodes it: where
+    ``PAGE_NONE`` is a user protection that ``pte_modify`` keeps (LoongArch: ``_PAGE_USER``
+    is the PLV field, which is in ``_PAGE_CHG_MASK``), a kernel PROT_NONE map is refused."""
+    from arches.tlb import LEAF, PERM_U
+
+    c = k.config
+    root = k.mm_root(k.init_mm)
+    kva = c.kernel_range[0]
+    walks = list(c.walker.structure(c.make_registers(root, root)))
+    walk = max((w for w in walks if w.va_base <= kva), key=lambda w: w.va_base,
+               default=walks[0])
+    ro = getattr(k, "PAGE_KERNEL_RO", k.PAGE_KERNEL)
+    last = len(walk.levels) - 1
+    made = walk.decode(last, k.pte_modify(k.pfn_pte(0, k.PAGE_NONE), ro))
+    kernel = walk.decode(last, k.pfn_pte(0, ro))  # s390: no user bit, every leaf is "user"
+    return made.kind == LEAF and bool(made.perms & PERM_U & ~kernel.perms)
 
 
 def _sizes(sizes: Sequence[int]) -> str:
@@ -543,6 +574,12 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
         if page_size != lim.page_size:
             raise BadInput(f"{where}: page_size {page_size:#x}: anonymous mappings use base "
                            f"pages ({lim.page_size:#x}) only (no anonymous THP here)")
+    if isinstance(op, (MapOp, ProtectOp)) and not user and op.prot not in lim.kernel_prots:
+        raise BadInput(
+            f"{where}: prot {op.prot} is refused in the kernel range of {lim.arch}: its "
+            f"kernel has no PAGE_KERNEL* protection granting it (it has: "
+            f"{', '.join(lim.kernel_prots)})"
+        )
     if isinstance(op, MapOp):
         if op.user is not None and op.user != user:
             if op.user:

@@ -105,7 +105,8 @@ class ScenarioGen:
             va += rng.randrange(-3, 4) * ps
             va = max(va, base)
         pa = rng.randrange(0, max(1, (self.max_pa - size) // ps)) * ps
-        return MapOp(0, va, pa, size, rng.choice(PROTS), user if rng.random() < 0.8 else None,
+        prots = PROTS if user else self.lim.kernel_prots
+        return MapOp(0, va, pa, size, rng.choice(prots), user if rng.random() < 0.8 else None,
                      ps if ps != self.page or rng.random() < 0.3 else None,
                      mm=mm if user else 0)
 
@@ -181,7 +182,8 @@ class ScenarioGen:
         lo, hi = cut
         if kind == "unmap":
             return UnmapOp(0, lo, hi - lo, mm=mm)
-        return ProtectOp(0, lo, hi - lo, rng.choice(PROTS), mm=mm)
+        return ProtectOp(0, lo, hi - lo, rng.choice(PROTS if user else self.lim.kernel_prots),
+                         mm=mm)
 
     def scenario(self, n_ops: int, name: str) -> Scenario:
         """A valid scenario of up to ``n_ops`` ops."""

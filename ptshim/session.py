@@ -235,7 +235,7 @@ class Session:
             if not e.has_leaves() or (user is not None and e.user != user):
                 continue
             prot = hw_prot(self.config, e.hw_prot())
-            soft = self.k.SOFTWARE_YOUNG_DIRTY and e.user
+            soft = self.k.SOFTWARE_YOUNG_DIRTY  # kernel leaves too: a clean one is read-only
             if not e.anon and not soft:
                 items.append((e.va, e.pa, e.size, e.page_size if e.user else 0, prot, e.user))
                 continue
@@ -248,9 +248,11 @@ class Session:
                     continue
                 leaf_prot: str | None = prot
                 if soft:
-                    leaf_prot = self._soft_hw_prot(self.mms[mm], e.va + off, prot)
+                    owner = self.mms[mm] if e.user else self.k.init_mm
+                    leaf_prot = self._soft_hw_prot(owner, e.va + off, prot)
                 if leaf_prot is not None:
-                    items.append((e.va + off, pa, step, step, leaf_prot, True))
+                    items.append((e.va + off, pa, step, step if e.user else 0, leaf_prot,
+                                  e.user))
         return runs_of(items)
 
     def _soft_hw_prot(self, mm: mm_struct, va: int, prot: str) -> str | None:
@@ -477,7 +479,11 @@ class Session:
         reach_k: set[int] = set()
         for pa, _nbytes, space in k.hw_tlb.tables_of(mm.asid):
             if space is not None:
-                (reach_k if space == KERNEL_SPACE else reach).add(pa)
+                # named by the kernel table holding it: classic arm's hardware PTE tables
+                # are the two upper KiB of a PTE page whose Linux table starts the page
+                desc = k.table_desc(pa)
+                (reach_k if space == KERNEL_SPACE else reach).add(
+                    pa if desc is None else desc.pa)
         # Huge pmds of the user range, present or not (PROT_NONE), as the kernel sees them.
         huge_pmds = sum(1 for raw in k.hw_tlb.entries_of(mm.asid, k.PMD_SIZE, mm.asid)
                         if k.pmd_trans_huge(pmd_t(raw)))

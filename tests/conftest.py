@@ -27,6 +27,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ARCH_NAMES = legacy.arch_names()
 
 
+def pmd_hw_addrs(k: GenericKernel, va: int) -> list[int]:
+    """``va`` and its counterpart in each other hardware entry that the Linux pmd entry
+    mapping ``va`` is made of: ``[va]``, except where a pmd spans several entries of the
+    hardware level above the last (classic arm: a 2M pgd entry is two 1M first-level
+    descriptors, arch/arm/include/asm/pgtable-2level.h), each with walk-cache entries of its
+    own that an invalidation by address drops only for its own address."""
+    hw = 1 << k.config.hw_levels[-2].shift
+    base = va & k.PMD_MASK
+    return [va] + [a for a in range(base + va % hw, base + k.PMD_SIZE, hw) if a != va]
+
+
 @pytest.fixture(params=ARCH_NAMES, ids=ARCH_NAMES)
 def kernel(request: pytest.FixtureRequest) -> GenericKernel:
     """A kernel booted on a fresh machine of each configuration."""

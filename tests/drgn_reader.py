@@ -28,7 +28,7 @@ drgn checks addresses only: it reports the physical address a leaf maps, never p
 (nor the A/D, NX, U/S, AP bits).  Which configurations it can read, :func:`unsupported` says;
 drgn's own refusal decides the architecture (0.3.0 raises NotImplementedError for i386,
 RISC-V, LoongArch), then the geometry its walker assumes (``libdrgn/arch_x86_64.c``,
-``arch_aarch64.c``, ``arch_s390x.c``) is compared with the configuration's
+``arch_aarch64.c``, ``arch_s390x.c``, ``arch_arm.c``) is compared with the configuration's
 :class:`~arches.config.HwLevel` list, so a new configuration with a geometry drgn walks is
 picked up when it is registered.  On s390x drgn takes the number of levels from the table
 type of the top table's first entry, as Linux writes it (``mm->pgd`` carries no ASCE), and
@@ -56,6 +56,10 @@ except ImportError:  # pragma: no cover - depends on the environment
 OSRELEASE = KERNEL_VERSION.removeprefix("v") + ".0"
 """The release the emulator pins, as ``uname -r`` spells it."""
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
+PPC64_PAGE_OFFSET = 0xC000_0000_0000_0000
+PPC64_CPU_SPEC = 0xC000_0000_0000_1000
+"""Where the ppc64 reader's ``struct cpu_spec`` sits (a linear-map address no pgd uses)."""
+PPC64_MMU_FTR_TYPE_RADIX = 0x40
 """``__START_KERNEL_map`` (``arch/x86/include/asm/page_64_types.h``)."""
 PHYS_BASE = 0x100_0000
 """x86-64 ``phys_base``: the default ``CONFIG_PHYSICAL_START`` (16 MiB).  It must not be 0:
@@ -82,6 +86,10 @@ def _drgn_arch(config: ArchConfig) -> str | None:
         return "S390X" if bits == 64 else "S390"
     if fam.startswith(("ppc", "powerpc")):
         return "PPC64"
+    if fam == "loongarch":
+        return "LOONGARCH64"
+    if fam == "arm":  # 32-bit arm, classic or LPAE
+        return "ARM"
     return None
 
 
@@ -172,10 +180,39 @@ def _geometry_s390x(config: ArchConfig) -> str | None:
     return None
 
 
+def _geometry_ppc64(config: ArchConfig) -> str | None:
+    """``libdrgn/arch_ppc64.c``: book3s64 radix only (``cur_cpu_spec->mmu_features`` has
+    ``MMU_FTR_TYPE_RADIX``), ``pt_levels_radix_4k`` (13/9/9/9) or ``_64k`` (13/9/9/5) by
+    PAGESIZE; big-endian entries, leaf = ``_PAGE_PTE`` at any level, addresses bits 52:12."""
+    pte = 9 if config.page_shift == 12 else 5
+    want = [(39, 8192), (30, 512), (21, 512), (config.page_shift, 1 << pte)]
+    have = [(x.shift, x.entries) for x in config.hw_levels]
+    if config.page_shift not in (12, 16) or have != want or config.endianness != "big":
+        return (f"{config.name}: drgn's ppc64 walker assumes radix levels (shift, entries) "
+                f"{want}, big-endian, the configuration has {have}")
+    return None
+
+
+def _geometry_arm(config: ArchConfig) -> str | None:
+    """``libdrgn/arch_arm.c`` without ``CONFIG_ARM_LPAE`` in VMCOREINFO: the classic
+    Short-descriptor walk, 4096 4-byte first-level entries (1M sections, 16M
+    supersections, tables of 256 4-byte entries: 4K small and 64K large pages),
+    little-endian; the first level read through ``mm->pgd``, the second physically.  Its
+    LPAE walk (``vmcoreinfo.arm_lpae``) is not set up by this reader."""
+    have = [(x.shift, x.entries, x.entry_size) for x in config.hw_levels]
+    want = [(20, 4096, 4), (12, 256, 4)]
+    if have != want or config.endianness != "little" or config.page_shift != 12:
+        return (f"{config.name}: this reader sets up drgn's classic 32-bit arm walk only, "
+                f"levels (shift, entries, entry size) {want}; the configuration has {have}")
+    return None
+
+
 _GEOMETRY: dict[str, Callable[[ArchConfig], str | None]] = {
     "X86_64": _geometry_x86_64,
     "AARCH64": _geometry_aarch64,
     "S390X": _geometry_s390x,
+    "PPC64": _geometry_ppc64,
+    "ARM": _geometry_arm,
 }
 
 
@@ -208,8 +245,10 @@ class DrgnReader:
         if why is not None:
             raise ValueError(why)
         self.config = config
-        self.direct_map = config.kernel_range[0]
         self.arch = arch = _drgn_arch(config)
+        # ppc64: pgds are linear-map addresses (PAGE_OFFSET = 0xc000000000000000, below the
+        # vmalloc area of kernel_range), and drgn finds swapper_pg_dir's table from there.
+        self.direct_map = PPC64_PAGE_OFFSET if arch == "PPC64" else config.kernel_range[0]
         self.prog = prog = _drgn.Program(_platform(config))
         # Memory outside the exported frames reads as zeros: drgn's s390x walker reads
         # 16 KiB from a 2 KiB page table's address (it uses the first 256 entries).
@@ -238,6 +277,9 @@ class DrgnReader:
         # Registered after set_linux_kernel_custom(), so they win over its catch-all
         # virtual segment (the page-table reader).
         self._types()
+        if arch == "PPC64":
+            self._ppc64_cpu_spec()
+        self._swapper = swapper
         self._virtual: set[int] = set()
         self._pgd_pa: dict[int, int] = {swapper: swapper_pg_dir}
         self.init_mm = self._mm(swapper, None if arch in ("X86_64", "S390X")
@@ -261,6 +303,47 @@ class DrgnReader:
 
         prog.register_type_finder("ptshim", find, enable_index=0)
         self._mm_type = mm
+
+    def _ppc64_cpu_spec(self) -> None:
+        """drgn's ppc64 walker first reads ``cur_cpu_spec->mmu_features`` and refuses
+        anything but radix (``MMU_FTR_TYPE_RADIX`` = 0x40, ``arch/powerpc/include/asm/
+        mmu.h``): a one-member ``struct cpu_spec`` in a virtual segment of its own (below
+        the pgds' direct-map segments), found by name."""
+        prog = self.prog
+        ulong = prog.int_type("unsigned long", 8, False)
+        spec = prog.struct_type("cpu_spec", 8, (_drgn.TypeMember(ulong, "mmu_features", 0),))
+        raw = PPC64_MMU_FTR_TYPE_RADIX.to_bytes(8, "big")
+        prog.add_memory_segment(PPC64_CPU_SPEC, 8, lambda a, n, o, p: raw[o:o + n],
+                                physical=False)
+        obj = _drgn.Object(prog, prog.pointer_type(spec), value=PPC64_CPU_SPEC)
+
+        def find(_prog: Any, name: str, _flags: Any, _filename: str | None) -> Any:
+            return obj if name == "cur_cpu_spec" else None
+
+        prog.register_object_finder("ptshim-ppc64", find, enable_index=0)
+
+    def _ppc64_judges(self, pgd_va: int, va: int) -> bool:
+        """drgn's ppc64 walker indexes ``mm->pgd`` with EA bits 51:39 whatever the
+        quadrant and EA bits 61:52 (the MMU uses PID 0's tree for quadrant 3, the process's
+        for quadrant 0, and takes a segment interrupt for bits 61:52), and it takes any
+        present leaf as mapped, where the MMU faults on a leaf whose EAA grants nothing
+        (Linux's PROT_NONE).  So an address is compared when drgn's own view of ``mm->pgd``
+        finds no leaf there (both must say unmapped: the other tree a quadrant selects maps
+        nothing at such addresses here), or finds an accessible leaf for an address of this
+        pgd's quadrant with EA bits 61:52 clear."""
+        quadrant = 3 if pgd_va == self._swapper else 0
+        table = self._pgd_pa[pgd_va]
+        for lv in self.config.hw_levels:
+            idx = va >> lv.shift & (lv.entries - 1)
+            entry = int.from_bytes(self.read_phys(table + 8 * idx, 8), "big")
+            if not entry >> 63:
+                return True
+            if entry >> 62 & 1:
+                break
+            table = entry & ~0xC0000000000000FF
+        if va >> 62 != quadrant or (va & ((1 << 62) - 1)) >> 52:
+            return False
+        return bool(entry & 0x7)  # the leaf's EAA: read, read/write or execute
 
     def _mm(self, pgd_va: int, pgd_pa: int | None) -> Any:
         """A ``struct mm_struct`` value whose ``pgd`` is ``pgd_va``; with ``pgd_pa``, a
@@ -297,7 +380,10 @@ class DrgnReader:
     def judges(self, mm: Any, va: int) -> bool:
         """Whether drgn's answer for ``va`` means anything.  Always, except on s390x: drgn
         takes the levels from the top table's first entry and ignores the VA bits left of
-        what that table translates, where the hardware raises an ASCE-type exception."""
+        what that table translates, where the hardware raises an ASCE-type exception; on
+        ppc64 see :meth:`_ppc64_judges`."""
+        if self.arch == "PPC64":
+            return self._ppc64_judges(int(mm.pgd), va)
         if self.arch != "S390X":
             return True
         pa = self._pgd_pa[int(mm.pgd)]

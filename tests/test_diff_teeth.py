@@ -21,6 +21,7 @@ import unified.mm.split as usplit
 import unified.mm.unmap as uunmap
 from arches import get_config
 from legacy import spin_lock, spin_unlock, vm_area_struct
+from legacy.mm.mmu_gather import tlb_change_page_size
 from ptshim import diff
 from ptshim.scenario import Scenario, parse_scenario
 from tests.conftest import ARCH_NAMES
@@ -71,6 +72,7 @@ def _leaves_copy(*, lock: str = "split", flush: str = "all") -> Callable[..., in
         mm = vma.vm_mm
         lv = ops_of(pt, mm, table.level)
         owed = pt.owe(mm, table.level)
+        tlb_change_page_size(pt.k, tlb, lv.size)  # as the port does (powerpc reads it)
         ptl = {"split": pt.lockptr(table), "mm": mm.page_table_lock, "none": None}[lock]
         if ptl is not None:
             spin_lock(ptl)
@@ -106,8 +108,14 @@ def test_the_unplanted_copy_is_clean() -> None:
 def test_missing_flush(arch: str) -> None:
     with planted(uprotect, "_change_leaves", _leaves_copy(flush="none")):
         d = _divergence(arch, protect_scenario(arch))
-    assert "op 1 (protect)" in d and "TLB not flushed" in d
     end = VA + 8 * get_config(arch).page_size
+    if legacy.boot(arch).SOFTWARE_YOUNG_DIRTY:
+        # the clean pages were read-only to the MMU already: nothing is stale, but the
+        # flushes made differ
+        assert d == f"op 1 (protect): TLB flushes differ: legacy mm 0: [{VA:#x}, {end:#x}); " \
+                    "unified none", d
+        return
+    assert "op 1 (protect)" in d and "TLB not flushed" in d
     assert f"[{VA:#x}, {end:#x})" in d and "cleared" in d
 
 
@@ -116,6 +124,10 @@ def test_wrong_flush_range(arch: str) -> None:
     with planted(uprotect, "_change_leaves", _leaves_copy(flush="first")):
         d = _divergence(arch, protect_scenario(arch))
     page = get_config(arch).page_size
+    if legacy.boot(arch).SOFTWARE_YOUNG_DIRTY:  # as in test_missing_flush
+        assert d == f"op 1 (protect): TLB flushes differ: legacy mm 0: [{VA:#x}, " \
+                    f"{VA + 8 * page:#x}); unified mm 0: [{VA:#x}, {VA + page:#x})", d
+        return
     assert "TLB not flushed" in d and "cleared" in d
     assert f"[{VA + page:#x}, {VA + 8 * page:#x})" in d  # all but the first page
 
@@ -206,7 +218,8 @@ def test_split_without_break_before_make(arch: str) -> None:
     ``pmdp_invalidate``): arm64 refuses the store itself (break-before-make).  x86 allows
     a page-size change that keeps the frames and attributes (SDM §4.10.2.3), and the
     mprotect's own flush then drops the stale 2M entry: not observable there, and not
-    reported."""
+    reported -- unless that flush is by address (below the kernel's flush ceiling): then
+    the flushes made differ."""
     sc = _huge_split_scenario(arch)
     if sc is None:
         pytest.skip(f"{arch}: no user huge PMD leaves")
@@ -230,11 +243,20 @@ def test_split_without_break_before_make(arch: str) -> None:
 
     with planted(usplit, "split_leaf", split_leaf):
         d = _divergence(arch, sc)
+    k = legacy.boot(arch)
+    ceiling = getattr(k, "tlb_single_page_flush_ceiling", None) or getattr(
+        k, "tlb_flush_all_threshold", None)
     if get_config(arch).break_before_make:
         assert d.startswith("op 1 (protect): legacy: ok; unified: TlbError: "), d
         assert "break-before-make" in d and "changed from a valid leaf" in d
+    elif ceiling is not None and k.PMD_SIZE // 2 // k.PAGE_SIZE > ceiling:
+        assert d == ""  # the mprotect's flush of half the leaf is a flush of everything
     else:
-        assert d == ""
+        # (ppc64 radix 64K: 16 pages, flushed by address) the stale 2M entry goes with
+        # the first page's invalidation, but legacy's pmdp_invalidate flushed all of it
+        va = int(sc["ops"][0]["va"])
+        assert d.startswith("op 1 (protect): TLB flushes differ: legacy mm 0"), d
+        assert f"[{va:#x}, {va + k.PMD_SIZE:#x}); unified" in d, d
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)

@@ -62,12 +62,14 @@ def translate(k: GenericKernel, mm: mm_struct, va: int) -> Translation | Fault:
 
 def hole_depth(k: GenericKernel, hw_level: int) -> int:
     """The Linux depth of a missing entry at hardware level ``hw_level``.  The entry is
-    read by the *lowest* Linux level with that shift (the folded ones above it have a
-    constant ``pXd_none``, at compile time or, like riscv's, at run time); mm/pagewalk.c
-    reports it at ``real_depth``, which moves it up only across ``PTRS_PER_X == 1`` levels."""
+    read by the *lowest* Linux level whose entry spans it (the folded ones above it have a
+    constant ``pXd_none``, at compile time or, like riscv's, at run time): the one with
+    that shift, or a wider one where a Linux entry is several hardware entries (classic
+    arm: ``pmd_none`` reads the first of two 1M descriptors); mm/pagewalk.c reports it at
+    ``real_depth``, which moves it up only across ``PTRS_PER_X == 1`` levels."""
     shift = k.config.hw_levels[hw_level].shift
     shifts = (k.PGDIR_SHIFT, k.P4D_SHIFT, k.PUD_SHIFT, k.PMD_SHIFT)
-    depth = max(d for d in range(4) if shifts[d] == shift)
+    depth = max(d for d in range(4) if shifts[d] >= shift)
     ptrs = (k.PTRS_PER_PGD, k.PTRS_PER_P4D, k.PTRS_PER_PUD, k.PTRS_PER_PMD)
     while depth > 0 and ptrs[depth] == 1:
         depth -= 1

@@ -347,15 +347,17 @@ def test_generic_default_does_not_call_prot_none_accessible() -> None:
 
 def hole_depth(s: Session, va: int) -> int:
     """The depth mm/pagewalk.c reports the empty entry ``va`` faults on at: the entry is read
-    by the *lowest* Linux level with the shift of the hardware level the walk stops at (the
-    folded levels above it have a constant ``pXd_none``, at compile time or at run time), and
-    ``real_depth`` moves it up across the levels with ``PTRS_PER_X == 1`` only."""
+    by the *lowest* Linux level whose entry spans the hardware entry the walk stops at (its
+    shift, or a wider one where a Linux entry is several hardware entries: classic arm's
+    pmd_none reads the first of two 1M descriptors; the folded levels above it have a
+    constant ``pXd_none``, at compile time or at run time), and ``real_depth`` moves it up
+    across the levels with ``PTRS_PER_X == 1`` only."""
     k = s.k
     fault = s.config.walker.translate(k.mem, s.registers(), va)
     assert isinstance(fault, Fault) and fault.level is not None, hex(va)
     shift = s.config.hw_levels[fault.level].shift
     shifts = (k.PGDIR_SHIFT, k.P4D_SHIFT, k.PUD_SHIFT, k.PMD_SHIFT, k.PAGE_SHIFT)
-    depth = max(d for d in range(5) if shifts[d] == shift)
+    depth = max(d for d in range(5) if shifts[d] >= shift)
     ptrs = (k.PTRS_PER_PGD, k.PTRS_PER_P4D, k.PTRS_PER_PUD, k.PTRS_PER_PMD, k.PTRS_PER_PTE)
     while 0 < depth < 4 and ptrs[depth] == 1:
         depth -= 1
@@ -406,9 +408,10 @@ def test_top_level_holes_are_named_after_the_level_folded_into(arch: str) -> Non
         assert holes, api
         depths = {d for _, d in holes}
         assert all(d == hole_depth(s, a) for a, d in holes), (api, depths)
-        assert len(depths) == 1, (api, depths)
+        # one depth, and the pinned pmds' own (32-bit arm LPAE: the modules pmd's holes)
+        assert len(depths) == 1 + bool(k.PGD_ALLOC_PINNED_PMDS), (api, depths)
     assert texts[0] == texts[1]
     text = texts[0]
     names = {ln.split()[-1] for ln in text.splitlines() if not ln.startswith("---[")}
-    want = {k.ptdump_level_name(depths.pop())} if prints_empty_ranges(s) else set()
+    want = {k.ptdump_level_name(d) for d in depths} if prints_empty_ranges(s) else set()
     assert names == want, text

@@ -14,8 +14,8 @@ What the generic code had to learn for it, each checked here:
   (``pte_mkold``/``pte_mkclean``, arch/s390/include/asm/pgtable.h), and ``verify`` expects
   exactly that (``k.SOFTWARE_YOUNG_DIRTY``).
 
-Not here yet: splitting a 1M leaf (the shared split derives the ptes' protection with
-``pmd_pgprot``, which s390 does not have).
+- a kernel map or protect asking for execute is refused as bad input: s390 has no
+  ``PAGE_KERNEL_ROX`` and its ``PAGE_KERNEL_EXEC`` is ``PAGE_KERNEL`` (``Limits.kernel_prots``).
 """
 
 from __future__ import annotations
@@ -205,3 +205,35 @@ def test_example_upgrades_and_both_apis_build_the_same_machine(s390: str) -> Non
         images.append(dict(s.k.mem.image()))
         s.teardown()
     assert images[0] == images[1]
+
+
+@pytest.mark.parametrize("prot", ["rx", "rwx"])
+def test_kernel_exec_maps_are_refused_from_the_kernels_pgprots(
+        s390: str, prot: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """s390 has no ``PAGE_KERNEL_ROX`` and its ``PAGE_KERNEL_EXEC`` is the generic fallback
+    ``PAGE_KERNEL`` (include/linux/pgtable.h), not executable on an NX machine: a kernel
+    map or protect asking for execute is bad input (``Limits.kernel_prots``, derived from
+    those pgprots) -- exit 2, one line, machine unchanged; x86_64 takes the same ops."""
+    from arches.errors import BadInput
+    from ptshim.cli import main
+    from ptshim.scenario import Limits
+
+    s = Session(s390)
+    assert Limits.from_kernel(s.k).kernel_prots == ("none", "r", "rw")
+    kva = 1 << 63 | 0x4000_0000
+    ok = {"op": "map", "va": hex(kva), "pa": "0x100000", "size": "0x2000", "prot": "rw"}
+    s.run(parse_scenario({"ops": [ok]}))
+    before = list(s.k.mem.image())
+    for op in ({**ok, "va": hex(kva + 0x10000), "prot": prot},
+               {"op": "protect", "va": hex(kva), "size": "0x1000", "prot": prot}):
+        with pytest.raises(BadInput, match=f"prot {prot} is refused in the kernel range"):
+            s.apply(parse_scenario({"ops": [op]}).ops[0])
+        assert list(s.k.mem.image()) == before
+    path = tmp_path / "kx.json"
+    path.write_text(f'{{"ops": [{{"op": "map", "va": "{hex(kva)}", "pa": "0x100000", '
+                    f'"size": "0x1000", "prot": "{prot}"}}]}}')
+    assert main(["run", str(path), "--arch", s390]) == 2
+    err = capsys.readouterr()[1]
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    x86 = Limits.from_kernel(Session("x86_64").k)
+    assert x86.kernel_prots == ("none", "r", "rw", "rx", "rwx")

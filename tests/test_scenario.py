@@ -275,11 +275,17 @@ def test_enomem_during_map_is_undone(arch: str) -> None:
         probe = Session(arch)
         probe.run(load_json_scenario({"ops": before_ops}))
         start = probe.k.mem.allocations
+        tables, frames = set(probe.k.ptdescs), set(probe.k.mem.allocated_frames())
         probe.run(load_json_scenario({"ops": [failing]}))
         needed = probe.k.mem.allocations - start
-        assert needed > 0, name
+        new = set(probe.k.ptdescs) - tables
         probe.verify()
         probe.teardown()
+        if needed == 0:
+            # every new table is a fragment of a page the mm had already (ppc64 64K PTE
+            # tables: pte_fragment_alloc from mm->context.pte_frag): nothing to fail
+            assert new and all(probe.k.frame_of(pa) in frames for pa in new), name
+            continue
         for n in range(1, needed + 1):
             s = Session(arch)
             s.run(load_json_scenario({"ops": before_ops}))

@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 from arches import get_config
 from arches.config import Fault, Translation
 from arches.errors import BadInput
-from legacy import GenericKernel, arch_names
+from legacy import GenericKernel, arch_names, mm_struct
 from ptshim.backends import BACKENDS
 from ptshim.model import PROTS, Extent, Model
 from ptshim.scenario import (
@@ -168,6 +168,8 @@ def map_op(draw: st.DrawFn, s: Session, w: Window, index: int) -> Op | None:
         prot = "r"  # kernel PROT_NONE maps take base pages only (scenario rule, docs/cli.md)
     if prot == "none" and ps == lim.prot_none_lost_leaf:
         prot = "r"  # riscv loses PROT_NONE pud leaves: refused (scenario rule, docs/cli.md)
+    if not w.user and prot not in lim.kernel_prots:
+        prot = "r"  # no PAGE_KERNEL* grants it (s390: rx, rwx): refused (scenario rule)
     return MapOp(index, va, pa, size, prot, w.user, None if ps == lim.page_size else ps)
 
 
@@ -222,6 +224,8 @@ def protect_op(draw: st.DrawFn, s: Session, w: Window, index: int) -> Op | None:
     if prot == "none" and any(align_up(max(va, x.va), big) + big <= min(end, x.end)
                               for x in s.model.overlapping(va, end) if x.page_size == big):
         prot = "r"  # a whole PROT_NONE pud leaf riscv would lose: refused (docs/cli.md)
+    if not w.user and prot not in s.limits.kernel_prots:
+        prot = "r"  # no PAGE_KERNEL* grants it (s390: rx, rwx): refused (scenario rule)
     return ProtectOp(index, va, end - va, prot)
 
 
@@ -249,12 +253,25 @@ def pages_to_check(e: Extent, base: int, every: bool, rnd: random.Random) -> Ite
 
 def preallocated_pmds(k: GenericKernel) -> tuple[int, int]:
     """(user, kernel) PMDs ``pgd_alloc`` preallocates (x86 PAE: ``PREALLOCATED_PMDS`` =
-    4, split at ``KERNEL_PGD_BOUNDARY``); (0, 0) elsewhere."""
+    4, split at ``KERNEL_PGD_BOUNDARY``); (0, 0) elsewhere (for the pmds no unmap frees,
+    32-bit arm LPAE's modules pmd, see ``k.PGD_ALLOC_PINNED_PMDS``)."""
     total = int(getattr(k, "PREALLOCATED_PMDS", 0))
     if not total:
         return 0, 0
     boundary = int(getattr(k, "KERNEL_PGD_BOUNDARY", total))
     return boundary, total - boundary
+
+
+def table_frames(k: GenericKernel, mm: mm_struct) -> list[int]:
+    """The frames ``mm``'s tables occupy: a table may span several (ppc64 4K's 64 KiB pgd,
+    s390's crst, classic arm's 16 KiB pgd of 8-byte entries) or share one (ppc64 64K
+    fragments, slab pgds)."""
+    out: set[int] = set()
+    for pa in k.tables_of(mm):
+        name = k.ptdescs[pa].level.upper()
+        size = int(getattr(k, f"PTRS_PER_{name}")) * int(getattr(k, f"SIZEOF_{name}"))
+        out.update(range(k.frame_of(pa), pa + size, k.mem.frame_size))
+    return sorted(out)
 
 
 @dataclass
@@ -300,8 +317,15 @@ class Checker:
                 for va in pages_to_check(e, base, small <= FULL_CHECK_PAGES, self.rnd):
                     t = c.walker.translate(k.mem, regs, va)
                     where = f"{what}: va {va:#x} of {e}"
-                    if e.prot == "none":
-                        assert isinstance(t, Fault), f"{where}: PROT_NONE page translates: {t}"
+                    prot: str | None = expected_prot(c.has_nx, e.prot)
+                    if k.SOFTWARE_YOUNG_DIRTY and e.prot != "none":
+                        # faults keep young and dirty: old faults, clean is read-only (a
+                        # kernel page too: arm set_memory_rw keeps a PAGE_NONE one clean)
+                        prot = s._soft_hw_prot(s.mm if e.user else k.init_mm, va,
+                                               expected_prot(c.has_nx, e.prot))
+                    if e.prot == "none" or prot is None:
+                        assert isinstance(t, Fault), f"{where}: old or PROT_NONE page " \
+                                                     f"translates: {t}"
                         continue
                     assert isinstance(t, Translation), f"{where}: faults: {t}"
                     got = (t.pa, t.size, t.prot, t.user)
@@ -309,8 +333,7 @@ class Checker:
                     # fall back to smaller leaves (PAE: pmd_free_pte_page only frees an
                     # empty pmd), so for kernel extents the leaf size is an upper bound.
                     leaf = e.page_size if e.user or t.size > e.page_size else t.size
-                    want = (e.pa + (va - e.va), leaf, expected_prot(c.has_nx, e.prot),
-                            e.user)
+                    want = (e.pa + (va - e.va), leaf, prot, e.user)
                     assert got == want, f"{where}: (pa, leaf, prot, user) {got} != {want}"
 
     # (b)
@@ -370,7 +393,19 @@ class Checker:
         if not k.mm_pmd_folded(mm):
             pmds = {b for b in spans(k.PUD_SIZE) if not under_leaf(b, k.PUD_SIZE)}
             pmds |= {slot * k.PGDIR_SIZE for slot in self.prealloc_alive}
+            pmds |= {align_down(a, k.PUD_SIZE) for a in k.PGD_ALLOC_PINNED_PMDS}
             want["pmd"] = len(pmds) + preallocated_pmds(k)[1]
+        if k.FIRST_USER_ADDRESS:
+            # free_pgtables' floor (32-bit arm: 2 pages) never frees the tables that map
+            # address 0 once made: count those the mappings no longer need
+            pud = k.pud_offset(k.p4d_offset(k.pgd_offset(mm, 0), 0), 0)
+            if not k.mm_pmd_folded(mm) and 0 not in pmds and not k.pud_none(k.pudp_get(pud)):
+                want["pmd"] += 1
+            pmd = k.pmd_offset(pud, 0)
+            low = [b for b in spans(k.PMD_SIZE) if b == 0 and not under_leaf(0, k.PMD_SIZE)]
+            if not low and not k.pud_none(k.pudp_get(pud)) and k.pmd_present(
+                    k.pmdp_get(pmd)) and not k.pmd_leaf(k.pmdp_get(pmd)):
+                want["pte"] += 1
         if not k.mm_pud_folded(mm):
             want["pud"] = len(spans(1 << k.P4D_SHIFT))
         if not k.mm_p4d_folded(mm):
@@ -415,12 +450,15 @@ class Checker:
         s, k = self.s, self.k
         charged = k.tables_of(s.mm)
         s.teardown()
-        still = [f"{pa:#x}" for pa in charged if k.mem.is_allocated(pa)]
+        kept = set(table_frames(k, k.init_mm))  # (a slab frame may hold init_mm's too)
+        still = [f"{pa:#x}" for pa in charged
+                 if k.mem.is_allocated(k.frame_of(pa)) and k.frame_of(pa) not in kept]
         assert not still, f"teardown: frames of the mm still allocated: {still}"
         assert s.mm.pgtables_bytes == 0, f"teardown: pgtables_bytes {s.mm.pgtables_bytes}"
         owners = {d.mm.name if d.mm is not None else None for d in k.ptdescs.values()}
         assert owners <= {k.init_mm.name}, f"teardown: tables owned by {owners}"
-        assert k.mem.allocated_frames() == k.tables_of(k.init_mm), (
+        kept |= set(k.table_cache_frames(k.init_mm))  # (ppc64 fragment pages)
+        assert k.mem.allocated_frames() == sorted(kept), (
             "teardown: allocated frames are not exactly init_mm's tables")
         self.check_locks("teardown")
         # init_mm lives on: its mappings still translate through swapper_pg_dir.

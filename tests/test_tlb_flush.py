@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -39,6 +39,7 @@ from legacy.mm.memory import remap_pfn_range
 from legacy.mm.mmap import do_munmap, mmap_region
 from legacy.mm.mmu_gather import (
     mmu_gather,
+    tlb_change_page_size,
     tlb_finish_mmu,
     tlb_flush_pte_range,
     tlb_gather_mmu,
@@ -59,6 +60,7 @@ from legacy.mm.vma import find_vma
 from legacy.mm.vmalloc import vmap_range, vunmap_range, vunmap_range_noflush
 from legacy.mm_types import mmap_write_locked, spin_lock, spin_unlock, spinlock_t
 from legacy.types import PmdPtr, PtePtr, pgprot_t, pgtable_t
+from tests.conftest import pmd_hw_addrs
 
 ARCHES = legacy.arch_names()
 SHARED = VM_READ | VM_WRITE | VM_SHARED | VM_MAYREAD | VM_MAYWRITE | VM_MAYSHARE | VM_PFNMAP
@@ -90,6 +92,17 @@ def map_pages(name: str, pages: int = PAGES) -> tuple[GenericKernel, mm_struct, 
         assert vma is not None
         assert remap_pfn_range(k, vma, VA, PA >> k.PAGE_SHIFT, pages * k.PAGE_SIZE,
                                pgprot_t(vma.vm_page_prot)) == 0
+    if k.SOFTWARE_YOUNG_DIRTY:  # s390: clean ptes are DAT-protected until a write fault
+        with syscall(k, mm, "write faults"):
+            for i in range(pages):
+                va = VA + i * k.PAGE_SIZE
+                r = k.pte_offset_map_lock(mm, k.pmd_off(mm, va), va)
+                assert r is not None
+                pte, ptl = r
+                young = cast(Any, k).pte_mkyoung(k.ptep_get(pte))
+                entry = k.pte_mkdirty(young)  # handle_pte_fault
+                k.ptep_set_access_flags(vma, va, pte, entry, 1)
+                k.pte_unmap_unlock(pte, ptl)
     return k, mm, vma
 
 
@@ -97,23 +110,39 @@ def read_only(k: GenericKernel) -> pgprot_t:
     return k.vm_get_page_prot(VM_READ | VM_SHARED)
 
 
-def keeps_walk_caches(k: GenericKernel) -> bool:
-    """Whether a last-level (or riscv's only) flush by address leaves walk-cache entries."""
-    return not k.config.range_flush_clears_walk_caches
+def keeps_walk_caches(k: GenericKernel, last_level: bool = True) -> bool:
+    """Whether a one-page flush by address leaves walk-cache entries: not where any
+    invalidation by address drops them all (x86 INVLPG); yes where it is last level
+    (``last_level``: arm64 ``VALE1``) or none reaches them (riscv, ppc64 radix ``RIC 0``)."""
+    return not k.config.range_flush_clears_walk_caches and (
+        last_level or not k.config.addr_flush_reaches_walk_caches)
 
 
-def full_flush_pages(k: GenericKernel) -> int:
+def page_flush_keeps_walk_caches(k: GenericKernel) -> bool:
+    return keeps_walk_caches(k, k.FLUSH_TLB_PAGE_LAST_LEVEL)
+
+
+def kernel_flush_keeps_walk_caches(k: GenericKernel) -> bool:
+    """As :func:`keeps_walk_caches` for a one-page ``flush_tlb_kernel_range``, which is a
+    flush of everything on some kernels (ppc64 radix)."""
+    return not k.FLUSH_TLB_KERNEL_RANGE_ALL and keeps_walk_caches(
+        k, k.FLUSH_TLB_KERNEL_RANGE_LAST_LEVEL)
+
+
+def full_flush_pages(k: GenericKernel) -> int | None:
     """The fewest pages ``flush_tlb_range`` flushes as the whole address space, from the
-    kernel's own ceiling: x86 more than ``tlb_single_page_flush_ceiling`` (33), arm64
-    ``MAX_DVM_OPS`` (``PTRS_PER_PTE``) strides or more, riscv more than
-    ``tlb_flush_all_threshold`` (64)."""
+    kernel's own ceiling: x86 and ppc64 radix more than ``tlb_single_page_flush_ceiling``
+    (33), arm64 ``MAX_DVM_OPS`` (``PTRS_PER_PTE``) strides or more, riscv more than
+    ``tlb_flush_all_threshold`` (64); None where there is no ceiling (32-bit arm
+    ``v7wbi_flush_user_tlb_range``: one ``TLBIMVAIS`` per page, however many)."""
     ceiling = getattr(k, "tlb_single_page_flush_ceiling", None)
     if ceiling is not None:
         return int(ceiling) + 1
     dvm = getattr(k, "MAX_DVM_OPS", None)
     if dvm is not None:
         return int(dvm)
-    return int(k.tlb_flush_all_threshold) + 1  # type: ignore[attr-defined]
+    threshold = getattr(k, "tlb_flush_all_threshold", None)
+    return None if threshold is None else int(threshold) + 1
 
 
 def walk_marks(k: GenericKernel, space: int) -> list[str]:
@@ -138,7 +167,10 @@ def test_flush_tlb_page_keeps_walk_caches_unless_invlpg(name: str) -> None:
     ``TLBI VALE1IS`` on arm64 and ``sfence.vma addr`` on riscv (last level: it stays) and
     INVLPG on x86 (it goes).  A one-page ``flush_tlb_range`` is not last level on arm64
     (``TLBI VAE1IS``: it goes) and still ``sfence.vma addr`` on riscv (it stays until an
-    ``sfence.vma`` without address, e.g. ``flush_tlb_mm``)."""
+    ``sfence.vma`` without address, e.g. ``flush_tlb_mm``).  Where one Linux pmd is several
+    hardware entries (:func:`pmd_hw_addrs`: classic arm's two 1M descriptors), each keeps
+    walk-cache entries of its own: one page of each is flushed, as arm's ``__pte_free_tlb``
+    range does."""
     k, mm, vma = map_pages(name)
     pmd = k.pmd_off(mm, VA)
     ptl = k.pmd_lock(mm, pmd)
@@ -146,12 +178,15 @@ def test_flush_tlb_page_keeps_walk_caches_unless_invlpg(name: str) -> None:
     spin_unlock(ptl)
     space = k._space(mm)
     assert walk_marks(k, space)
-    k.flush_tlb_page(vma, VA)
-    assert bool(walk_marks(k, space)) == keeps_walk_caches(k)
-    k.flush_tlb_range(vma, VA, VA + k.PAGE_SIZE)  # not last level where the ISA can
+    for va in pmd_hw_addrs(k, VA):
+        k.flush_tlb_page(vma, va)
+    assert bool(walk_marks(k, space)) == page_flush_keeps_walk_caches(k)
+    for va in pmd_hw_addrs(k, VA):  # not last level where the ISA can
+        k.flush_tlb_range(vma, va, va + k.PAGE_SIZE)
     assert bool(walk_marks(k, space)) == (not k.config.addr_flush_reaches_walk_caches)
-    k.flush_tlb_mm(mm)
-    assert not k.hw_tlb.stale(space)
+    k.flush_tlb_mm(mm)  # ppc64 radix: RIC_FLUSH_TLB, the page walk cache stays
+    assert bool(walk_marks(k, space)) == k.FLUSH_TLB_MM_KEEPS_WALK_CACHES
+    assert not [m for m in k.hw_tlb.stale(space) if not m.walk]
 
 
 @pytest.mark.parametrize("name", ARCHES)
@@ -159,7 +194,8 @@ def test_flush_tlb_kernel_range_is_last_level(name: str) -> None:
     """Likewise for a kernel PTE table: a one-page ``flush_tlb_kernel_range`` (arm64
     ``VAALE1IS``, riscv ``sfence.vma addr``) keeps the walk-cache entry; arm64's
     ``__flush_tlb_kernel_pgtable`` (``VAAE1IS``) drops it, and so does a range past the
-    kernel's flush ceiling (a flush of everything)."""
+    kernel's flush ceiling (a flush of everything).  One page of each hardware entry of the
+    pmd (:func:`pmd_hw_addrs`)."""
     k = legacy.boot(name)
     kva = kernel_base(k, k.PMD_SIZE)
     assert vmap_range(k, kva, kva + PAGES * k.PAGE_SIZE, PA, k.PAGE_KERNEL, k.PAGE_SHIFT) == 0
@@ -167,13 +203,15 @@ def test_flush_tlb_kernel_range_is_last_level(name: str) -> None:
     k.syscall_exit("vmap + vunmap")
     k.pmd_clear(k.pmd_off_k(kva))
     assert walk_marks(k, KERNEL_SPACE)
-    k.flush_tlb_kernel_range(kva, kva + k.PAGE_SIZE)
-    assert bool(walk_marks(k, KERNEL_SPACE)) == keeps_walk_caches(k)
+    for va in pmd_hw_addrs(k, kva):
+        k.flush_tlb_kernel_range(va, va + k.PAGE_SIZE)
+    assert bool(walk_marks(k, KERNEL_SPACE)) == kernel_flush_keeps_walk_caches(k)
     pgtable_flush = getattr(k, "_flush_tlb_kernel_pgtable", None)
     if pgtable_flush is not None:
         pgtable_flush(kva)
         assert not walk_marks(k, KERNEL_SPACE)
-    k.flush_tlb_kernel_range(kva, kva + full_flush_pages(k) * k.PAGE_SIZE)
+    pages = full_flush_pages(k)
+    k.flush_tlb_kernel_range(kva, kva + (pages or PAGES) * k.PAGE_SIZE)
     assert not walk_marks(k, KERNEL_SPACE)
 
 
@@ -181,6 +219,7 @@ def _clear_first_pte(k: GenericKernel, mm: mm_struct, tlb: mmu_gather) -> None:
     r = k.pte_offset_map_lock(mm, k.pmd_off(mm, VA), VA)
     assert r is not None
     pte, ptl = r
+    tlb_change_page_size(k, tlb, k.PAGE_SIZE)  # as zap_pte_range does (ppc64 reads it)
     k.ptep_get_and_clear(mm, VA, pte)
     tlb_remove_tlb_entry(k, tlb, pte, VA)
     k.pte_unmap_unlock(pte, ptl)
@@ -217,12 +256,35 @@ def test_tlb_flush_range_and_ceiling(name: str) -> None:
     assert not k.hw_tlb.stale(space)
     assert [(s, a, b) for s, a, b, _ in k.hw_tlb.flushes] == [(space, VA, VA + k.PAGE_SIZE)]
     k.hw_tlb.flushes.clear()
-    many = full_flush_pages(k) * k.PAGE_SIZE
+    pages = full_flush_pages(k)
+    many = (pages or k.PTRS_PER_PTE) * k.PAGE_SIZE  # no ceiling: a whole table by address
+    by_address = (space, VA, VA + many - k.PAGE_SIZE)  # (ppc64: after a PWC flush by PID)
     k.flush_tlb_range(vma, VA, VA + many - k.PAGE_SIZE)
-    assert k.hw_tlb.flushes and all(a == VA for _, a, _, _ in k.hw_tlb.flushes)
+    assert by_address in [(s, a, b) for s, a, b, _ in k.hw_tlb.flushes]
     k.hw_tlb.flushes.clear()
     k.flush_tlb_range(vma, VA, VA + many)
-    assert k.hw_tlb.flushes == [(space, 0, 0, True)]  # the whole ASID/PCID
+    if pages is None:
+        assert (space, VA, VA + many) in [(s, a, b) for s, a, b, _ in k.hw_tlb.flushes]
+    else:
+        assert k.hw_tlb.flushes == [(space, 0, 0, True)]  # the whole ASID/PCID
+
+
+@pytest.mark.parametrize("name", ARCHES)
+def test_gather_flushes_at_a_page_size_change(name: str) -> None:
+    """include/asm-generic/tlb.h ``tlb_change_page_size``: with
+    ``CONFIG_HAVE_MMU_GATHER_PAGE_SIZE`` (powerpc, whose gather flushes with one stride) the
+    ptes gathered at ``PAGE_SIZE`` are flushed before the gather takes ``PMD_SIZE`` leaves
+    (a zap meeting a huge pmd); elsewhere the size is only noted."""
+    k, mm, _ = map_pages(name)
+    space = k._space(mm)
+    tlb = tlb_gather_mmu(k, mm)
+    _clear_first_pte(k, mm, tlb)
+    k.hw_tlb.flushes.clear()
+    tlb_change_page_size(k, tlb, k.PMD_SIZE)
+    assert bool(k.hw_tlb.flushes) == k.HAVE_MMU_GATHER_PAGE_SIZE
+    assert bool(k.hw_tlb.stale(space)) == (not k.HAVE_MMU_GATHER_PAGE_SIZE)
+    tlb_finish_mmu(k, tlb)
+    assert not k.hw_tlb.stale(space)
 
 
 # -- planted bugs: mprotect --------------------------------------------------------------------
@@ -295,6 +357,13 @@ def test_mprotect_control_passes(name: str) -> None:
 def test_mprotect_planted_bug_is_caught(name: str, bug: dict[str, str],
                                         error: type[Exception], message: str) -> None:
     k, mm, vma = map_pages(name)
+    if bug.get("flush") == "first-page" and getattr(k, "FLUSH_PENDING_PER_MM", False):
+        # s390: flush_tlb_range purges the whole space the lazy clears left pending
+        # (flush_mm), so the wrong range does no harm there: nothing is left stale
+        with syscall(k, mm, "mprotect"):
+            mprotect_ptes(k, vma, VA, VA + PAGES * k.PAGE_SIZE, read_only(k), **bug)
+        assert not mm.context.get("flush_mm")
+        return
     with pytest.raises(error, match=message):
         with syscall(k, mm, "mprotect"):
             mprotect_ptes(k, vma, VA, VA + PAGES * k.PAGE_SIZE, read_only(k), **bug)
@@ -374,7 +443,7 @@ def test_split_without_break_before_make_is_caught(name: str, buggy: bool) -> No
         with syscall(k, mm, "split"):
             split(k, vma, pmd, VA)
         return
-    if is_arm64(k):
+    if k.config.break_before_make:
         with pytest.raises(TlbError, match=r"break-before-make: .* changed from a valid leaf "
                                            r".* to a valid table .* by "
                                            r"split_huge_pmd_without_invalidate"):
@@ -422,8 +491,9 @@ def pmd_free_pte_page_last_level(k: GenericKernel, pmdp: PmdPtr, addr: int) -> i
 
 @pytest.mark.parametrize("name", ARCHES)
 def test_freeing_a_kernel_table_after_a_last_level_flush(name: str) -> None:
-    """Caught where the one-page flush keeps walk caches (arm64, riscv): the walk cache
-    still references the PTE table.  (riscv's real ``pmd_free_pte_page`` flushes
+    """Caught where the one-page flush keeps walk caches (arm64, riscv), or where the pmd is
+    several hardware entries (:func:`pmd_hw_addrs`: classic arm's other megabyte): the walk
+    cache still references the PTE table.  (riscv's real ``pmd_free_pte_page`` flushes
     ``PMD_SIZE``, past its ceiling: everything.)"""
     k = legacy.boot(name)
     kva = kernel_base(k, k.PMD_SIZE)
@@ -432,7 +502,7 @@ def test_freeing_a_kernel_table_after_a_last_level_flush(name: str) -> None:
     vunmap_range(k, kva, end)
     k.syscall_exit("vmap + vunmap")
     pmd = k.pmd_off_k(kva)
-    if keeps_walk_caches(k):
+    if kernel_flush_keeps_walk_caches(k) or len(pmd_hw_addrs(k, kva)) > 1:
         with pytest.raises(TlbError, match=r"freed while a walk cache may still reference it: "
                                            r".* kernel: .* walk-cache entry cleared by "
                                            r"pmd_free_pte_page_last_level"):
@@ -483,7 +553,7 @@ def test_flush_tlb_fix_spurious_fault(name: str) -> None:
     pte = k.pte_offset_kernel(k.pmd_off(mm, VA), VA)
     k.hw_tlb.flushes.clear()
     k.flush_tlb_fix_spurious_fault(vma, VA, pte)
-    assert bool(k.hw_tlb.flushes) == (not is_arm64(k))
+    assert bool(k.hw_tlb.flushes) == (not k.SPURIOUS_FAULT_FLUSH_EMPTY)
 
 
 X86 = [a for a in ARCHES if legacy.boot(a).config.family == "x86"]

@@ -58,6 +58,10 @@ def tlb_get_level(tlb: mmu_gather) -> int:
 class Arm64Tlbflush(GenericKernel):
     """The arm64 flush API (a base of ``Arm64Kernel``, overriding :mod:`legacy.tlbflush`)."""
 
+    FLUSH_TLB_PAGE_LAST_LEVEL = True  # TLBI VALE1IS
+    FLUSH_TLB_KERNEL_RANGE_LAST_LEVEL = True  # TLBI VAALE1IS
+    SPURIOUS_FAULT_FLUSH_EMPTY = True
+
     # -- the TLBI instructions --------------------------------------------------------------
 
     def _tlbi_va(self, space: int, start: int, end: int, stride: int, last_level: bool) -> None:

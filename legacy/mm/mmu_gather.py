@@ -192,8 +192,12 @@ def tlb_remove_pud_tlb_entry(k: GenericKernel, tlb: mmu_gather, pudp: PudPtr, ad
 
 
 def tlb_change_page_size(k: GenericKernel, tlb: mmu_gather, page_size: int) -> None:
-    """Only ``MMU_GATHER_PAGE_SIZE`` architectures (powerpc) flush on a change; the others
-    merely note the size."""
+    """Only ``CONFIG_HAVE_MMU_GATHER_PAGE_SIZE`` architectures (powerpc) flush what was
+    gathered at another page size first (unless ``fullmm`` or ``need_flush_all``); the
+    others merely note the size."""
+    if k.HAVE_MMU_GATHER_PAGE_SIZE and tlb.page_size and tlb.page_size != page_size:
+        if not tlb.fullmm and not tlb.need_flush_all:
+            tlb_flush_mmu(k, tlb)
     tlb.page_size = page_size
 
 
@@ -354,7 +358,11 @@ def tlb_end_vma(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct) -> None:
 
 
 def _pte_free_tlb(k: GenericKernel, tlb: mmu_gather, pte: pgtable_t, address: int) -> None:
-    """``__pte_free_tlb`` (x86 ``___pte_free_tlb``, generic ``tlb_remove_ptdesc``)."""
+    """``__pte_free_tlb`` (x86 ``___pte_free_tlb``, generic ``tlb_remove_ptdesc``); classic
+    arm first widens the range (arch/arm/include/asm/tlb.h, ``k.pte_free_tlb_range``)."""
+    widen = getattr(k, "pte_free_tlb_range", None)
+    if widen is not None:
+        _tlb_adjust_range(k, tlb, *widen(address))
     tlb_remove_table(k, tlb, TableFree("pte", pte))
 
 

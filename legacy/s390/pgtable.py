@@ -162,6 +162,7 @@ class S390Kernel(S390Thp):
     """Linux on s390x (64-bit, 4K pages, EDAT-1/2 machine with NX), no KVM."""
 
     SEPARATE_KERNEL_ROOT = True
+    _HAVE_ARCH_PMDP_INVALIDATE = True
     """The kernel runs in its own address space (home space, CR13 = ``kernel_asce``)."""
     SWP_ENTRY_EMULATED = True
     SOFTWARE_YOUNG_DIRTY = True
@@ -647,15 +648,11 @@ class S390Kernel(S390Thp):
     def pgd_offset(self, mm: mm_struct, a: int) -> PgdPtr:
         """``pgd_offset(mm, address)`` = ``pgd_offset_raw(READ_ONCE(mm->pgd), address)``.
 
-        One deliberate departure: an address at or above ``mm->context.asce_limit`` raises
-        (the kernel never gets there: ``check_asce_limit`` upgrades the tables when the
-        mapping is made, and ``pgd_offset_raw`` would silently wrap the index)."""
-        if not mm.is_init_mm and a >= mm.context["asce_limit"]:
-            raise AssertionError(
-                f"pgd_offset({mm.name}, {a:#x}): above asce_limit "
-                f"{mm.context['asce_limit']:#x} -- the mapping needed check_asce_limit "
-                "(crst_table_upgrade) first"
-            )
+        An address at or above ``mm->context.asce_limit`` wraps the index silently, as in
+        the kernel (``check_asce_limit`` upgrades the tables before a mapping needs them;
+        ``mm/debug_vm_pgtable.c`` picks its address below ``TASK_SIZE`` = ``TASK_SIZE_MAX``
+        and works on the wrapped entry of a 3-level mm).  A mapping made there anyway is
+        caught by the hardware walker: DAT refuses an address beyond the ASCE's reach."""
         return self.pgd_offset_pgd(mm.pgd, a)
 
     def p4d_offset(self, pgd: PgdPtr, a: int) -> P4dPtr:
@@ -745,6 +742,18 @@ class S390Kernel(S390Thp):
 
     def pte_clear_soft_dirty(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~_PAGE_SOFT_DIRTY)
+
+    # pgtable.h: ``#define pte_swp_soft_dirty pte_soft_dirty`` (and mk/clear): bit 62 (S) of
+    # a swap pte is the same bit as in a present one.
+
+    def pte_swp_soft_dirty(self, pte: pte_t) -> bool:
+        return self.pte_soft_dirty(pte)
+
+    def pte_swp_mksoft_dirty(self, pte: pte_t) -> pte_t:
+        return self.pte_mksoft_dirty(pte)
+
+    def pte_swp_clear_soft_dirty(self, pte: pte_t) -> pte_t:
+        return self.pte_clear_soft_dirty(pte)
 
     # -- set and exchange (pgtable.h; pgtable.c via legacy.s390.tlbflush) ------------------
 

@@ -11,9 +11,10 @@ Quirks kept: the level names are ``ASCE``, ``PGD``, ``PUD``, ``PMD``, ``PTE`` fo
 levels 0..4 -- one off from the generic pgd/p4d/pud/pmd/pte (there is no ``P4D``); a pte with
 the invalid bit (empty, PROT_NONE, old or swap) and a hole (``val`` 0 above the pte level)
 both print ``I``; only ``_PAGE_PROTECT`` and ``_PAGE_NOEXEC`` are compared otherwise, so a
-clean writable page (protected until dirty) prints ``RO``.  The listing starts with
-``---[ Kernel Virtual Address Space ]---``; the kernel's ``Start``/``End`` suffixes of its
-sorted markers are not emulated (the caller's markers print as the other architectures').
+clean writable page (protected until dirty) prints ``RO``.  The listing starts with the first
+marker's name (``st->marker->name``: the kernel's own first marker is ``Kernel Virtual
+Address Space``); the kernel's sorted ``Start``/``End`` markers are not emulated (the
+caller's markers print as the other architectures').
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class S390PgState(PgState):
         if self.level == -1:
             if level == -1 and not self.lines:
                 return  # nothing was noted
-            self.lines.append("---[ Kernel Virtual Address Space ]---")
+            if self.markers:  # the kernel's list always has one (address_markers)
+                self.print_marker()  # "---[ %s ]---", st->marker->name: the first
             self._update_state(addr, prot, level)
             return
         nxt = self.next_marker_start()

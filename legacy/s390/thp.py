@@ -20,7 +20,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from arches.s390.bits import (
+    _PAGE_DIRTY,
     _PAGE_INVALID,
+    _PAGE_NOEXEC,
+    _PAGE_PRESENT,
+    _PAGE_PROTECT,
+    _PAGE_READ,
+    _PAGE_SOFT_DIRTY,
+    _PAGE_WRITE,
+    _PAGE_YOUNG,
     _REGION_ENTRY_INVALID,
     _SEGMENT_ENTRY_DIRTY,
     _SEGMENT_ENTRY_EMPTY,
@@ -49,6 +57,17 @@ SEG_RX = _SEGMENT_ENTRY_PRESENT | _SEGMENT_ENTRY_PROTECT | _SEGMENT_ENTRY_READ
 SEG_RW = (_SEGMENT_ENTRY_PRESENT | _SEGMENT_ENTRY_READ | _SEGMENT_ENTRY_WRITE
           | _SEGMENT_ENTRY_NOEXEC)
 SEG_RWX = _SEGMENT_ENTRY_PRESENT | _SEGMENT_ENTRY_READ | _SEGMENT_ENTRY_WRITE
+
+
+SEG_TO_PAGE = (
+    (_SEGMENT_ENTRY_PRESENT, _PAGE_PRESENT), (_SEGMENT_ENTRY_READ, _PAGE_READ),
+    (_SEGMENT_ENTRY_WRITE, _PAGE_WRITE), (_SEGMENT_ENTRY_NOEXEC, _PAGE_NOEXEC),
+    (_SEGMENT_ENTRY_PROTECT, _PAGE_PROTECT), (_SEGMENT_ENTRY_INVALID, _PAGE_INVALID),
+    (_SEGMENT_ENTRY_YOUNG, _PAGE_YOUNG), (_SEGMENT_ENTRY_DIRTY, _PAGE_DIRTY),
+    (_SEGMENT_ENTRY_SOFT_DIRTY, _PAGE_SOFT_DIRTY),
+)
+"""Segment-leaf bit -> pte bit of the same meaning (pgtable.h ``_SEGMENT_ENTRY_*``,
+``_PAGE_*``), for the :meth:`S390Thp.pmd_pgprot` extension."""
 
 
 class S390Thp(S390Tlbflush):
@@ -90,6 +109,21 @@ class S390Thp(S390Tlbflush):
         """PAGE_NONE/RO/RX/RW/RWX in segment-entry format (anything else: RWX)."""
         return {self.PAGE_NONE: SEG_NONE, self.PAGE_RO: SEG_RO, self.PAGE_RX: SEG_RX,
                 self.PAGE_RW: SEG_RW}.get(pgprot, SEG_RWX)
+
+    def pmd_pgprot(self, pmd: pmd_t) -> pgprot_t:
+        """ptshim extension (s390 has no ``pmd_pgprot``): the leaf's protection in pte
+        format, each segment bit moved to the pte bit of the same meaning
+        (:data:`SEG_TO_PAGE`), so that ``pfn_pte(pfn, pmd_pgprot(pmd))`` gives the ptes a
+        split keeps (the emulation's split, and the unified API's, build them so).  The
+        kernel's ``__split_huge_pmd_locked`` builds them from ``vma->vm_page_prot`` plus the
+        pmd's write/young/dirty/soft-dirty bits: the same bits while the vma's protection
+        and the leaf's agree; but ``pfn_pte`` (``mk_pte_phys``) makes every pte young, where
+        the kernel keeps an old pmd's ptes old (``pte_mkold``)."""
+        return pgprot_t(sum(page for seg, page in SEG_TO_PAGE if pmd & seg))
+
+    def pgprot_large_2_4k(self, pgprot: pgprot_t) -> pgprot_t:
+        """ptshim extension (x86's name): :meth:`pmd_pgprot` is already in pte format."""
+        return pgprot
 
     def pfn_pmd(self, pfn: int, pgprot: pgprot_t) -> pmd_t:
         """``mk_pmd_phys(pfn << PAGE_SHIFT, pgprot)``: no ``_SEGMENT_ENTRY_LARGE`` yet --

@@ -1,0 +1,1 @@
+"""LoongArch64 kernel (``loongarch64``: 16K pages, 3 levels), Linux v6.18."""
