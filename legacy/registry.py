@@ -46,10 +46,10 @@ KERNELS: dict[str, KernelFactory] = {
     "ppc64-radix-64k": Ppc64Radix64KKernel,
     "loongarch64": LoongarchKernel,
     "arm": ArmKernel,
+    "arm-lpae": ArmLpaeKernel,
 }
 
 STAGED_KERNELS: dict[str, KernelFactory] = {
-    "arm-lpae": ArmLpaeKernel,
     "s390x": S390Kernel,
 }
 """Kernels of the configurations under construction (``arches.STAGED``); registered in a

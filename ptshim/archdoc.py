@@ -427,6 +427,17 @@ Found while emulating; each is what the kernel really does, and ptshim does the 
   pgtable-nopmd.h), `pmd_bad` equals `pmd_leaf`, and `pgd_free` frees the PTE page under
   entry 0 because `FIRST_USER_ADDRESS` is two pages.
 
+**arm (LPAE)**
+
+- *The pgd is 4 entries, 32 bytes from kmalloc*, and `pgd_alloc` gives each mm its own pmd
+  for the modules area (pgd slot 2), shared with the top of user space: hence
+  `USER_PGTABLES_CEILING = TASK_SIZE` (arch/arm/mm/pgd.c).
+- *What is written is not what is read back*: `cpu_v7_set_pte_ext` clears the valid bit for
+  PROT_NONE and sets AP[2] for a clean or read-only page (proc-v7-3level.S); `L_PTE_PRESENT`
+  is 3, so `pte_present` is either of bits 1:0, while `pmd_present` is bit 0 only.
+- *`pmd_pfn` masks with `PMD_MASK`*, an `int` that sign-extends, so PA bits 39:32 survive
+  (pgtable-3level.h).
+
 **Generic**
 
 - *`free_pgd_range()` keeps tables shared with the neighbours*: a table is freed only if its

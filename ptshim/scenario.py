@@ -24,6 +24,7 @@ without any op having run.  Details and rationale: ``docs/cli.md``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -428,9 +429,19 @@ class Limits:
     pgprot that grants them (s390 has no ``PAGE_KERNEL_ROX``, and its ``PAGE_KERNEL_EXEC``
     is the generic fallback ``PAGE_KERNEL``, not executable on an NX machine)."""
     prot_none_lost_leaf: int = 0
-    """``PUD_SIZE`` where the kernel loses a PROT_NONE pud leaf: after
+    """The leaf size the kernel cannot keep PROT_NONE, else 0: ``PUD_SIZE`` where after
     ``pud_modify(leaf, PAGE_NONE)`` it is neither ``pud_leaf`` nor ``pud_present`` (riscv:
-    ``_PAGE_PROT_NONE`` clears V), so zap/vunmap clear it as bad; else 0."""
+    ``_PAGE_PROT_NONE`` clears V), so zap/vunmap clear it as bad; ``PMD_SIZE`` where a
+    PROT_NONE huge pmd, as ``set_pmd_at`` stores it, is not ``pmd_present`` (32-bit arm
+    LPAE clears ``L_PMD_SECT_VALID``), so splitting it trips ``pmdp_invalidate``'s
+    ``VM_WARN_ON_ONCE(!pmd_present(*pmdp))``."""
+    prot_none_lost_why: str = ""
+    """Why, for the error message."""
+    first_user_address: int = 0
+    """``FIRST_USER_ADDRESS`` (32-bit arm: two pages).  ``free_pgtables`` never frees the
+    page table under it (its floor), so a user huge leaf whose slot starts below it is
+    refused: once a base page was mapped there, ``insert_pfn_pmd`` would find the table
+    and fail with -EBUSY."""
 
     @classmethod
     def from_kernel(cls, k: GenericKernel) -> Limits:
@@ -446,7 +457,7 @@ class Limits:
             user.add(k.PMD_SIZE)
             if k.has_transparent_pud_hugepage():
                 user.add(k.PUD_SIZE)
-        lost = 0
+        lost, why = 0, ""
         # (only where the kernel can make a pud leaf at all: s390 has no pfn_pud)
         if k.PUD_SIZE != k.PMD_SIZE and k.PUD_SIZE in hw and (
                 k.has_transparent_pud_hugepage() or k.HAVE_ARCH_HUGE_VMAP):
@@ -454,6 +465,13 @@ class Limits:
             none = k.pud_modify(leaf, k.PAGE_NONE)
             if k.pud_leaf(leaf) and not (k.pud_leaf(none) or k.pud_present(none)):
                 lost = k.PUD_SIZE
+                why = ("after pud_modify(PAGE_NONE) the leaf is neither pud_leaf nor "
+                       "pud_present, so the kernel would clear it as a bad pud "
+                       "(pud_none_or_clear_bad)")
+        if not lost and thp and k.PMD_SIZE in hw and _prot_none_pmd_not_present(c.name):
+            lost = k.PMD_SIZE
+            why = ("a PROT_NONE huge pmd is stored not pmd_present (set_pmd_at), so "
+                   "splitting it trips pmdp_invalidate's VM_WARN_ON_ONCE(!pmd_present)")
         kernel = {k.PAGE_SIZE}
         if k.HAVE_ARCH_HUGE_VMAP:
             if k.arch_vmap_pmd_supported(k.PAGE_KERNEL):
@@ -465,7 +483,7 @@ class Limits:
         kprots = tuple(p for p in PROTS if not (
             (p == "rx" and getattr(k, "PAGE_KERNEL_ROX", None) is None)
             or (p == "rwx" and c.has_nx and k.PAGE_KERNEL_EXEC == k.PAGE_KERNEL)
-            or (p == "none" and _kernel_none_turns_user(k))))
+            or (p == "none" and _kernel_none_is_one_way(k))))
         return cls(
             arch=c.name,
             word_bits=c.word_bits,
@@ -481,15 +499,41 @@ class Limits:
             kernel_leaf_sizes=tuple(sorted(s for s in kernel if s in hw)),
             kernel_prots=kprots,
             prot_none_lost_leaf=lost,
+            prot_none_lost_why=why,
+            first_user_address=k.FIRST_USER_ADDRESS,
         )
 
 
-def _kernel_none_turns_user(k: GenericKernel) -> bool:
-    """Whether a kernel ``PAGE_NONE`` leaf made readable by ``set_memory_ro``
-    (``pte_modify(pte, PAGE_KERNEL_RO)``) is open to user mode, as the MMU decodes it: where
-    ``PAGE_NONE`` is a user protection that ``pte_modify`` keeps (LoongArch: ``_PAGE_USER``
-    is the PLV field, which is in ``_PAGE_CHG_MASK``), a kernel PROT_NONE map is refused."""
-    from arches.tlb import LEAF, PERM_U
+@functools.cache
+def _prot_none_pmd_not_present(arch: str) -> bool:
+    """Whether a user PROT_NONE huge pmd, as ``set_pmd_at`` stores it, is ``pmd_trans_huge``
+    but not ``pmd_present``: probed on a throwaway kernel of ``arch`` (a store into a frame
+    no root reaches), so the caller's machine is untouched."""
+    from legacy import boot
+    from legacy.types import PmdPtr
+
+    k = boot(arch)
+    mm = k.mm_alloc()
+    if mm is None:
+        return False
+    pa = k.mem.alloc_frame()
+    va = -(-max(k.config.user_range[0], k.PMD_SIZE) // k.PMD_SIZE) * k.PMD_SIZE
+    leaf = k.pmd_mkhuge(k.pfn_pmd(k.PMD_SIZE >> k.PAGE_SHIFT, k.PAGE_NONE))
+    try:
+        k.set_pmd_at(mm, va, PmdPtr(pa, k.SIZEOF_PMD), leaf)
+    except Exception:  # an architecture that refuses the store outright: not this quirk
+        return False
+    v = k.pmdp_get(PmdPtr(pa, k.SIZEOF_PMD))
+    return bool(k.pmd_trans_huge(v) and not k.pmd_present(v))
+
+
+def _kernel_none_is_one_way(k: GenericKernel) -> bool:
+    """Whether a kernel ``PAGE_NONE`` leaf cannot be turned back into a kernel mapping by
+    ``set_memory_*`` (``pte_modify(pte, PAGE_KERNEL*)``), as the MMU decodes the result:
+    where ``pte_modify`` keeps a bit of ``PAGE_NONE`` that matters (LoongArch: the PLV
+    field, so the page opens to user mode; 32-bit arm LPAE: ``L_PTE_DIRTY`` clear and PXN,
+    so it stays read-only and non-executable), a kernel PROT_NONE map is refused."""
+    from arches.tlb import LEAF
 
     c = k.config
     root = k.mm_root(k.init_mm)
@@ -497,11 +541,17 @@ def _kernel_none_turns_user(k: GenericKernel) -> bool:
     walks = list(c.walker.structure(c.make_registers(root, root)))
     walk = max((w for w in walks if w.va_base <= kva), key=lambda w: w.va_base,
                default=walks[0])
-    ro = getattr(k, "PAGE_KERNEL_RO", k.PAGE_KERNEL)
     last = len(walk.levels) - 1
-    made = walk.decode(last, k.pte_modify(k.pfn_pte(0, k.PAGE_NONE), ro))
-    kernel = walk.decode(last, k.pfn_pte(0, ro))  # s390: no user bit, every leaf is "user"
-    return made.kind == LEAF and bool(made.perms & PERM_U & ~kernel.perms)
+    none = k.pfn_pte(0, k.PAGE_NONE)
+    for name in ("PAGE_KERNEL_RO", "PAGE_KERNEL", "PAGE_KERNEL_ROX", "PAGE_KERNEL_EXEC"):
+        prot = getattr(k, name, None)
+        if prot is None:
+            continue
+        made = walk.decode(last, k.pte_modify(none, prot))
+        want = walk.decode(last, k.pfn_pte(0, prot))
+        if want.kind == LEAF and (made.kind != LEAF or made.perms != want.perms):
+            return True
+    return False
 
 
 def _sizes(sizes: Sequence[int]) -> str:
@@ -606,6 +656,13 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
             )
         if op.prot == "none" and page_size == lim.prot_none_lost_leaf:
             raise BadInput(_prot_none_lost(where, lim))
+        if user and page_size != lim.page_size and op.va < lim.first_user_address:
+            raise BadInput(
+                f"{where}: a {page_size:#x} leaf at {op.va:#x} is refused on {lim.arch}: "
+                f"its slot starts below FIRST_USER_ADDRESS ({lim.first_user_address:#x}), "
+                f"whose page table free_pgtables never frees (insert_pfn_pmd/pud would "
+                f"find it and fail with -EBUSY)"
+            )
         last = op.pa + op.size - 1
         if last >> lim.phys_bits:
             shift = lim.page_size.bit_length() - 1
@@ -637,8 +694,7 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
 
 def _prot_none_lost(where: str, lim: Limits) -> str:
     return (f"{where}: prot none on a {lim.prot_none_lost_leaf:#x} leaf is refused on "
-            f"{lim.arch}: after pud_modify(PAGE_NONE) the leaf is neither pud_leaf nor "
-            f"pud_present, so the kernel would clear it as a bad pud (pud_none_or_clear_bad)")
+            f"{lim.arch}: {lim.prot_none_lost_why}")
 
 def _check_mremap(op: MremapOp, lim: Limits, model: Model, user: bool) -> None:
     """``mremap_to``'s checks, as bad input: page-aligned ranges in the user range, the

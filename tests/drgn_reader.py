@@ -201,9 +201,11 @@ def _geometry_arm(config: ArchConfig) -> str | None:
     LPAE walk (``vmcoreinfo.arm_lpae``) is not set up by this reader."""
     have = [(x.shift, x.entries, x.entry_size) for x in config.hw_levels]
     want = [(20, 4096, 4), (12, 256, 4)]
-    if have != want or config.endianness != "little" or config.page_shift != 12:
-        return (f"{config.name}: this reader sets up drgn's classic 32-bit arm walk only, "
-                f"levels (shift, entries, entry size) {want}; the configuration has {have}")
+    lpae = [(30, 4, 8), (21, 512, 8), (12, 512, 8)]
+    if have not in (want, lpae) or config.endianness != "little" or config.page_shift != 12:
+        return (f"{config.name}: this reader sets up drgn's 32-bit arm walks only, levels "
+                f"(shift, entries, entry size) {want} or (LPAE) {lpae}; the configuration "
+                f"has {have}")
     return None
 
 
@@ -273,6 +275,8 @@ class DrgnReader:
                      f"NUMBER(pgtable_l5_enabled)={int(len(config.hw_levels) == 5)}"]
         elif arch == "AARCH64":
             info.append(f"NUMBER(VA_BITS)={config.va_bits}")
+        elif arch == "ARM" and config.hw_levels[0].entry_size == 8:
+            info.append("CONFIG_ARM_LPAE=y")  # arch/arm/kernel/machine_kexec.c
         prog.set_linux_kernel_custom("\n".join(info) + "\n", False)
         # Registered after set_linux_kernel_custom(), so they win over its catch-all
         # virtual segment (the page-table reader).
@@ -321,6 +325,24 @@ class DrgnReader:
             return obj if name == "cur_cpu_spec" else None
 
         prog.register_object_finder("ptshim-ppc64", find, enable_index=0)
+
+    def _lpae_judges(self, pgd_va: int, va: int) -> bool:
+        """drgn's LPAE walk (``linux_kernel_pgtable_iterator_next_arm_lpae``) takes any
+        valid block or page as mapped, where the MMU raises an Access flag fault on one
+        whose AF (bit 10) is clear: Linux's old pages (``L_PTE_YOUNG`` is AF; ARMv7 has no
+        hardware AF update).  So an address is compared unless its leaf is valid with AF
+        clear (read here from ``mm->pgd``, 4 x 1G, 512 x 2M, 512 x 4K)."""
+        table = self._pgd_pa[pgd_va]
+        for shift in (30, 21, 12):
+            entries = 4 if shift == 30 else 512
+            desc = int.from_bytes(self.read_phys(table + 8 * (va >> shift & (entries - 1)), 8),
+                                  "little")
+            if not desc & 1:
+                return True  # invalid: both say unmapped
+            if shift == 12 or not desc & 2:  # a page, or a block
+                return bool(desc & 1 << 10)
+            table = desc & 0xFF_FFFF_F000
+        return True
 
     def _ppc64_judges(self, pgd_va: int, va: int) -> bool:
         """drgn's ppc64 walker indexes ``mm->pgd`` with EA bits 51:39 whatever the
@@ -384,6 +406,8 @@ class DrgnReader:
         ppc64 see :meth:`_ppc64_judges`."""
         if self.arch == "PPC64":
             return self._ppc64_judges(int(mm.pgd), va)
+        if self.arch == "ARM" and self.config.hw_levels[0].entry_size == 8:
+            return self._lpae_judges(int(mm.pgd), va)
         if self.arch != "S390X":
             return True
         pa = self._pgd_pa[int(mm.pgd)]

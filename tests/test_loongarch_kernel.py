@@ -258,3 +258,31 @@ def test_switch_mm_loads_pgdl_for_the_mm_and_pgdh_for_init_mm() -> None:
     regs = k.config.make_registers(k.mm_root(mm), k.mm_root(k.init_mm))
     assert (regs["pgdl"], regs["pgdh"]) == (CACHE_BASE | mm.pgd.pa,
                                             CACHE_BASE | k.init_mm.pgd.pa)
+
+
+def test_a_kernel_prot_none_map_is_refused_where_set_memory_cannot_undo_it() -> None:
+    """``PAGE_NONE`` is a user protection on LoongArch (``_PAGE_USER`` = PLV 3) and
+    ``pte_modify`` keeps the PLV field (``_PAGE_CHG_MASK``): a kernel PROT_NONE page made
+    readable by ``set_memory_ro`` would be open to user mode.  ``Limits`` derives the
+    refusal from the hardware's decoding, so x86_64 still accepts such a map."""
+    from arches.errors import BadInput
+    from legacy import boot
+    from ptshim.scenario import Limits, parse_scenario
+    from ptshim.session import Session
+
+    assert "none" not in Limits.from_kernel(boot("loongarch64")).kernel_prots
+    assert "none" in Limits.from_kernel(boot("x86_64")).kernel_prots
+    for arch, refused in (("loongarch64", True), ("x86_64", False)):
+        s = Session(arch)
+        va = s.limits.kernel_range[0]
+        sc = parse_scenario({"ops": [{"op": "map", "va": hex(va), "pa": "0x0",
+                                      "size": hex(s.limits.page_size), "prot": "none"}]})
+        frames = len(s.k.mem)
+        try:
+            s.validate(sc)
+        except BadInput as e:
+            assert refused, e
+            assert "prot none is refused in the kernel range" in str(e)
+            assert len(s.k.mem) == frames
+        else:
+            assert not refused

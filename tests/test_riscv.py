@@ -139,11 +139,12 @@ def test_sv32_pmd_present_has_no_leaf_term() -> None:
 
 def test_prot_none_lost_leaf_is_derived_from_the_kernel() -> None:
     """``Limits.prot_none_lost_leaf`` is ``PUD_SIZE`` on RV64 (after ``pud_modify(PAGE_NONE)``
-    the leaf is neither ``pud_leaf`` nor ``pud_present``) and 0 on every other configuration
-    (x86 and arm64 keep a PROT_NONE pud a leaf; Sv32 has no pud level)."""
+    the leaf is neither ``pud_leaf`` nor ``pud_present``), ``PMD_SIZE`` on arm-lpae (its
+    ``set_pmd_at`` stores a PROT_NONE section not ``pmd_present``) and 0 on every other
+    configuration (x86 and arm64 keep a PROT_NONE pud a leaf; Sv32 has no pud level)."""
     for name in legacy.arch_names():
         k = legacy.boot(name)
-        want = k.PUD_SIZE if name in RV64 else 0
+        want = k.PUD_SIZE if name in RV64 else k.PMD_SIZE if name == "arm-lpae" else 0
         assert Limits.from_kernel(k).prot_none_lost_leaf == want, name
 
 

@@ -153,7 +153,8 @@ def map_op(draw: st.DrawFn, s: Session, w: Window, index: int) -> Op | None:
     lim = s.limits
     sizes = lim.user_leaf_sizes if w.user else lim.kernel_leaf_sizes
     ps = draw(st.sampled_from(sizes))
-    slots = [(align_up(a, ps), align_down(b, ps)) for a, b in gaps(s.model, w)]
+    floor = lim.first_user_address if w.user and ps != lim.page_size else 0
+    slots = [(align_up(max(a, floor), ps), align_down(b, ps)) for a, b in gaps(s.model, w)]
     slots = [(a, b) for a, b in slots if b - a >= ps]
     if not slots:
         return None

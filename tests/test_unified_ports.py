@@ -46,6 +46,8 @@ def _geometry(arch: str) -> dict[str, Any]:
     big = max(k.PUD_SIZE, k.PMD_SIZE, max(lim.user_leaf_sizes), max(lim.kernel_leaf_sizes))
     user_base = 4 * big if 4 * big + 8 * big <= lim.user_range[1] else lim.user_range[1] // 4
     user_base -= user_base % big
+    if user_base < lim.first_user_address:  # no huge leaf below it (Limits)
+        user_base += big
     klo, khi = lim.kernel_range
     kbig = max(k.PMD_SIZE, max(lim.kernel_leaf_sizes))
     kernel_base = -(-klo // kbig) * kbig + 2 * kbig
@@ -98,7 +100,9 @@ def case_ops(arch: str, case: str) -> list[dict[str, Any]] | None:
             return None
         return [_map(U, 3 * pmd, ps=pmd, pa=16 * pmd), _map(U + 3 * pmd, 2 * page),
                 _unmap(U + pmd + 5 * page, page), _protect(U + 2 * pmd + page, page, "r"),
-                _protect(U, pmd, "none"), _unmap(U + 2 * pmd, pmd), _unmap(U, 4 * pmd)]
+                # a whole PROT_NONE leaf where the kernel can keep one (Limits)
+                _protect(U, pmd, "none" if lim.prot_none_lost_leaf != pmd else "r"),
+                _unmap(U + 2 * pmd, pmd), _unmap(U, 4 * pmd)]
     if case == "huge-pud":
         if pud not in lim.user_leaf_sizes or pud == pmd:
             return None
