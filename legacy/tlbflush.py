@@ -240,6 +240,11 @@ class TlbflushGeneric(PgtableGeneric):
     """``flush_tlb_fix_spurious_fault`` is empty (arm64: broadcast TLBIs; book3s64: the pte
     is re-fetched on a permission fault; s390 without the RDP facility); the generic one is
     ``flush_tlb_page``."""
+    FLUSH_PENDING_PER_MM = False
+    """The flush owed for a cleared entry is remembered per mm, not per range, and any
+    ``flush_tlb_range``/``flush_tlb_mm``/``tlb_flush`` purges the whole space while one is
+    pending (s390 ``mm->context.flush_mm``, ``__tlb_flush_mm_lazy``): a flush given the wrong
+    range does no harm there."""
     HAVE_MMU_GATHER_PAGE_SIZE = False
     """``CONFIG_HAVE_MMU_GATHER_PAGE_SIZE`` (powerpc): the mmu_gather flushes with one page
     size, so ``tlb_change_page_size`` flushes what was gathered at another

@@ -41,9 +41,8 @@ class S390Tlbflush(S390Ptdump):
     """The flush owed for a lazily cleared entry is remembered per mm
     (``mm->context.flush_mm``), not per range: ``flush_tlb_range``, ``flush_tlb_mm`` and
     the gather's ``tlb_flush`` all purge the whole space when one is pending
-    (``__tlb_flush_mm_lazy``), whatever range they are given.  Not a kernel symbol: tests
-    read it (``getattr(k, "FLUSH_PENDING_PER_MM", False)``) to know that a flush given the
-    wrong range is made up for here."""
+    (``__tlb_flush_mm_lazy``), whatever range they are given (see
+    :attr:`legacy.tlbflush.TlbflushGeneric.FLUSH_PENDING_PER_MM`)."""
 
     def asce_of(self, mm: mm_struct) -> int:
         """``mm->context.asce`` (set by ``init_new_context`` / ``crst_table_upgrade``)."""
