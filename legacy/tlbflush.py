@@ -250,6 +250,13 @@ class TlbflushGeneric(PgtableGeneric):
     size, so ``tlb_change_page_size`` flushes what was gathered at another
     (include/asm-generic/tlb.h)."""
 
+    def pte_free_tlb_range(self, addr: int) -> tuple[int, int] | None:
+        """``(start, size)`` that the architecture's ``__pte_free_tlb`` adds to the gather
+        before freeing the PTE table mapping ``addr`` (classic arm: a page on each side of
+        the 1 MiB boundary, asm/tlb.h), or None: the generic one adds nothing.  Not a
+        kernel symbol: the hook the shared ``pte_free_tlb`` calls."""
+        return None
+
     def flush_tlb_all(self) -> None:
         self.hw_tlb.flush_all()
 

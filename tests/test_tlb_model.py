@@ -60,9 +60,9 @@ def _flush_freed_tables(k: GenericKernel, mm: mm_struct, va: int) -> None:
     tlb = tlb_gather_mmu(k, mm)
     tlb.freed_tables = True
     tlb_flush_pmd_range(k, tlb, va, k.PAGE_SIZE)
-    widen = getattr(k, "pte_free_tlb_range", None)
+    widen = k.pte_free_tlb_range(va)
     if widen is not None:
-        tlb_flush_pmd_range(k, tlb, *widen(va))
+        tlb_flush_pmd_range(k, tlb, *widen)
     k.tlb_flush(tlb)
 
 

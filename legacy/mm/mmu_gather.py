@@ -360,9 +360,9 @@ def tlb_end_vma(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct) -> None:
 def _pte_free_tlb(k: GenericKernel, tlb: mmu_gather, pte: pgtable_t, address: int) -> None:
     """``__pte_free_tlb`` (x86 ``___pte_free_tlb``, generic ``tlb_remove_ptdesc``); classic
     arm first widens the range (arch/arm/include/asm/tlb.h, ``k.pte_free_tlb_range``)."""
-    widen = getattr(k, "pte_free_tlb_range", None)
+    widen = k.pte_free_tlb_range(address)
     if widen is not None:
-        _tlb_adjust_range(k, tlb, *widen(address))
+        _tlb_adjust_range(k, tlb, *widen)
     tlb_remove_table(k, tlb, TableFree("pte", pte))
 
 
