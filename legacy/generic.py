@@ -128,6 +128,13 @@ class GenericKernel(HugeMmGeneric, SwapopsGeneric, PgallocGeneric, TlbflushGener
     def pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None:
         raise NotImplementedError
 
+    def mm_upgrade_tables(self, mm: mm_struct) -> list[int]:
+        """Tables an upgrade of ``mm``'s page-table levels left below its new top table
+        (the old top at entry 0) and no ``free_pgtables`` has freed since: none here; s390
+        overrides it (arch/s390/mm/pgalloc.c ``crst_table_upgrade``).  Not a kernel
+        function: tests use it to predict the tables an mm holds."""
+        return []
+
     # -- mm/mmap.c: the arch's unmapped-area hook -------------------------------------------
 
     def arch_get_unmapped_area(self, mm: mm_struct, addr: int, len: int, pgoff: int,

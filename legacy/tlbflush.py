@@ -244,7 +244,25 @@ class TlbflushGeneric(PgtableGeneric):
     """The flush owed for a cleared entry is remembered per mm, not per range, and any
     ``flush_tlb_range``/``flush_tlb_mm``/``tlb_flush`` purges the whole space while one is
     pending (s390 ``mm->context.flush_mm``, ``__tlb_flush_mm_lazy``): a flush given the wrong
-    range does no harm there."""
+    range does no harm there -- and they purge nothing when none is pending (a plain
+    ``pmd_clear`` sets no ``flush_mm``: only the lazy exchanges and ``p?d_free_tlb`` do)."""
+    FLUSH_TLB_PAGE_EMPTY = False
+    """``flush_tlb_page`` invalidates nothing (s390 asm/tlbflush.h: ``do { } while (0)``):
+    the kernel's single-page clears invalidate at the store (s390 ``ptep_clear_flush`` is
+    ``ptep_xchg_direct``: IPTE), and a lazily cleared pte (``ptep_get_and_clear``) owes
+    ``flush_tlb_range``/``flush_tlb_mm``."""
+    HUGE_CLEAR_INVALIDATES = False
+    """``pmdp_huge_get_and_clear`` (so ``pmdp_huge_clear_flush``) and
+    ``pudp_huge_get_and_clear`` invalidate the TLB as they clear (s390 asm/pgtable.h:
+    ``pmdp_xchg_direct``/``pudp_xchg_direct``, IDTE): nothing is left stale for
+    ``flush_pmd_tlb_range``/``flush_pud_tlb_range``."""
+    PTE_CHANGE_GOES_THROUGH_INVALID = False
+    """A present pte is never changed in place: ``ptep_set_wrprotect`` and the other
+    exchanges store the invalid bit (or IPTE) first, then the new value (s390 asm/tlb.h: "a
+    two step process: i) invalidate the pte, ii) store the new pte"; ``ptep_xchg_lazy``,
+    ``ptep_xchg_direct`` in arch/s390/mm/pgtable.c).  The TLB sees a translation cleared,
+    then made again: a write-protect is reported as "cleared", not as "write permission
+    removed"."""
     HAVE_MMU_GATHER_PAGE_SIZE = False
     """``CONFIG_HAVE_MMU_GATHER_PAGE_SIZE`` (powerpc): the mmu_gather flushes with one page
     size, so ``tlb_change_page_size`` flushes what was gathered at another

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from arches.config import Fault, Translation
 from legacy import GenericKernel, mm_struct
+from ptshim.dump import top_table_span
 from unified.handles import Table, Value
 from unified.levels import Level, LevelGroup
 from unified.pagetables import PageTables
@@ -96,7 +97,10 @@ class TableMap:
         self.tables: dict[int, TableInfo] = {}
         c = k.config
         m = k.ULONG_MASK
-        spans = [(mm, "mm", *c.user_range), (mm, "mm", *c.kernel_range)]
+        # the user walk stops where the mm's top table does (as ``ptshim dump``'s): past
+        # it pgd_offset wraps (s390: a 3-level mm spans 4 TiB, ``asce_limit``)
+        user_end = min(c.user_range[1], top_table_span(k, mm))
+        spans = [(mm, "mm", c.user_range[0], user_end), (mm, "mm", *c.kernel_range)]
         if k.SEPARATE_KERNEL_ROOT or k.init_mm.pgd.pa != mm.pgd.pa:
             spans.append((k.init_mm, "init_mm", *c.kernel_range))
         for owner, label, lo, hi in spans:

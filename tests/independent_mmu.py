@@ -813,4 +813,7 @@ def load(machine: dict[str, Any], phys: bytes) -> Mmu:
     if arch == "arm-lpae":  # tests/independent_mmu_arm_lpae.py (it imports this module)
         from tests.independent_mmu_arm_lpae import UnicornArmLpaeMmu
         return UnicornArmLpaeMmu(machine, phys)  # type: ignore[return-value]
+    if arch == "s390x":  # tests/independent_mmu_s390.py (it imports this module)
+        from tests.independent_mmu_s390 import UnicornS390Mmu
+        return UnicornS390Mmu(machine, phys)  # type: ignore[return-value]
     raise Unsupported(f"{arch}: no independent MMU for this architecture")

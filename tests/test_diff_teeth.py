@@ -109,10 +109,13 @@ def test_missing_flush(arch: str) -> None:
     with planted(uprotect, "_change_leaves", _leaves_copy(flush="none")):
         d = _divergence(arch, protect_scenario(arch))
     end = VA + 8 * get_config(arch).page_size
-    if legacy.boot(arch).SOFTWARE_YOUNG_DIRTY:
+    k = legacy.boot(arch)
+    if k.SOFTWARE_YOUNG_DIRTY:
         # the clean pages were read-only to the MMU already: nothing is stale, but the
-        # flushes made differ
-        assert d == f"op 1 (protect): TLB flushes differ: legacy mm 0: [{VA:#x}, {end:#x}); " \
+        # flushes made differ (s390, FLUSH_PENDING_PER_MM: legacy's lazy clears left
+        # flush_mm set, which its gather's flush purges as the whole space)
+        legacy_flush = "everything" if k.FLUSH_PENDING_PER_MM else f"[{VA:#x}, {end:#x})"
+        assert d == f"op 1 (protect): TLB flushes differ: legacy mm 0: {legacy_flush}; " \
                     "unified none", d
         return
     assert "op 1 (protect)" in d and "TLB not flushed" in d
@@ -124,6 +127,12 @@ def test_wrong_flush_range(arch: str) -> None:
     with planted(uprotect, "_change_leaves", _leaves_copy(flush="first")):
         d = _divergence(arch, protect_scenario(arch))
     page = get_config(arch).page_size
+    if legacy.boot(arch).FLUSH_PENDING_PER_MM:
+        # s390: the first page's range reaches the gather, whose flush purges the whole
+        # space the lazy clears left pending (flush_mm), as legacy's does: the wrong range
+        # does no harm and is not reported
+        assert d == "", d
+        return
     if legacy.boot(arch).SOFTWARE_YOUNG_DIRTY:  # as in test_missing_flush
         assert d == f"op 1 (protect): TLB flushes differ: legacy mm 0: [{VA:#x}, " \
                     f"{VA + 8 * page:#x}); unified mm 0: [{VA:#x}, {VA + page:#x})", d

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import legacy
 from arches.config import Fault, Translation
 from legacy import GenericKernel, mm_struct, pgprot_t, vm_area_struct
+from legacy.generic import MAP_FIXED
 from legacy.mm.memory import (
     free_pgd_range,
     remap_pfn_range,
@@ -107,20 +108,15 @@ def expected_tables(k: GenericKernel, mm: mm_struct,
         ("pte", False, k.PMD_SIZE), ("pmd", k.mm_pmd_folded(mm), k.PUD_SIZE),
         ("pud", k.mm_pud_folded(mm), k.P4D_SIZE), ("p4d", k.mm_p4d_folded(mm), k.PGDIR_SIZE),
     )
-    # A level folded at exec (init_new_context) and unfolded since (s390's
-    # crst_table_upgrade) has its table at region 0 for good: the old top, entry 0 of the
-    # new one.
-    fresh = k.mm_alloc()
-    assert fresh is not None
-    grown = {"pmd": k.mm_pmd_folded(fresh), "pud": k.mm_pud_folded(fresh),
-             "p4d": k.mm_p4d_folded(fresh)}
-    mmput(k, fresh)
+    # Levels added to a live mm (s390's crst_table_upgrade) keep the tables the upgrade
+    # put at entry 0 of the new top until a free_pgtables over region 0 frees them.
+    upgraded = {k.ptdescs[pa].level for pa in k.mm_upgrade_tables(mm)}
     out: Counter[str] = Counter()
     for level, folded, span in levels:
         if folded:
             continue
         regions = {r for s, e in ranges for r in range(s // span, (e - 1) // span + 1)}
-        if grown.get(level):
+        if level in upgraded:
             regions.add(0)
         if regions:
             out[level] = len(regions)
@@ -344,16 +340,21 @@ def test_munmap_frees_only_unshared_tables(k: GenericKernel, mm: mm_struct, wher
         model = pages(k, a, 4, PFN0)
     tables_a = set(k.tables_of(mm))
     map_range(k, mm, b, 4, PFN0 + 64)
-    tables_b = set(k.tables_of(mm)) - tables_a
+    # the mm's own tables (a new top, the upgrade's chain below it) are not B's
+    tables_b = set(k.tables_of(mm)) - tables_a - {mm.pgd.pa} - set(k.mm_upgrade_tables(mm))
     check(k, mm, {**model, **pages(k, b, 4, PFN0 + 64)}, True)
 
     with mmap_write_locked(mm):
         assert do_munmap(k, mm, b, 4 * k.PAGE_SIZE) == 0
     check(k, mm, model, True)
-    assert set(k.tables_of(mm)) == tables_a  # shared tables kept, B's own tables freed
+    # shared tables kept, B's own tables freed; mapping B may have given the mm a new top
+    # table and put the old one below it (s390's crst_table_upgrade): those are the mm's
+    kept = tables_a | {mm.pgd.pa} | set(k.mm_upgrade_tables(mm))
+    assert set(k.tables_of(mm)) == kept
     assert not any(is_table(k, pa) for pa in tables_b)
     if where == "alone":
-        assert k.tables_of(mm) == [mm.pgd.pa] and mm.pgtables_bytes == 0
+        assert set(k.tables_of(mm)) == {mm.pgd.pa, *k.mm_upgrade_tables(mm)}
+        assert mm.pgtables_bytes == accounted_bytes(k, mm)
 
 
 @settings(HYP)
@@ -581,6 +582,9 @@ def test_move_vma_random(data: st.DataObject) -> None:
     if new + size > k.TASK_SIZE or overlaps(mm, new, new + size):
         return
     with mmap_write_locked(vma.vm_mm):
+        # mm/mremap.c vrm_set_new_addr: get_unmapped_area(..., MAP_FIXED) before move_vma
+        # (s390 adds page-table levels there: arch/s390/mm/mmap.c check_asce_limit)
+        assert k.arch_get_unmapped_area(mm, new, size, vma.vm_pgoff, MAP_FIXED) == new
         assert move_vma(k, vma, start, size, size, new) == new
     moved = {new + (va - start): pa for va, pa in model.items() if start <= va < start + size}
     rest = {va: pa for va, pa in model.items() if not start <= va < start + size}

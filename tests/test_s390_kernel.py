@@ -467,3 +467,94 @@ def test_kernel_region_third_leaf_is_an_edat2_frame() -> None:
     assert not k.hw_tlb.marks
     t = S390X.walker.translate(k.mem, r, va)
     assert isinstance(t, Translation) and not t.writable
+
+
+def _map_anon(k: S390Kernel, mm: mm_struct, va: int, size: int = 0x10000) -> None:
+    """``mmap`` (s390's ``arch_get_unmapped_area`` -> ``check_asce_limit`` first) and
+    populate an anonymous rw mapping."""
+    from legacy.mm.anon import populate_vma_page_range
+    from legacy.mm.mmap import mmap_region
+    from legacy.mm.vma import vma_set_anonymous
+    from legacy.mm_types import mmap_write_locked
+    from ptshim.backends import anon_vm_flags
+
+    with mmap_write_locked(mm):
+        assert mmap_region(k, mm, va, size, anon_vm_flags("rw"), 0) == va
+        vma = next(v for v in mm.mmap if v.vm_start == va)
+        vma_set_anonymous(vma)
+        assert populate_vma_page_range(k, vma, va, va + size) == size // 4096
+    k.syscall_exit(f"map {va:#x}")
+
+
+@pytest.mark.parametrize("top_va", [0x500_0000_0000, 0x40_0000_0000_0000, (1 << 63) - 0x10000])
+def test_exit_frees_the_empty_upgrade_chain(top_va: int) -> None:
+    """Only a mapping above 4 TiB: ``crst_table_upgrade`` leaves the old top (charged by
+    ``mm_inc_nr_puds``) at entry 0 of the new one, and ``free_pgd_range`` (from the first
+    vma) never visits it.  The documented departure in ``pgd_free``: the empty chain goes
+    with the top table and its charge is taken back, so ``check_mm`` passes and every frame
+    is freed (the kernel leaks 16 KiB there; a real process has a stack below 4 TiB)."""
+    from legacy.mm.mmap import mmput
+
+    k = S390Kernel(S390X)
+    frames = len(k.mem)
+    mm = k.mm_alloc()
+    assert mm is not None
+    old_top = mm.pgd.pa
+    _map_anon(k, mm, top_va)
+    chain = k.mm_upgrade_tables(mm)
+    assert old_top in chain and len(chain) == k.mm_levels(mm) - 3
+    assert {k.table_level(pa) for pa in chain} == {"pud", "p4d"} - (
+        {"p4d"} if k.mm_levels(mm) == 4 else set())
+    assert mm.pgtables_bytes >= 16384  # the old top, charged as a pud table
+    mmput(k, mm)  # check_mm raises on a leak or a non-zero pgtables_bytes
+    k.syscall_exit("exit")
+    assert len(k.mem) == frames
+
+
+def test_a_non_empty_upgrade_chain_is_still_a_leak() -> None:
+    """The departure is narrow: a chain table holding an entry (here a pmd table made at
+    address 0 with no vma, so ``free_pgtables`` never frees it) is left alone, and
+    ``check_mm`` reports the leak as the kernel would."""
+    from arches.errors import CheckFailed
+    from legacy.mm.mmap import mmput
+
+    k = S390Kernel(S390X)
+    mm = k.mm_alloc()
+    assert mm is not None
+    _map_anon(k, mm, 0x40_0000_0000_0000)
+    pud = k.pud_offset(k.p4d_offset(k.pgd_offset(mm, 0), 0), 0)
+    assert pud.pa in k.mm_upgrade_tables(mm) and k.table_level(pud.pa) == "pud"
+    assert k.pmd_alloc(mm, pud, 0) is not None
+    chain = k.mm_upgrade_tables(mm)
+    with pytest.raises(CheckFailed, match="non-zero pgtables_bytes 32768"):  # pud + pmd
+        mmput(k, mm)
+    assert len(chain) == 2 and all(k.mem.is_allocated(pa) for pa in chain)
+
+
+def test_unmapping_below_4tib_frees_the_chain_with_its_table() -> None:
+    """3 -> 5 levels, a vma in [4 TiB, 2^53) and one above: unmapping the low one runs
+    ``free_p4d_range``, which frees the region-second table of pgd entry 0 but never visits
+    its entry 0 (the old top).  The departure frees the empty old top with the table
+    holding it (no orphan); the accounting stays right and exit leaks nothing."""
+    from legacy.mm.mmap import do_munmap, mmput
+    from legacy.mm_types import mmap_write_locked
+
+    k = S390Kernel(S390X)
+    frames = len(k.mem)
+    mm = k.mm_alloc()
+    assert mm is not None
+    old_top = mm.pgd.pa
+    _map_anon(k, mm, 0x40_0000_0000_0000)
+    _map_anon(k, mm, 0x500_0000_0000)
+    assert k.mm_levels(mm) == 5 and old_top in k.mm_upgrade_tables(mm)
+    with mmap_write_locked(mm):
+        assert do_munmap(k, mm, 0x500_0000_0000, 0x10000) == 0
+    k.syscall_exit("munmap")
+    assert k.mm_upgrade_tables(mm) == [] and not k.mem.is_allocated(old_top)
+    charged = [k.table_level(pa) for pa in k.tables_of(mm)]
+    # PTRS_PER_PTE * sizeof(pte_t) = 2 KiB per page table, 16 KiB per pmd or pud table
+    assert mm.pgtables_bytes == 2048 * charged.count("pte") + 16384 * (
+        charged.count("pmd") + charged.count("pud"))
+    mmput(k, mm)
+    k.syscall_exit("exit")
+    assert len(k.mem) == frames

@@ -110,15 +110,24 @@ def test_x86_mkinvalid(name: str) -> None:
 @pytest.mark.parametrize("name", legacy.arch_names())
 def test_deposit_withdraw_order(name: str) -> None:
     """mm/pgtable-generic.c: the last table deposited comes back first, then the others in
-    the order list_add left them (deposit A, B, C -> withdraw C, A, B), under the pmd lock."""
+    the order list_add left them (deposit A, B, C -> withdraw C, A, B), under the pmd lock.
+    The tables are real (``pte_alloc_one``): s390 keeps the deposit list in the first two
+    entries of the deposited tables themselves (arch/s390/mm/pgtable.c), and its withdraw
+    puts ``_PAGE_INVALID`` back, so every table comes back empty on every configuration."""
     k = legacy.boot(name)
     if not k.TRANSPARENT_HUGEPAGE:
         pytest.skip("!CONFIG_TRANSPARENT_HUGEPAGE")
     args = init_args(k, "A", 0)
+    tables: list[PtePtr] = []
+    mm = args.the_mm
+    ptl = None
     try:
-        mm, pmdp = args.the_mm, args.pmdp
+        pmdp = args.pmdp
         assert pmdp is not None
-        tables = [PtePtr(0x1000 * (i + 1), k.SIZEOF_PTE) for i in range(3)]
+        for _ in range(3):
+            t = k.pte_alloc_one(mm)
+            assert t is not None
+            tables.append(t)
         with pytest.raises(LockError, match="assert_spin_locked"):
             k.pgtable_trans_huge_deposit(mm, pmdp, tables[0])
         ptl = k.pmd_lock(mm, pmdp)
@@ -129,7 +138,13 @@ def test_deposit_withdraw_order(name: str) -> None:
         spin_unlock(ptl)
         assert got == [tables[2], tables[0], tables[1]]
         assert k.pmd_huge_pte(mm, pmdp) is None and not k.pmd_huge_ptes
+        for t in got:
+            assert all(k.pte_none(k.ptep_get(t + i)) for i in range(k.PTRS_PER_PTE)), t
     finally:
+        if ptl is not None and ptl.held:
+            spin_unlock(ptl)
+        for t in tables:
+            k.pte_free(mm, t)
         destroy_args(args)
 
 

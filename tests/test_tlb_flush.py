@@ -10,7 +10,11 @@ Flush semantics, on every configuration:
   ``addr_flush_reaches_walk_caches``);
 - arm64 ``tlb_flush`` of a ``fullmm`` gather that freed no table flushes nothing (the ASID is
   retired); x86 flushes the whole mm;
-- a range of the kernel's flush ceiling (:func:`full_flush_pages`) is flushed as a whole.
+- a range of the kernel's flush ceiling (:func:`full_flush_pages`) is flushed as a whole;
+- s390 invalidates at the store (IPTE/IDTE: ``FLUSH_TLB_PAGE_EMPTY``,
+  ``HUGE_CLEAR_INVALIDATES``) or remembers the flush per mm (``FLUSH_PENDING_PER_MM``:
+  ``flush_tlb_range``/``flush_tlb_mm``/``tlb_flush`` purge the whole space when a lazy
+  clear or ``pte_free_tlb`` left ``flush_mm`` set, nothing otherwise).
 
 Planted bugs (each next to its correct control, which passes): a missing flush in mprotect,
 a wrong flush range, a PTE table freed before the flush (``free_pgd_range`` with a
@@ -119,7 +123,9 @@ def keeps_walk_caches(k: GenericKernel, last_level: bool = True) -> bool:
 
 
 def page_flush_keeps_walk_caches(k: GenericKernel) -> bool:
-    return keeps_walk_caches(k, k.FLUSH_TLB_PAGE_LAST_LEVEL)
+    """Whether ``flush_tlb_page`` leaves walk-cache entries: also where it flushes nothing
+    at all (s390, ``FLUSH_TLB_PAGE_EMPTY``)."""
+    return k.FLUSH_TLB_PAGE_EMPTY or keeps_walk_caches(k, k.FLUSH_TLB_PAGE_LAST_LEVEL)
 
 
 def kernel_flush_keeps_walk_caches(k: GenericKernel) -> bool:
@@ -170,7 +176,10 @@ def test_flush_tlb_page_keeps_walk_caches_unless_invlpg(name: str) -> None:
     ``sfence.vma`` without address, e.g. ``flush_tlb_mm``).  Where one Linux pmd is several
     hardware entries (:func:`pmd_hw_addrs`: classic arm's two 1M descriptors), each keeps
     walk-cache entries of its own: one page of each is flushed, as arm's ``__pte_free_tlb``
-    range does."""
+    range does.  Where the flush owed is remembered per mm (s390 ``flush_mm``), a plain
+    ``pmd_clear`` leaves none pending: ``flush_tlb_page`` (empty), ``flush_tlb_range`` and
+    ``flush_tlb_mm`` purge nothing; ``pte_free_tlb``'s ``flush_mm = 1`` makes the gather's
+    ``tlb_flush`` purge the space."""
     k, mm, vma = map_pages(name)
     pmd = k.pmd_off(mm, VA)
     ptl = k.pmd_lock(mm, pmd)
@@ -183,10 +192,17 @@ def test_flush_tlb_page_keeps_walk_caches_unless_invlpg(name: str) -> None:
     assert bool(walk_marks(k, space)) == page_flush_keeps_walk_caches(k)
     for va in pmd_hw_addrs(k, VA):  # not last level where the ISA can
         k.flush_tlb_range(vma, va, va + k.PAGE_SIZE)
-    assert bool(walk_marks(k, space)) == (not k.config.addr_flush_reaches_walk_caches)
+    pending = k.FLUSH_PENDING_PER_MM  # s390: nothing pending, nothing purged
+    assert bool(walk_marks(k, space)) == (
+        pending or not k.config.addr_flush_reaches_walk_caches)
     k.flush_tlb_mm(mm)  # ppc64 radix: RIC_FLUSH_TLB, the page walk cache stays
-    assert bool(walk_marks(k, space)) == k.FLUSH_TLB_MM_KEEPS_WALK_CACHES
+    assert bool(walk_marks(k, space)) == (pending or k.FLUSH_TLB_MM_KEEPS_WALK_CACHES)
     assert not [m for m in k.hw_tlb.stale(space) if not m.walk]
+    if pending:  # the gather of free_pgtables: pte_free_tlb sets flush_mm
+        tlb = tlb_gather_mmu(k, mm)
+        tlb.freed_tables = True
+        k.tlb_flush(tlb)
+        assert not walk_marks(k, space)
 
 
 @pytest.mark.parametrize("name", ARCHES)
@@ -254,6 +270,25 @@ def test_tlb_flush_range_and_ceiling(name: str) -> None:
     k.hw_tlb.flushes.clear()
     k.tlb_flush(tlb)
     assert not k.hw_tlb.stale(space)
+    if k.FLUSH_PENDING_PER_MM:
+        # s390 __tlb_flush_mm_lazy: the lazy clear left flush_mm set: the whole space goes
+        # (IDTE of the ASCE), whatever the range; with nothing pending a range flushes
+        # nothing, with a lazy clear pending any range purges the whole space again
+        assert k.hw_tlb.flushes == [(space, 0, 0, True)]
+        k.hw_tlb.flushes.clear()
+        k.flush_tlb_range(vma, VA, VA + k.PAGE_SIZE)
+        assert k.hw_tlb.flushes == []
+        tlb = tlb_gather_mmu(k, mm)
+        _clear_first_pte(k, mm, tlb)  # already invalid: nothing to clear, nothing owed
+        assert not mm.context.get("flush_mm")
+        r = k.pte_offset_map_lock(mm, k.pmd_off(mm, VA), VA + k.PAGE_SIZE)
+        assert r is not None
+        k.ptep_get_and_clear(mm, VA + k.PAGE_SIZE, r[0])
+        k.pte_unmap_unlock(r[0], r[1])
+        assert k.hw_tlb.stale(space)
+        k.flush_tlb_range(vma, VA + 2 * k.PAGE_SIZE, VA + 3 * k.PAGE_SIZE)  # another page
+        assert k.hw_tlb.flushes == [(space, 0, 0, True)] and not k.hw_tlb.stale(space)
+        return
     assert [(s, a, b) for s, a, b, _ in k.hw_tlb.flushes] == [(space, VA, VA + k.PAGE_SIZE)]
     k.hw_tlb.flushes.clear()
     pages = full_flush_pages(k)
@@ -519,7 +554,8 @@ def test_freeing_a_kernel_table_after_a_last_level_flush(name: str) -> None:
 def test_flush_pmd_and_pud_tlb_range(name: str) -> None:
     """A cleared huge pmd is flushed by ``flush_pmd_tlb_range`` (arm64: ``PMD_SIZE`` stride,
     not last level; riscv: ``PMD_SIZE`` stride, leaf only); ``flush_pud_tlb_range`` likewise
-    covers its block."""
+    covers its block.  Where ``pmdp_huge_get_and_clear`` invalidates as it clears (s390
+    IDTE, ``HUGE_CLEAR_INVALIDATES``) nothing is left for them: the clear made the flush."""
     k = legacy.boot(name)
     if not huge_pmd_ok(k):
         pytest.skip("no huge pmd leaves")
@@ -533,8 +569,17 @@ def test_flush_pmd_and_pud_tlb_range(name: str) -> None:
     space = k._space(mm)
     pmd = k.pmd_off(mm, VA)
     ptl = k.pmd_lock(mm, pmd)
+    k.hw_tlb.flushes.clear()
     k.pmdp_huge_get_and_clear(mm, VA, pmd)
     spin_unlock(ptl)
+    if k.HUGE_CLEAR_INVALIDATES:
+        assert not k.hw_tlb.stale(space)
+        assert [f[:3] for f in k.hw_tlb.flushes] == [(space, VA, VA + k.PMD_SIZE)]
+        k.hw_tlb.flushes.clear()
+        k.flush_pmd_tlb_range(vma, VA, VA + k.PMD_SIZE)
+        k.flush_pud_tlb_range(vma, VA, VA + k.PUD_SIZE)
+        assert bool(k.hw_tlb.flushes) == (not k.FLUSH_PENDING_PER_MM)  # none pending
+        return
     assert k.hw_tlb.stale(space)
     k.hw_tlb.flushes.clear()
     k.flush_pmd_tlb_range(vma, VA, VA + k.PMD_SIZE)

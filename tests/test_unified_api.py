@@ -41,6 +41,7 @@ from legacy.mm.memory import free_pgd_range
 from legacy.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from legacy.mm.pagewalk import ACTION_AGAIN, ACTION_CONTINUE, mm_walk, mm_walk_ops, walk_page_range
 from legacy.mm_types import mmap_write_locked
+from ptshim.scenario import Limits
 from unified import Entry, Level, LevelGroup, PageTables, Table, Value
 from unified.walk import Action, walk_range
 
@@ -226,35 +227,45 @@ def walk_all(pt: PageTables, root: Table, start: int, end: int) -> Iterator[Tabl
 def test_levels_derived_from_legacy_folding(name: str) -> None:
     """Real levels = 5 - folded levels; every folded level sits inside a group below its
     top; the groups tile PGD..PTE; the root's level is the top group's; geometry is the
-    legacy ``X_SHIFT``/``PTRS_PER_X`` of each group's geometry member."""
+    legacy ``X_SHIFT``/``PTRS_PER_X`` of each group's geometry member.  For the process mm
+    and for ``init_mm``, each from its own ``mm_p?d_folded`` (s390 folds per mm at run
+    time: a new process has 3 levels, ``init_mm`` 5)."""
     k, pt, mm = fresh(name)
+    by_mm: dict[str, dict[Level, bool]] = {}
+    for m in (mm, k.init_mm):
+        groups = pt.levels(m)
+        folded = {Level.P4D: k.mm_p4d_folded(m), Level.PUD: k.mm_pud_folded(m),
+                  Level.PMD: k.mm_pmd_folded(m), Level.PTE: False, Level.PGD: False}
+        by_mm[m.name] = folded
+        assert len(groups) == 5 - sum(folded.values())
+        assert groups[0].top is Level.PGD and groups[-1] == LevelGroup(Level.PTE, Level.PTE)
+        members = [lv for g in groups for lv in g.members]
+        assert members == [Level.PGD, Level.P4D, Level.PUD, Level.PMD, Level.PTE]
+        for g in groups:
+            assert g.level == g.bottom
+            assert not folded[g.top]
+            assert all(folded[lv] for lv in g.members[1:]), g
+            # geometry: the lowest member with more than one entry (s390's run-time
+            # folding), else the top (pgtable-nop?d.h: the folded members have one)
+            many = [lv for lv in reversed(g.members[1:])
+                    if getattr(k, f"PTRS_PER_{lv.legacy_name.upper()}") > 1]
+            assert g.geometry is (many[0] if many else g.top)
+            top = g.geometry.legacy_name.upper()
+            shift = k.PAGE_SHIFT if g.geometry is Level.PTE else getattr(
+                k, "PGDIR_SHIFT" if g.geometry is Level.PGD else f"{top}_SHIFT")
+            assert pt.level_size(g) == 1 << shift
+            assert pt.entries_per_table(g) == getattr(k, f"PTRS_PER_{top}")
+        for upper, lower in itertools.pairwise(groups):
+            assert pt.lower(upper, m) == lower
+            assert lower.top == upper.bottom - 1
+            assert lower.level < upper.level
+        assert pt.lower(groups[-1], m) is None
+    # the same levels wherever the kernel folds the same ones (every compile-time folding)
+    if by_mm[mm.name] == by_mm[k.init_mm.name]:
+        assert pt.levels(k.init_mm) == pt.levels(mm)
+    else:
+        assert pt.levels(k.init_mm) != pt.levels(mm)
     groups = pt.levels(mm)
-    folded = {Level.P4D: k.mm_p4d_folded(mm), Level.PUD: k.mm_pud_folded(mm),
-              Level.PMD: k.mm_pmd_folded(mm), Level.PTE: False, Level.PGD: False}
-    assert len(groups) == 5 - sum(folded.values())
-    assert groups[0].top is Level.PGD and groups[-1] == LevelGroup(Level.PTE, Level.PTE)
-    members = [lv for g in groups for lv in g.members]
-    assert members == [Level.PGD, Level.P4D, Level.PUD, Level.PMD, Level.PTE]
-    for g in groups:
-        assert g.level == g.bottom
-        assert not folded[g.top]
-        assert all(folded[lv] for lv in g.members[1:]), g
-        # geometry: the lowest member with more than one entry (s390's run-time folding),
-        # else the top (pgtable-nop?d.h: the folded members have one)
-        many = [lv for lv in reversed(g.members[1:])
-                if getattr(k, f"PTRS_PER_{lv.legacy_name.upper()}") > 1]
-        assert g.geometry is (many[0] if many else g.top)
-        top = g.geometry.legacy_name.upper()
-        shift = k.PAGE_SHIFT if g.geometry is Level.PTE else getattr(
-            k, "PGDIR_SHIFT" if g.geometry is Level.PGD else f"{top}_SHIFT")
-        assert pt.level_size(g) == 1 << shift
-        assert pt.entries_per_table(g) == getattr(k, f"PTRS_PER_{top}")
-    for upper, lower in itertools.pairwise(groups):
-        assert pt.lower(upper, mm) == lower
-        assert lower.top == upper.bottom - 1
-        assert lower.level < upper.level
-    assert pt.lower(groups[-1], mm) is None
-    assert pt.levels(k.init_mm) == groups
     root = pt.root_for(mm, 0)
     assert root.group == groups[0] and root.level == groups[0].level and root.is_root
 
@@ -804,7 +815,7 @@ class Scene:
         if huge and k.PMD_SIZE in k.config.leaf_sizes:
             self.huge_pmd = k.PUD_SIZE + 6 * k.PMD_SIZE
             self.map(Level.PMD, self.huge_pmd)
-        if huge and k.PUD_SIZE in k.config.leaf_sizes and k.PUD_SIZE != k.PMD_SIZE:
+        if huge and builds_pud_leaves(k):
             self.map(Level.PUD, 2 * k.PUD_SIZE)
 
     def table_for(self, level: Level, a: int) -> Table:
@@ -821,6 +832,16 @@ class Scene:
         size = self.pt.level_size(group_with(self.pt, self.mm, level))
         pa = (0x80000000 + (a & 0x3FFFFFFF)) & ~(size - 1)
         self.pt.write(self.pt.entry(self.table_for(level, a), a), leaf(self.k, level, pa))
+
+
+def builds_pud_leaves(k: GenericKernel) -> bool:
+    """Whether the kernel makes PUD leaves at all: the hardware has a leaf of ``PUD_SIZE``
+    (above the PMD's) and a user or kernel map can use it (``Limits``: transparent huge
+    puds or ``HAVE_ARCH_HUGE_VMAP``).  s390 has 2G region-third leaves, but at v6.18 no
+    ``pfn_pud``/``pud_mkhuge`` (only hugetlb and the kernel's identity map make them)."""
+    lim = Limits.from_kernel(k)
+    return k.PUD_SIZE != k.PMD_SIZE and k.PUD_SIZE in {*lim.user_leaf_sizes,
+                                                       *lim.kernel_leaf_sizes}
 
 
 PmdCallback = Callable[[PmdPtr, int, int, mm_walk], int]

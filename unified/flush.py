@@ -11,7 +11,9 @@ walk caches and freed table must go too).  An obligation is consumed by exactly 
 - ``owed.flush(vma)``: the legacy ``flush_tlb_page``/``flush_tlb_range``/
   ``flush_pmd_tlb_range``/``flush_pud_tlb_range`` (``flush_tlb_kernel_range``, or
   ``flush_tlb_all`` for kernel table entries, on ``init_mm``), then the tables it owns are
-  freed -- the kernel's "unhook, invalidate, free";
+  freed -- the kernel's "unhook, invalidate, free"; a user table it owns goes through an
+  ``mmu_gather`` of its own (``pXd_free_tlb``, ``tlb_finish_mmu``), the only way the kernel
+  frees one;
 - ``owed.gather(tlb)``: handed to an ``mmu_gather`` (``tlb_flush_pte_range``/
   ``_pmd_``/``_pud_``/``_p4d_range``, ``pte_free_tlb``/``pmd_free_tlb``... for owned tables),
   which flushes and frees at ``tlb_finish_mmu``;
@@ -51,7 +53,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from legacy import BadInput, EntryPtr, GenericKernel, PtshimError, mm_struct, vm_area_struct
-from legacy.mm.mmu_gather import mmu_gather
+from legacy.mm.mmu_gather import mmu_gather, tlb_finish_mmu, tlb_gather_mmu
 from legacy.tlbflush import call_site
 from unified.legacy_ops import (
     flush_leaf_range,
@@ -239,6 +241,16 @@ class TlbFlush:
     def flush(self, vma: vm_area_struct | None = None) -> None:
         """Flush what is owed now (``vma`` defaults to a pseudo-vma over the range), then
         free the tables it owns."""
+        if self._tables and self._pending and not self.mm.is_init_mm:
+            # A user table is freed only through an mmu_gather in the kernel (free_pgtables:
+            # pXd_free_tlb, whose architecture versions add to the flush -- s390 sets
+            # flush_mm, without which its flush_tlb_range purges nothing; classic arm
+            # widens the range): there is no "flush_tlb_range, then free" for user tables.
+            k = self._book.k
+            tlb = tlb_gather_mmu(k, self.mm)
+            self.gather(tlb)
+            tlb_finish_mmu(k, tlb)
+            return
         if not self._take():
             return
         k = self._book.k

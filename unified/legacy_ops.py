@@ -225,9 +225,12 @@ def flush_leaf_range(k: GenericKernel, vma: vm_area_struct, level: Level, start:
                      end: int) -> None:
     """Flush leaves of ``level`` in ``[start, end)`` of ``vma``: ``flush_tlb_page`` for one
     PTE, ``flush_tlb_range`` for more, ``flush_pmd_tlb_range``/``flush_pud_tlb_range`` for
-    huge leaves (what ``ptep_clear_flush``/``pXdp_huge_clear_flush`` call)."""
+    huge leaves (what ``ptep_clear_flush``/``pXdp_huge_clear_flush`` call).  Where
+    ``flush_tlb_page`` is empty (``k.FLUSH_TLB_PAGE_EMPTY``, s390: its ``ptep_clear_flush``
+    invalidates with IPTE itself) one page is ``flush_tlb_range`` too, which purges what
+    the lazy ``ptep_get_and_clear`` left pending."""
     if level is Level.PTE:
-        if (end - start) & k.ULONG_MASK == k.PAGE_SIZE:
+        if (end - start) & k.ULONG_MASK == k.PAGE_SIZE and not k.FLUSH_TLB_PAGE_EMPTY:
             k.flush_tlb_page(vma, start)
         else:
             k.flush_tlb_range(vma, start, end)

@@ -34,7 +34,9 @@ What is surprising, and emulated:
 - ``crst_table_upgrade(mm, end)`` adds levels under a live mm when a mapping needs an
   address above ``asce_limit`` (``check_asce_limit``, from ``arch_get_unmapped_area``):
   new top tables, entry 0 pointing at the old top, a new ``mm->pgd`` and
-  ``mm->context.asce``, CR7 reloaded and the local TLB flushed on every CPU.
+  ``mm->context.asce``, CR7 reloaded and the local TLB flushed on every CPU.  Departure:
+  an *empty* chain the upgrade left at entry 0 is freed with the table holding it (see
+  :meth:`S390Kernel.pgd_free`: the kernel leaks it when no vma lies below 4 TiB).
 - Clearing a valid pte invalidates it in the TLB at once (IPTE): see
   :mod:`legacy.s390.tlbflush`.
 
@@ -177,6 +179,7 @@ class S390Kernel(S390Thp):
 
     def __init__(self, config: ArchConfig) -> None:
         self._crst_head: dict[int, int] = {}
+        self._upgrade_tables: set[int] = set()
         super().__init__(config)
 
     # -- geometry (pgtable.h) -------------------------------------------------------------
@@ -262,18 +265,21 @@ class S390Kernel(S390Thp):
         return pa
 
     def crst_table_free(self, mm: mm_struct, pa: int) -> None:
-        """``pagetable_free`` of the order-2 block."""
+        """``pagetable_free`` of the order-2 block; with it, the empty chain
+        ``crst_table_upgrade`` left at its entry 0 (:meth:`free_upgrade_chain`)."""
         if self._crst_head.get(pa) != pa:
             raise PhysMemError(f"crst_table_free of {pa:#x}, which is not a region/segment "
                                "table")
         desc = self.ptdescs[pa]
         if desc.ptl is not None:
             raise PhysMemError(f"crst_table_free of {pa:#x} with its split lock still set up")
+        self.free_upgrade_chain(mm, pa)
         for i in range(1 << CRST_ALLOC_ORDER):
             frame = pa + i * self.config.page_size
             self.mem.free_frame(frame)
             del self._crst_head[frame]
         del self.ptdescs[pa]
+        self._upgrade_tables.discard(pa)
 
     def crst_table_init(self, pa: int, entry: int) -> None:
         """pgalloc.h: ``memset64(crst, entry, _CRST_ENTRIES)``."""
@@ -292,7 +298,59 @@ class S390Kernel(S390Thp):
         return mm.pgd
 
     def pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None:
+        """pgalloc.h: ``pagetable_dtor`` + ``crst_table_free`` of the top table only.
+
+        Documented departure (in :meth:`crst_table_free`, so here and when
+        ``free_p4d_range`` frees the region-second table of a 3 -> 5 upgrade): the tables
+        ``crst_table_upgrade`` put at entry 0 of the new top (the old top; for 3 -> 5 also
+        the new region-second table above it) go with the table holding them when they are
+        *empty*, and the region-third one takes back the upgrade's ``mm_inc_nr_puds``.
+        mm/memory.c ``free_pgd_range`` starts at the first vma, so entry 0 is visited only
+        when a vma lies below the old ``asce_limit``; with none there the kernel leaks the
+        chain (or orphans it: ``free_p4d_range`` frees the table above), and kernel/fork.c
+        ``__mmdrop`` -> ``check_mm`` reports "BUG: non-zero pgtables_bytes" (16 KiB).  A
+        real process cannot get there: exec puts the stack below ``STACK_TOP`` <
+        ``_REGION2_SIZE``, and unmapping it runs ``free_pgtables`` over entry 0, which frees
+        the chain; the emulation's scenarios have no stack.  A chain table holding any
+        entry is left alone: that is a real leak, and check_mm says so."""
         self.crst_table_free(mm, pgd.pa)
+
+    def mm_upgrade_tables(self, mm: mm_struct) -> list[int]:
+        """The tables ``crst_table_upgrade`` put below ``mm``'s new top table that are still
+        there: each maps the lowest region of its level (entry 0 of the table above)."""
+        return sorted(pa for pa in self._upgrade_tables if self.ptdescs[pa].mm is mm)
+
+    def _empty_upgrade_table_below(self, mm: mm_struct, pa: int) -> int | None:
+        """The upgrade table entry 0 of the region table at ``pa`` points at, if it is
+        empty but for an empty upgrade table at its own entry 0."""
+        if self.ptdescs[pa].level not in ("pgd", "p4d"):
+            return None
+        entry0 = self.mem.read(pa, 8)
+        below = entry0 & _REGION_ENTRY_ORIGIN
+        if entry0 & _REGION_ENTRY_INVALID or below not in self._upgrade_tables:
+            return None
+        if self.ptdescs[below].mm is not mm:
+            return None
+        empty = {"pud": _REGION3_ENTRY_EMPTY, "p4d": _REGION2_ENTRY_EMPTY}
+        level = self.ptdescs[below].level
+        first = self.mem.read(below, 8)
+        if first != empty[level] and self._empty_upgrade_table_below(mm, below) is None:
+            return None
+        for i in range(1, self.PTRS_PER_PUD):
+            if self.mem.read(below + 8 * i, 8) != empty[level]:
+                return None
+        return below
+
+    def free_upgrade_chain(self, mm: mm_struct, pa: int) -> None:
+        """:meth:`pgd_free`'s departure: free the empty upgrade chain at entry 0 of the
+        region table at ``pa`` (about to be freed), uncharging the region-third table."""
+        below = self._empty_upgrade_table_below(mm, pa)
+        if below is None:
+            return
+        level = self.ptdescs[below].level
+        self.crst_table_free(mm, below)
+        if level == "pud":
+            self.mm_dec_nr_puds(mm)
 
     def paging_init(self) -> PgdPtr:
         """``swapper_pg_dir``: a region-first table here (the emulation's kernel window is
@@ -405,10 +463,12 @@ class S390Kernel(S390Thp):
                                   | _ASCE_TYPE_REGION2)
             self.ptdescs[p4d].level = "pgd"
             self.mm_inc_nr_puds(mm)
+            self._upgrade_tables.add(old)
         if pgd is not None:
             old = mm.pgd.pa
             self.ptdescs[old].level = "p4d"
             self.pgd_populate(mm, PgdPtr(pgd, 8), P4dPtr(old, 8))
+            self._upgrade_tables.add(old)
             mm.pgd = PgdPtr(pgd, self.SIZEOF_PGD)
             mm.context["asce_limit"] = TASK_SIZE_MAX
             mm.context["asce"] = (pgd | _ASCE_TABLE_LENGTH | _ASCE_USER_BITS

@@ -15,7 +15,9 @@ Kernel facts relied on (the surprising ones first):
   single CPU: ``cpu_attach_mask`` = this CPU), a plain store of the invalid bit and
   ``flush_mm = 1``; the purge waits for the next ``__tlb_flush_mm_lazy``;
 - ``flush_tlb_kernel_range`` is ``__tlb_flush_kernel``: IDTE of ``init_mm.context.asce``
-  (every kernel translation); ``flush_tlb_all`` is ``__tlb_flush_global`` (CSP);
+  (every kernel translation); ``flush_tlb_all`` is empty (``do { } while (0)``; emulated
+  as a CSP purge of everything: a documented departure, see :meth:`flush_tlb_all`);
+- ``flush_tlb_fix_spurious_fault`` is empty without the RDP facility (asm/pgtable.h);
 - the CPU's roots are ASCEs, not table addresses (:mod:`arches.s390.registers`): CR1/CR7 =
   ``mm->context.asce``, CR13 = ``init_mm.context.asce`` (``S390_lowcore.kernel_asce``).
 """
@@ -43,6 +45,21 @@ class S390Tlbflush(S390Ptdump):
     the gather's ``tlb_flush`` all purge the whole space when one is pending
     (``__tlb_flush_mm_lazy``), whatever range they are given (see
     :attr:`legacy.tlbflush.TlbflushGeneric.FLUSH_PENDING_PER_MM`)."""
+
+    FLUSH_TLB_PAGE_EMPTY = True
+    """asm/tlbflush.h: ``#define flush_tlb_page(vma, addr) do { } while (0)``."""
+    FLUSH_TLB_KERNEL_RANGE_ALL = True
+    """asm/tlbflush.h: ``flush_tlb_kernel_range`` is ``__tlb_flush_kernel()``, IDTE of
+    ``init_mm.context.asce``, whatever the range."""
+    SPURIOUS_FAULT_FLUSH_EMPTY = True
+    """asm/pgtable.h ``flush_tlb_fix_spurious_fault``: a local RDP only with the RDP
+    facility (``cpu_has_rdp()``), which the emulated machine lacks."""
+    HUGE_CLEAR_INVALIDATES = True
+    """asm/pgtable.h: ``pmdp_huge_get_and_clear`` is ``pmdp_xchg_direct`` (IDTE);
+    ``pudp_huge_get_and_clear`` likewise ``pudp_xchg_direct``."""
+    PTE_CHANGE_GOES_THROUGH_INVALID = True
+    """``ptep_xchg_lazy``/``ptep_xchg_direct`` (arch/s390/mm/pgtable.c): the invalid bit or
+    IPTE first, then the new pte."""
 
     def asce_of(self, mm: mm_struct) -> int:
         """``mm->context.asce`` (set by ``init_new_context`` / ``crst_table_upgrade``)."""
@@ -120,7 +137,11 @@ class S390Tlbflush(S390Ptdump):
             self._tlb_flush_mm(mm)
 
     def flush_tlb_all(self) -> None:
-        """``__tlb_flush_global`` (CSP): every TLB entry of every space."""
+        """A documented departure: asm/tlbflush.h defines ``flush_tlb_all()`` as
+        ``do { } while (0)`` (s390 kernel code purges with IPTE/IDTE/CSP where it changes
+        an entry); the emulation purges everything, as ``__tlb_flush_global`` (CSP) would,
+        because emulator-side callers (``ptshim.pairs``' clean start, the unified API's
+        kernel table flush) use it as "flush everything"."""
         self.hw_tlb.flush_all()
 
     def flush_tlb_mm(self, mm: mm_struct) -> None:
