@@ -124,3 +124,18 @@ def test_equal_memory_with_other_roots_is_a_difference() -> None:
     moved = sb._replace(roots=(sb.roots[0] + 0x1000,) + sb.roots[1:])
     what = compare(sa, moved, 8)
     assert what is not None and "roots" in what
+
+
+def test_split_of_a_prot_none_pud_leaf_flushes_like_pudp_huge_clear_flush() -> None:
+    """x86's ``pud_present`` is ``_PAGE_PRESENT`` alone, so a PROT_NONE 1G leaf is not
+    present; ``pudp_huge_clear_flush`` (mm/pgtable-generic.c) flushes it all the same, and
+    so must the unified split's break step (found by the campaign, seed 4)."""
+    from ptshim.scenario import parse_scenario
+
+    raw = {"ops": [
+        {"op": "map", "va": "0x1140000000", "pa": "0xf400000000", "size": "0x80000000",
+         "prot": "rw", "page_size": "0x40000000"},
+        {"op": "protect", "va": "0x11569e8000", "size": "0x69618000", "prot": "none"},
+        {"op": "protect", "va": "0x1180000000", "size": "0x35e00000", "prot": "rx"},
+    ]}
+    assert diff.run_pair("x86_64", parse_scenario(raw, "pud-protnone-split")) is None

@@ -260,7 +260,11 @@ class PageTables:
             old = ops.get_and_clear(entry.mm, entry.va, entry.ptr)
         else:
             lv.clear(entry.mm, entry.va, entry.ptr)
-        return Value(level, old), self._owed(entry, old if lv.present(old) else 0)
+        # A huge leaf owes its flush even when pXd_present says no (x86's PROT_NONE pud):
+        # pmdp_huge_clear_flush / pudp_huge_clear_flush flush unconditionally
+        # (mm/pgtable-generic.c), and a zap queues it on the gather all the same.
+        owes = lv.present(old) or (level != Level.PTE and lv.leaf(old))
+        return Value(level, old), self._owed(entry, old if owes else 0)
 
     def set_wrprotect(self, entry: Entry) -> TlbFlush:
         """``ptep_set_wrprotect``/``pmdp_set_wrprotect``/``pudp_set_wrprotect`` of a leaf,
