@@ -47,11 +47,10 @@ KERNELS: dict[str, KernelFactory] = {
     "loongarch64": LoongarchKernel,
     "arm": ArmKernel,
     "arm-lpae": ArmLpaeKernel,
-}
-
-STAGED_KERNELS: dict[str, KernelFactory] = {
     "s390x": S390Kernel,
 }
+
+STAGED_KERNELS: dict[str, KernelFactory] = {}
 """Kernels of the configurations under construction (``arches.STAGED``); registered in a
 process whose ``PTSHIM_STAGED`` names them."""
 KERNELS.update({n: STAGED_KERNELS[n] for n in staged_names(STAGED_KERNELS)})

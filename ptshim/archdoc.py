@@ -438,6 +438,30 @@ Found while emulating; each is what the kernel really does, and ptshim does the 
 - *`pmd_pfn` masks with `PMD_MASK`*, an `int` that sign-extends, so PA bits 39:32 survive
   (pgtable-3level.h).
 
+**s390x**
+
+- *The root grows under a live mm*: a mapping above `mm->context.asce_limit` makes
+  `check_asce_limit` -> `crst_table_upgrade` add one or two region tables (3 -> 4 -> 5
+  levels) and load a new ASCE; the old top becomes entry 0 of the new one and is charged as
+  a pud (arch/s390/mm/pgalloc.c).  `free_pgd_range` starts at the first vma, so with no vma
+  below the old limit that chain is never freed: a real process always has its stack there;
+  scenarios have none, so ptshim frees an *empty* chain with the table holding it (a
+  documented departure, `S390Kernel.pgd_free`).
+- *Empty is not zero*: region and segment entries start as `_REGION_ENTRY_EMPTY` /
+  `_SEGMENT_ENTRY_EMPTY`, ptes as `_PAGE_INVALID`; region and segment tables are 16 KiB
+  order-2 blocks, a PTE table 2 KiB (256 entries) in a page of its own, the other half left
+  for PGSTEs (`crst_table_init`, `page_table_alloc`).
+- *The store is the flush*: IPTE and IDTE invalidate as they clear (`ptep_clear_flush`,
+  `pmdp_huge_get_and_clear`), so `flush_tlb_page` and `flush_tlb_all` are empty; a lazy
+  clear only sets `mm->context.flush_mm`, and `flush_tlb_range`, `flush_tlb_mm` and the
+  gather's `tlb_flush` purge the whole address space when it is set, and nothing otherwise
+  (asm/tlbflush.h, asm/tlb.h).
+- *Young and dirty are faults*: an old pte is DAT-invalid and a clean one DAT-protected
+  (`pte_mkold`/`pte_mkclean`); `pte_pgprot` keeps the frame number, because
+  `_PAGE_CHG_MASK` includes `PAGE_MASK`.
+- *No THP pud*: the hardware has 2 GiB region-third frames (EDAT-2) and the kernel a
+  `pud_leaf`, but no `pfn_pud`/`pud_mkhuge`: only hugetlb and the kernel's 1:1 map make them.
+
 **Generic**
 
 - *`free_pgd_range()` keeps tables shared with the neighbours*: a table is freed only if its

@@ -251,7 +251,6 @@ def test_examples_translate_alike(arch: str, tmp_path: Path) -> None:
     assert ran
 
 
-@pytest.mark.skipif("s390x" not in ARCHES, reason="s390x is staged: PTSHIM_STAGED=s390x")
 @pytest.mark.parametrize("corrupt", ["none", "pte-frame", "pte-unprotect", "segment-frame",
                                      "segment-unprotect"])
 def test_s390x_cpu_sees_a_corrupted_entry(corrupt: str, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from unified.levels import Level
 from unified.mm.mmap import mmap_region as unified_mmap_region
 from unified.pagetables import PageTables
 
-EXAMPLE = Path(__file__).resolve().parent / "s390_levels_scenario.json"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "s390-levels.json"
 """To become examples/s390-levels.json when s390x is registered (``ptshim run examples
 --arch all`` needs every example valid on some registered configuration)."""
 TIB = 1 << 40
