@@ -6,6 +6,9 @@
 2. The same workload through the unified API: the unified/legacy time ratio per phase.
 3. The built-in side-by-side campaign: scenarios/s per configuration per core
    (``--campaign N`` examples each, 0 to skip).
+4. Time to detection (bench/detection.py): examples and CPU seconds the campaign takes to
+   find each planted bug of bench/plants.py on x86_64 and arm64-64k-42, within ``make
+   run``'s 25 examples (``--detection N`` seeds, 0 to skip).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ratio", action="store_true", help="skip the unified/legacy ratio")
     ap.add_argument("--campaign", type=int, default=40, metavar="N",
                     help="examples per configuration for the campaign rate (0: skip)")
+    ap.add_argument("--detection", type=int, default=1, metavar="N",
+                    help="seeds for the time to detection of planted bugs (0: skip)")
     args = ap.parse_args(argv)
 
     phases, tables, rss = run(args.arch, args.pages)
@@ -43,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.campaign:
         campaign(args.campaign)
+    if args.detection:
+        from bench.detection import MAKE_RUN_EXAMPLES
+        from bench.detection import main as detection
+
+        detection(["--seeds", ",".join(map(str, range(args.detection))),
+                   "--limit", str(MAKE_RUN_EXAMPLES)])
     if not args.no_ratio:
         try:
             from bench.unified_vs_legacy import run_ratio

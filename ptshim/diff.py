@@ -48,7 +48,7 @@ from arches.errors import BadInput, PtshimError
 from legacy import boot
 from ptshim.backends import BACKENDS, LegacyBackend
 from ptshim.compare import State, compare, snapshot
-from ptshim.model import Prot
+from ptshim.model import Extent, Model, Prot
 from ptshim.scenario import (
     ForkOp,
     Limits,
@@ -246,15 +246,61 @@ def _simpler(op: Op, page: int) -> list[Op]:
 # -- campaign and CLI --------------------------------------------------------------------
 
 SCENARIO_TAGS = ("user-huge", "kernel-huge", "split", "unmap", "protect", "kernel", "top",
-                 "anon", "fork", "mremap")
+                 "anon", "fork", "mremap", "table-free", "move-table")
 """What a scenario of the built-in comparison hits (its coverage line): a huge user / kernel
 map, an unmap or protect cutting a huge leaf (a split), unmaps, protects, kernel-range ops,
-user ops near the top of the user range, anonymous maps, forks, mremaps."""
+user ops near the top of the user range, anonymous maps, forks, mremaps, a user unmap whose
+``free_pgtables`` frees a PTE table (``table-free``), an mremap that moves a whole PTE table
+(``move-table``: mm/mremap.c ``move_normal_pmd``, after ``try_realign_addr``)."""
+
+
+def _pte_spans(extents: Sequence[Extent], pmd: int, page: int | None) -> set[int]:
+    """The PMD-aligned spans holding ``extents`` (of base pages with translations only,
+    when ``page`` is given: the spans that have a PTE table)."""
+    out: set[int] = set()
+    for e in extents:
+        if page is not None and (e.page_size != page or e.empty):
+            continue
+        span = e.va - e.va % pmd
+        while span < e.end:
+            out.add(span)
+            span += pmd
+    return out
+
+
+def _frees_table(gen: ScenarioGen, before: Sequence[Extent], after: Sequence[Extent]) -> bool:
+    """Whether an unmap took the last vma out of a PMD span that had a PTE table: no vma
+    of the process is left in it to stop ``free_pgd_range`` (its floor is the previous
+    vma's end, its ceiling the next vma's start)."""
+    return bool(_pte_spans(before, gen.pmd, gen.page) - _pte_spans(after, gen.pmd, None))
+
+
+def _moves_table(gen: ScenarioGen, model: Model, op: MremapOp) -> bool:
+    """Whether ``move_page_tables`` meets a whole PTE table to move: old and new addresses
+    at the same offset in their PMD spans, the range reaching the next span, realigned down
+    (``try_realign_addr``: the range starts its vma and no vma lies between the span's
+    start and either address), the moved part has translations and the destination span
+    holds no other vma (so no PTE table: ``move_normal_pmd`` wants an empty pmd)."""
+    pmd, mm = gen.pmd, op.mm
+    off = op.va % pmd
+    if not gen.move_pmd or off != op.new_va % pmd or op.size < pmd - off:
+        return False
+    old_span, new_span = op.va - off, op.new_va - off
+    ext = model.overlapping(old_span, op.va + 1, mm)
+    moved = [e for e in ext if e.user and e.va <= op.va < e.end]
+    if not moved or moved[0].empty or moved[0].page_size != gen.page:
+        return False
+    if off and (any(e.va < op.va for e in ext if e.user and e.vma == moved[0].vma)
+                or any(e.end <= op.va for e in ext if e.user)):
+        return False
+    dest = [e for e in model.overlapping(new_span, new_span + pmd, mm)
+            if e.user and not (op.new_va <= e.va and e.end <= op.new_va + op.size)
+            and not (op.va <= e.va and e.end <= op.va + op.size)]
+    return not dest
 
 
 def scenario_tags(gen: ScenarioGen, scenario: Scenario) -> frozenset[str]:
     """The :data:`SCENARIO_TAGS` ``scenario`` hits (replayed on the model)."""
-    from ptshim.model import Model
     from ptshim.scenario import apply_to_model, check_op
 
     lim = gen.lim
@@ -266,7 +312,21 @@ def scenario_tags(gen: ScenarioGen, scenario: Scenario) -> frozenset[str]:
         user = check_op(op, lim, model)
         if isinstance(op, (ForkOp, MremapOp)):
             tags.add(op.kind)
+            if isinstance(op, MremapOp) and _moves_table(gen, model, op):
+                tags.add("move-table")
             apply_to_model(op, user, lim, model, gen.split)
+            continue
+        if isinstance(op, UnmapOp) and user:
+            before = model.user_extents(op.mm)
+            apply_to_model(op, user, lim, model, gen.split)
+            tags.add("unmap")
+            if _frees_table(gen, before, model.user_extents(op.mm)):
+                tags.add("table-free")
+            for e in before:
+                if e.page_size > gen.page and (e.va < op.va < e.end or e.va < op.end < e.end):
+                    tags.add("split")
+            if op.end > lim.user_range[1] - 2 * top_window:
+                tags.add("top")
             continue
         if isinstance(op, MapOp) and op.anon:
             tags.add("anon")
@@ -318,7 +378,9 @@ class BackendsSubject:
 
     def applicable(self, arch: str) -> tuple[str, ...]:
         lim = Limits.from_kernel(boot(arch))
-        out = {"unmap", "protect", "kernel", "top", "anon", "fork", "mremap"}
+        out = {"unmap", "protect", "kernel", "top", "anon", "fork", "mremap", "table-free"}
+        if boot(arch).HAVE_MOVE_PMD:
+            out.add("move-table")
         if len(lim.user_leaf_sizes) > 1:
             out.update(("user-huge", "split"))
         if len(lim.kernel_leaf_sizes) > 1:

@@ -68,6 +68,9 @@ class Extent:
     exclusive: bool = False
     wrprotected: bool = False
     vma: int = 0
+    special_lost: bool = False
+    """A user pfn map whose huge pmds lost ``pmd_special`` to an mprotect (``pmd_modify``
+    where ``Limits.special_lost_leaf`` is set): ``copy_huge_pmd`` would write-protect them."""
 
     @property
     def end(self) -> int:
@@ -227,19 +230,22 @@ class Model:
         self._update(va, end, split_size, lambda inside: [], mm=mm)
 
     def protect(self, va: int, end: int, prot: Prot, split_size: SplitSize,
-                mm: int = 0) -> None:
+                mm: int = 0, drops_special: int = 0) -> None:
         """Change the protection of ``[va, end)`` (which must be fully mapped).  Extents
         already at ``prot`` are left whole, as ``mprotect_fixup`` leaves a vma whose flags
         do not change (and set_memory does not split a large page it does not change).
         ``change_protection`` rewrites every anonymous pte with the private vma's
-        read-only protection (see :data:`MPROTECT_UPGRADES_EXCLUSIVE_ANON`)."""
+        read-only protection (see :data:`MPROTECT_UPGRADES_EXCLUSIVE_ANON`).  A user pfn
+        extent of leaf size ``drops_special`` (``Limits.special_lost_leaf``) is marked
+        :attr:`Extent.special_lost`."""
         def change(inside: list[Extent]) -> list[Extent]:
             out = []
             for e in inside:
                 wrp = e.wrprotected
                 if e.anon and not e.zero and not e.empty:
                     wrp = not (MPROTECT_UPGRADES_EXCLUSIVE_ANON and e.exclusive)
-                out.append(replace(e, prot=prot, wrprotected=wrp))
+                lost = e.special_lost or (not e.anon and e.user and e.page_size == drops_special)
+                out.append(replace(e, prot=prot, wrprotected=wrp, special_lost=lost))
             return out
         self._update(va, end, split_size, change, skip=lambda e: e.prot == prot, mm=mm)
 

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from arches.errors import BadInput
 from legacy import GenericKernel
+from legacy.generic import VM_READ, VM_SHARED, VM_WRITE
 from ptshim.model import PROTS, Extent, Model, Prot, SplitSize
 
 OpKind = Literal["map", "unmap", "protect", "fork", "mremap"]
@@ -437,6 +438,11 @@ class Limits:
     ``VM_WARN_ON_ONCE(!pmd_present(*pmdp))``."""
     prot_none_lost_why: str = ""
     """Why, for the error message."""
+    special_lost_leaf: int = 0
+    """``PMD_SIZE`` where ``pmd_modify`` drops ``pmd_special`` from a huge pfn pmd, else 0
+    (ppc64 at v6.18: ``_HPAGE_CHG_MASK`` lacks ``_PAGE_SPECIAL``; a later kernel patch adds
+    it): after an mprotect that changes a whole user huge pfn pmd, ``copy_huge_pmd`` takes
+    it for a THP page and write-protects it, so a fork of that mm is refused."""
     first_user_address: int = 0
     """``FIRST_USER_ADDRESS`` (32-bit arm: two pages).  ``free_pgtables`` never frees the
     page table under it (its floor), so a user huge leaf whose slot starts below it is
@@ -472,6 +478,14 @@ class Limits:
             lost = k.PMD_SIZE
             why = ("a PROT_NONE huge pmd is stored not pmd_present (set_pmd_at), so "
                    "splitting it trips pmdp_invalidate's VM_WARN_ON_ONCE(!pmd_present)")
+        special_lost = 0
+        if thp and k.PMD_SIZE in hw:
+            shared = k.vm_get_page_prot(VM_READ | VM_WRITE | VM_SHARED)
+            pfn_leaf = k.pmd_mkspecial(k.pmd_mkhuge(k.pfn_pmd(k.PMD_SIZE >> k.PAGE_SHIFT,
+                                                              shared)))
+            if k.pmd_special(pfn_leaf) and not k.pmd_special(
+                    k.pmd_modify(pfn_leaf, k.vm_get_page_prot(VM_READ))):
+                special_lost = k.PMD_SIZE
         kernel = {k.PAGE_SIZE}
         if k.HAVE_ARCH_HUGE_VMAP:
             if k.arch_vmap_pmd_supported(k.PAGE_KERNEL):
@@ -500,6 +514,7 @@ class Limits:
             kernel_prots=kprots,
             prot_none_lost_leaf=lost,
             prot_none_lost_why=why,
+            special_lost_leaf=special_lost,
             first_user_address=k.FIRST_USER_ADDRESS,
         )
 
@@ -594,6 +609,14 @@ def check_op(op: Op, lim: Limits, model: Model) -> bool:
     if isinstance(op, ForkOp):
         if model.mm_count >= model.MAX_MMS:
             raise BadInput(f"{where}: mm: at most {model.MAX_MMS} processes")
+        pmd = lim.special_lost_leaf
+        lost = [e for e in model.view(op.mm) if e.special_lost and e.page_size == pmd]
+        if lost:
+            raise BadInput(
+                f"{where}: fork of mm {op.mm} is refused on {lim.arch}: its huge pfn pmd "
+                f"[{lost[0].va:#x}, {lost[0].end:#x}) was mprotected, and pmd_modify drops "
+                "pmd_special there (_HPAGE_CHG_MASK lacks _PAGE_SPECIAL at v6.18), so "
+                "copy_huge_pmd would write-protect the pfn map like a THP page")
         return True
     page_size = lim.page_size
     if isinstance(op, MapOp) and op.page_size is not None:
@@ -746,7 +769,7 @@ def apply_to_model(op: Op, user: bool, lim: Limits, model: Model, split: SplitSi
     elif isinstance(op, MremapOp):
         model.mremap(op.va, op.end, op.new_va, split, op.mm)
     else:
-        model.protect(op.va, op.end, op.prot, split, op.mm)
+        model.protect(op.va, op.end, op.prot, split, op.mm, lim.special_lost_leaf)
 
 def validate(
     scenario: Scenario,

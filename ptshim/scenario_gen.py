@@ -7,6 +7,11 @@ that need ``arch_sync_kernel_mappings``, and the top of the user range; private 
 maps (write-faulted pages and the zero page), up to :data:`MAX_FORKS` forks with later ops
 in any process (``"mm"``), and mremaps of base-page ranges (pte by pte, or whole PTE tables
 when the move is PMD-aligned).
+
+The mix is tuned for the CPU time the campaign takes to find bugs (``python -m
+bench.detection``), not for scenarios alone: page-table boundaries come from small maps
+placed at them rather than from big maps, and the op weights favour what most often
+exposes a wrong port (protects, unmaps, forks, mremaps).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from ptshim.scenario import (
     check_op,
 )
 
-__all__ = ["MAX_FORKS", "MREMAP_HUGE", "ScenarioGen"]
+__all__ = ["ANON_MAPS", "AT_BOUNDARY", "BIG_MAPS", "FORKS", "MAX_FORKS", "MREMAPS",
+           "MREMAP_HUGE", "PROTECTS", "ScenarioGen", "UNMAPS"]
 
 MAX_FORKS = 2
 """Forks per generated scenario."""
@@ -40,6 +46,32 @@ MREMAP_HUGE = False
 """Whether generated mremaps may move huge PMD leaves: not yet, legacy/mm/huge_memory.py's
 ``move_huge_pmd`` does not flush the old range (``flush_pmd_tlb_range``), so the legacy
 path fails the TLB check there."""
+
+BIG_MAPS = 0.04
+"""How often a base-page map is big (400-1,100 pages, several PTE tables): they cost as much
+as a dozen small scenarios (every page is populated or remapped, zapped and verified on two
+machines).  Whole-table frees, whole-table mremaps and maps crossing PTE tables come from
+small maps placed at PMD boundaries (:data:`AT_BOUNDARY`) instead."""
+
+AT_BOUNDARY = 0.4
+"""How often a base-page map ends at or crosses a PMD boundary of its window."""
+
+ANON_MAPS = 0.35
+"""The share of anonymous maps among user maps (the others are PFN maps)."""
+
+UNMAPS = 4
+"""The weight of an munmap among the op kinds (maps weigh 5): one that empties a PMD span
+frees its PTE table (``free_pgtables``)."""
+
+PROTECTS = 5
+"""The weight of an mprotect among the op kinds: most flush (or split) something."""
+
+FORKS = 2
+"""The weight of a fork among the op kinds: a fork after a writable anonymous map is what
+checks the COW write-protect."""
+
+MREMAPS = 3
+"""The weight of an mremap among the op kinds (user ops only)."""
 
 
 class ScenarioGen:
@@ -54,6 +86,7 @@ class ScenarioGen:
         self.split = LegacyBackend(k).split_size
         self.page = k.PAGE_SIZE
         self.pmd = k.PMD_SIZE
+        self.move_pmd = k.HAVE_MOVE_PMD
         self.pud = k.PUD_SIZE
         self.pgdir = k.PGDIR_SIZE
         self.max_pa = min(1 << self.lim.phys_bits, 1 << 40)
@@ -84,15 +117,29 @@ class ScenarioGen:
     def _size(self, ps: int) -> int:
         rng = self.rng
         if ps == self.page:
-            return ps * rng.choice([1, 2, 3, rng.randint(1, 40), rng.randint(400, 1100)])
+            if rng.random() < BIG_MAPS:
+                return ps * rng.randint(400, 1100)
+            return ps * rng.choice([1, 2, 3, rng.randint(1, 40)])
         return ps * rng.choice([1, 1, 2, 3])
+
+    def _at_boundary(self, base: int, span: int, size: int) -> int:
+        """A start for ``size`` bytes of base pages that ends at a PMD boundary of the
+        window or crosses it: a PTE table's last entries, the next table's first."""
+        rng = self.rng
+        edge = base + rng.randrange(1, max(2, span // self.pmd)) * self.pmd
+        pages = size // self.page
+        return max(base, edge - (pages if rng.random() < 0.5 else rng.randint(1, pages))
+                   * self.page)
 
     def _map(self, user: bool, base: int, span: int, mm: int = 0) -> MapOp:
         rng = self.rng
-        if user and rng.random() < 0.35:
+        if user and rng.random() < ANON_MAPS:
             ps = self.page
             size = self._size(ps)
-            va = base + rng.randrange(0, max(1, span // ps)) * ps
+            if rng.random() < AT_BOUNDARY:
+                va = self._at_boundary(base, span, size)
+            else:
+                va = base + rng.randrange(0, max(1, span // ps)) * ps
             return MapOp(0, va, 0, size, rng.choice(PROTS), True if rng.random() < 0.5
                          else None, None, anon=True, mm=mm)
         sizes = self.lim.user_leaf_sizes if user else self.lim.kernel_leaf_sizes
@@ -101,7 +148,9 @@ class ScenarioGen:
         size = self._size(ps)
         slot = max(ps, self.pmd if rng.random() < 0.5 else ps)
         va = base + rng.randrange(0, max(1, span // slot)) * slot
-        if ps == self.page and rng.random() < 0.5:
+        if ps == self.page and rng.random() < AT_BOUNDARY:
+            va = self._at_boundary(base, span, size)
+        elif ps == self.page and rng.random() < 0.5:
             va += rng.randrange(-3, 4) * ps
             va = max(va, base)
         pa = rng.randrange(0, max(1, (self.max_pa - size) // ps)) * ps
@@ -112,18 +161,29 @@ class ScenarioGen:
 
     def _mremap(self, model: Model, mm: int, base: int, span: int) -> MremapOp | None:
         """Part (or all) of one base-page vma of process ``mm``, to a free place of the
-        window; the move is PMD-aligned half of the time (whole PTE tables move)."""
+        window, often at the same offset from a PMD boundary (whole PTE tables move)."""
         rng = self.rng
         ext = [e for e in model.user_extents(mm)
                if MREMAP_HUGE or e.page_size == self.page]
         if not ext:
             return None
-        e = rng.choice(ext)
+        # Half the time a vma that reaches the next PMD boundary from inside a span, when
+        # there is one: moved whole, it moves a PTE table whatever its size (see below).
+        reach = [e for e in ext if e.va % self.pmd and e.end >= e.va - e.va % self.pmd
+                 + self.pmd]
+        e = rng.choice(reach if reach and rng.random() < 0.5 else ext)
         pages = e.size // self.page
-        lo = rng.randrange(0, pages)
-        hi = rng.randrange(lo + 1, pages + 1)
+        # The whole extent half the time, then to the same offset in a PMD slot: a range
+        # starting a vma and reaching a PMD boundary is realigned down to it
+        # (try_realign_addr) and moves a whole PTE table (move_normal_pmd), whatever its size.
+        whole = rng.random() < 0.5
+        if whole:
+            lo, hi = 0, pages
+        else:
+            lo = rng.randrange(0, pages)
+            hi = rng.randrange(lo + 1, pages + 1)
         va, size = e.va + lo * self.page, (hi - lo) * self.page
-        if rng.random() < 0.5:
+        if rng.random() < (0.8 if whole else 0.5):
             slot = base + rng.randrange(0, max(1, span // self.pmd)) * self.pmd
             new_va = slot + va % self.pmd
         else:
@@ -169,7 +229,8 @@ class ScenarioGen:
         span = max(span, self.pmd * 4)
         forks = model.mm_count - 1
         kind = rng.choices(["map", "unmap", "protect", "fork", "mremap"],
-                           [5, 3, 3, 1 if forks < MAX_FORKS else 0, 2 if user else 0])[0]
+                           [5, UNMAPS, PROTECTS, FORKS if forks < MAX_FORKS else 0,
+                            MREMAPS if user else 0])[0]
         if kind == "fork":
             return ForkOp(0, mm=rng.randrange(model.mm_count))
         if kind == "mremap":

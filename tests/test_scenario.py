@@ -348,3 +348,33 @@ def test_protect_without_change_splits_nothing(arch: str) -> None:
     assert {t.size for t in s.hardware_leaves()} == {h}
     s.verify()
     s.teardown()
+
+
+@pytest.mark.parametrize("arch", ["ppc64-radix-4k", "x86_64"])
+def test_fork_after_mprotect_of_a_whole_pfn_pmd_is_refused_where_pmd_modify_drops_special(
+        arch: str) -> None:
+    """ppc64 at v6.18: ``pmd_modify`` keeps ``_HPAGE_CHG_MASK``, which lacks
+    ``_PAGE_SPECIAL``, so an mprotected huge pfn pmd is no longer special and fork's
+    ``copy_huge_pmd`` write-protects it like a THP page (the model, and a later kernel,
+    keep it writable).  The mprotect still runs (and verifies); the fork after it is
+    refused as bad input, from a probe of ``pmd_modify`` itself.  Where the bit survives,
+    the fork runs and the shared pfn map stays writable."""
+    import legacy
+    from ptshim.scenario import Limits
+
+    raw = {"ops": [
+        {"op": "map", "va": "0x8000000000", "pa": "0x1000000000", "size": "0x40000000",
+         "prot": "r", "user": True, "page_size": "0x40000000"},
+        {"op": "protect", "va": "0x8000000000", "size": "0x8000000", "prot": "rw"},
+        {"op": "fork"},
+    ]}
+    s = Session(arch)
+    sc = parse_scenario(raw, "pfn-pmd-protect-fork")
+    if Limits.from_kernel(legacy.boot(arch)).special_lost_leaf:
+        with pytest.raises(BadInput, match="op 2 .*pmd_modify drops pmd_special"):
+            s.validate(sc)
+        s.run(parse_scenario({"ops": raw["ops"][:2]}, "pfn-pmd-protect"))
+        s.verify()
+        return
+    s.run(sc)
+    s.verify()
