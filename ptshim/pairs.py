@@ -69,6 +69,7 @@ from ptshim.decode import (
     entry_diffs,
     kernel_level_name,
 )
+from ptshim.dump import top_table_span
 from ptshim.scenario import Limits, Op, Scenario, op_to_json, parse_scenario, validate
 from ptshim.scenario_gen import ScenarioGen
 from ptshim.session import Session
@@ -316,8 +317,9 @@ def _variety_pte_range(k: GenericKernel, mm: mm_struct, vma: vm_area_struct, pmd
         if k.pte_present(ptent):
             new = _variety_pte(k, vma, addr, ptent, rng)
             if new is not None:
-                if not k.pte_present(new):
-                    k.ptep_get_and_clear(mm, addr, pte)
+                # mm/rmap.c page_mkclean_one's pattern: clear and flush, then store (a
+                # present pte is never rewritten in place: s390 invalidates it first)
+                k.ptep_clear_flush(vma, addr, pte)
                 k.set_pte_at(mm, addr, pte, new)
                 changed = True
         pte, addr = pte + 1, (addr + k.PAGE_SIZE) & k.ULONG_MASK
@@ -460,13 +462,21 @@ def _table_span(pt: PageTables, table: Table) -> int:
     return pt.entries_per_table(table.group) * pt.level_size(table.group)
 
 
+def user_range(s: Session) -> tuple[int, int]:
+    """The user range of ``s``'s process as its page tables translate it now: the
+    configuration's, ending where the top table does (s390: a 3-level mm reaches 4 TiB,
+    ``asce_limit``; past it ``pgd_offset`` wraps, and the kernel's callers never go)."""
+    lo, hi = s.config.user_range
+    return lo, min(hi, top_table_span(s.k, s.mm))
+
+
 def interesting_points(s: Session) -> list[int]:
     """Addresses where the user half of ``s``'s machine changes: table bounds and the last
     entry of each table, leaf bounds and points inside huge leaves, runs of PTEs, vma
     bounds, the top of the user range."""
     k, mm = s.k, s.mm
     pt = PageTables(k)
-    lo, hi = s.config.user_range
+    lo, hi = user_range(s)
     page = k.PAGE_SIZE
     none = pt.ops(mm)[Level.PTE].none
     pts: set[int] = {hi}
@@ -507,7 +517,7 @@ def interesting_points(s: Session) -> list[int]:
 def choose_range(s: Session, rng: random.Random) -> tuple[int, int]:
     """A user range ``[start, end)`` of ``s``'s machine, page aligned, biased towards
     :func:`interesting_points`."""
-    lo, hi = s.config.user_range
+    lo, hi = user_range(s)
     page = s.k.PAGE_SIZE
     pts = interesting_points(s)
 
@@ -563,7 +573,7 @@ def range_tags(s: Session, start: int, end: int) -> frozenset[str]:
     k, mm = s.k, s.mm
     pt = PageTables(k)
     tags: set[str] = set()
-    if end == s.config.user_range[1]:
+    if end == user_range(s)[1]:
         tags.add("top")
     groups = pt.levels(mm)
     leaf_group = groups[-1]
@@ -837,11 +847,12 @@ def run_example(pair: Pair, arch: str, scenario: Scenario, start: int, end: int,
     page-aligned part of the user range.  ``built``, if given, is a fresh build of the same
     machine to use as the legacy side."""
     sa = build_machine(arch, scenario, zaps, variety) if built is None else built
-    lo, hi = sa.config.user_range
+    lo, hi = user_range(sa)
     page = sa.k.PAGE_SIZE
     if not (lo <= start < end <= hi) or start % page or end % page:
         raise BadInput(f"range [{start:#x}, {end:#x}) is not a page-aligned part of the user "
-                       f"range [{lo:#x}, {hi:#x}) of {arch}")
+                       f"range [{lo:#x}, {hi:#x}) of {arch} (as the process's page tables "
+                       "reach it)")
     sb = build_machine(arch, scenario, zaps, variety)
     esize = max(sa.k.SIZEOF_PTE, sa.k.SIZEOF_PGD)
     same = compare(snapshot(sa), snapshot(sb), esize)

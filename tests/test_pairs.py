@@ -371,3 +371,13 @@ def test_builtin_backends_agree_on_variety(op: str) -> None:
                      seed=2, shrink=False)
     assert r.ok, r.describe()
     assert all(c.coverage.get("swap", 0) > 0 for c in r.configs), r.describe()
+
+
+@pytest.mark.parametrize("arch", __import__("legacy").arch_names())
+def test_the_worked_pair_runs_on_every_configuration(arch: str) -> None:
+    """``make run``'s first job, a few examples per configuration: machines are built (the
+    variety step rewrites present ptes as kernel code does: clear and flush, then store),
+    ranges stay where the process's page tables reach (s390: ``asce_limit``), and the two
+    sides agree."""
+    report = compare_pair(WORKED, arch=arch, examples=4, seed=0, shrink=False)
+    assert report.ok, report
