@@ -218,6 +218,26 @@ class PhysMem:
             pa, length = pa + n, length - n
         return bytes(out)
 
+    def fill(self, pa: int, size: int, value: int, count: int) -> None:
+        """``memset64``/``memset32``: ``count`` ``size``-byte entries of ``value`` from
+        ``pa``, which may cross the frames of one block (a 16 KiB s390x region table).  A
+        store into a table some root reaches goes to the observer entry by entry, as
+        :meth:`write` does; a table no root reaches yet (being initialised) is filled at
+        once."""
+        ends = range(pa, pa + size * count, self.frame_size)
+        if self.observer is not None and any(self.observer.is_live(a) for a in ends):
+            for i in range(count):
+                self.write(pa + i * size, size, value)
+            return
+        entry = value.to_bytes(size, self.byteorder)  # type: ignore[arg-type]
+        end = pa + size * count
+        while pa < end:
+            off = pa & self._offset_mask
+            n = min(end - pa, self.frame_size - off)
+            self._frame(pa)[off : off + n] = entry * (n // size)
+            pa += n
+        self.writes += count
+
     def copy(self, dst: int, src: int, length: int) -> None:
         """memcpy within memory; each range must lie inside one frame."""
         data = self.read_bytes(src, length)

@@ -32,7 +32,8 @@ stores into other frames (a table being prepared, a deposited table) translate n
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from arches.errors import TlbError
@@ -377,13 +378,24 @@ class Tlb:
         self._refs.setdefault(table, []).append(ref)
         if ref.level + 1 == len(ref.walk.levels):
             return
-        for idx, raw in enumerate(self._entries(ref, table)):
-            if not raw:
-                continue
+        for idx, raw in self._table_entries(ref, table):
             v = ref.walk.decode(ref.level, raw)
             if v.kind == TABLE:
                 va = ref.walk.canonical(ref.va_base | idx << shape.shift)
                 self._register(self._ref(ref.asid, ref.walk, ref.level + 1, va), v.target)
+
+    def _table_entries(self, ref: _TableRef, table: int) -> Iterator[tuple[int, int]]:
+        """``(index, raw)`` of the entries of ``table`` that may point at a table: not 0,
+        and not the value most of the table holds when that value is no table (s390x's
+        empty region and segment entries are not zero: decoding 2048 of them per table
+        was most of the cost of registering one)."""
+        entries = self._entries(ref, table)
+        common = Counter(entries).most_common(1)[0][0] if entries else 0
+        if common and ref.walk.decode(ref.level, common).kind == TABLE:
+            common = 0
+        for idx, raw in enumerate(entries):
+            if raw and raw != common:
+                yield idx, raw
 
     def _unregister(self, ref: _TableRef, table: int, out: set[int]) -> None:
         """Forget ``table`` (reached through ``ref``) and what is below it; collect them."""
@@ -400,9 +412,7 @@ class Tlb:
         if ref.level + 1 == len(ref.walk.levels):
             return
         shape = ref.walk.levels[ref.level]
-        for idx, raw in enumerate(self._entries(ref, table)):
-            if not raw:
-                continue
+        for idx, raw in self._table_entries(ref, table):
             v = ref.walk.decode(ref.level, raw)
             if v.kind == TABLE:
                 va = ref.walk.canonical(ref.va_base | idx << shape.shift)

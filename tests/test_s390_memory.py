@@ -55,3 +55,38 @@ def test_read_bytes_across_frames() -> None:
     mem.free_frame(base + 8192)
     with pytest.raises(PhysMemError):
         mem.read_bytes(base, 16384)
+
+
+class _Watcher:
+    """A MemObserver that calls one frame live and records what it is told."""
+
+    def __init__(self, live: int) -> None:
+        self.live, self.writes = live, []  # type: ignore[var-annotated]
+
+    def on_write(self, pa: int, size: int, old: int, new: int) -> None:
+        self.writes.append((pa, old, new))
+
+    def on_free(self, pa: int, size: int) -> None:
+        pass
+
+    def is_live(self, pa: int) -> bool:
+        return pa & ~0xFFF == self.live
+
+
+def test_fill_is_memset64_and_a_live_table_sees_every_store() -> None:
+    """``PhysMem.fill`` (``crst_table_init``'s ``memset64``) writes big-endian entries
+    across the four frames of an order-2 block at once while no root reaches them, and
+    entry by entry through the observer once one does."""
+    from arches.memory import PhysMem
+
+    mem = PhysMem(4096, "big", 52)
+    base = mem.alloc_frames(2)
+    w = _Watcher(live=-1)
+    mem.observer = w
+    mem.fill(base, 8, 0x20, 2048)
+    assert mem.read_bytes(base, 16384) == (0x20).to_bytes(8, "big") * 2048
+    assert w.writes == []
+    w.live = base + 4096  # the second frame is a live table's
+    mem.fill(base, 8, 0x24, 2048)
+    assert len(w.writes) == 2048 and w.writes[0] == (base, 0x20, 0x24)
+    assert mem.read(base + 16376, 8) == 0x24

@@ -283,8 +283,7 @@ class S390Kernel(S390Thp):
 
     def crst_table_init(self, pa: int, entry: int) -> None:
         """pgalloc.h: ``memset64(crst, entry, _CRST_ENTRIES)``."""
-        for i in range(self.PTRS_PER_PGD):
-            self.mem.write(pa + 8 * i, 8, entry)
+        self.mem.fill(pa, 8, entry, self.PTRS_PER_PGD)
 
     def pgd_alloc(self, mm: mm_struct) -> PgdPtr | None:
         """``crst_table_alloc`` (+ ``pagetable_pgd_ctor``); then ``init_new_context``, which
