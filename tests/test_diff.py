@@ -139,3 +139,24 @@ def test_split_of_a_prot_none_pud_leaf_flushes_like_pudp_huge_clear_flush() -> N
         {"op": "protect", "va": "0x1180000000", "size": "0x35e00000", "prot": "rx"},
     ]}
     assert diff.run_pair("x86_64", parse_scenario(raw, "pud-protnone-split")) is None
+
+
+def test_mremap_above_asce_limit_upgrades_first_on_both_sides() -> None:
+    """mm/mremap.c ``vrm_set_new_addr`` asks ``get_unmapped_area(..., MAP_FIXED)`` for the
+    destination before ``move_vma``; on s390 that is where ``check_asce_limit`` adds the
+    levels a move above 4 TiB needs (without it ``pgd_offset`` wraps the new address onto
+    the old range).  Both APIs upgrade, move and verify alike."""
+    from ptshim.scenario import parse_scenario
+    from ptshim.session import Session
+
+    raw = {"ops": [
+        {"op": "map", "va": "0x10000000", "anon": True, "size": "0x3000", "prot": "rw"},
+        {"op": "mremap", "va": "0x10000000", "size": "0x3000", "new_va": "0x50000000000"},
+    ]}
+    sc = parse_scenario(raw, "s390-mremap-upgrade")
+    assert diff.run_pair("s390x", sc) is None
+    s = Session("s390x")
+    s.run(sc)
+    s.verify()
+    assert s.mm.context["asce_limit"] > 0x50000000000
+    s.teardown()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from legacy.generic import GenericKernel
+from legacy.generic import MAP_FIXED, GenericKernel
 from legacy.mm.internal import EAGAIN, EFAULT, ENOMEM, is_swap_pmd, pte_offset_map_rw_nolock
 from legacy.mm.mmap import do_munmap
 from legacy.mm.vma import find_vma_intersection, insert_vm_struct, vm_area_dup
@@ -479,7 +479,8 @@ def mremap_to(k: GenericKernel, mm: mm_struct, addr: int, old_len: int, new_addr
     """``mremap(addr, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr)`` of a
     range inside one vma (mm/mremap.c ``mremap_to``, reduced: the caller checked the
     alignment, that the old range lies in one vma, and that the ranges do not overlap; same
-    size only): unmap the destination, then :func:`move_vma`.  ``mmap_lock`` must be held
+    size only): unmap the destination, ask the arch's ``get_unmapped_area`` for it
+    (``vrm_set_new_addr``), then :func:`move_vma`.  ``mmap_lock`` must be held
     for write.  Returns ``new_addr`` or a negative errno."""
     mmap_assert_write_locked(mm)
     # MREMAP_FIXED: "VMA is moved to dst address, and munmap dst first."
@@ -489,4 +490,10 @@ def mremap_to(k: GenericKernel, mm: mm_struct, addr: int, old_len: int, new_addr
     vma = find_vma_intersection(k, mm, addr, addr + old_len)
     if vma is None or vma.vm_start > addr or vma.vm_end < addr + old_len:
         return EFAULT
+    # vrm_set_new_addr: get_unmapped_area(..., MAP_FIXED), the arch's hook even for a fixed
+    # address (s390: check_asce_limit adds the page-table levels the new range needs)
+    pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> k.PAGE_SHIFT)
+    ret = k.arch_get_unmapped_area(mm, new_addr, new_len, pgoff, MAP_FIXED)
+    if ret < 0:
+        return ret
     return move_vma(k, vma, addr, old_len, new_len, new_addr)

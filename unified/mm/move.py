@@ -28,7 +28,7 @@ range with walk caches (``flush_tlb_range``), a leaf move its leaf
 
 from __future__ import annotations
 
-from legacy import mm_struct, spin_lock, spin_unlock, vm_area_struct
+from legacy import MAP_FIXED, mm_struct, spin_lock, spin_unlock, vm_area_struct
 from legacy.mm.mremap import copy_vma, pagetable_move_control, pmc_progress, try_realign_addr
 from legacy.mm.vma import find_vma_intersection
 from legacy.mm_types import mmap_assert_write_locked
@@ -287,7 +287,8 @@ def move_vma(pt: PageTables, vma: vm_area_struct, old_addr: int, old_len: int, n
 def mremap_to(pt: PageTables, mm: mm_struct, addr: int, old_len: int, new_addr: int,
               new_len: int) -> int:
     """``mremap(MREMAP_MAYMOVE | MREMAP_FIXED)`` of a range inside one vma, same size
-    (legacy/mm/mremap.py ``mremap_to``): unmap the destination, then :func:`move_vma`."""
+    (legacy/mm/mremap.py ``mremap_to``): unmap the destination, ask the arch's
+    ``get_unmapped_area`` for it (s390 adds levels there), then :func:`move_vma`."""
     k = pt.k
     mmap_assert_write_locked(mm)
     err = do_munmap(pt, mm, new_addr, new_len)
@@ -296,4 +297,8 @@ def mremap_to(pt: PageTables, mm: mm_struct, addr: int, old_len: int, new_addr: 
     vma = find_vma_intersection(k, mm, addr, addr + old_len)
     if vma is None or vma.vm_start > addr or vma.vm_end < addr + old_len:
         return EFAULT
+    pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> k.PAGE_SHIFT)
+    ret = k.arch_get_unmapped_area(mm, new_addr, new_len, pgoff, MAP_FIXED)  # the arch's say
+    if ret < 0:
+        return ret
     return move_vma(pt, vma, addr, old_len, new_len, new_addr)
