@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from arches.errors import TlbError
@@ -180,6 +180,10 @@ def _restricts(old: EntryView, new: EntryView) -> str | None:
     return None
 
 
+_NOWHERE: list[tuple[_TableRef, int]] = []
+"""What :meth:`Tlb._find` answers for an entry no active root reaches (never modified)."""
+
+
 def _same_leaf_slot(found: list[tuple[_TableRef, int]]) -> bool:
     """Whether every way of reaching one entry sees the same last-level slot of the same
     address space (the kernel's tables, shared by every mm's kernel root): a store there is
@@ -228,11 +232,16 @@ class Tlb:
         """Every invalidation: (space, start, end, walk caches too); ``end`` is exclusive and
         0 means the top; a whole-space flush is (space, 0, 0, True)."""
         self._refs: dict[int, list[_TableRef]] = {}
-        """Table base -> how the active roots reach it.  Every change resets ``_found_pa``
-        (the one-entry cache of :meth:`_find`)."""
+        """Table base -> how the active roots reach it.  Every change goes through
+        :meth:`_changed`, which drops what :meth:`_find` remembers."""
         self._sizes: set[int] = set()
         self._found_pa = -1
         self._found: list[tuple[_TableRef, int]] = []
+        self._unreached: set[int] = set()
+        self._unreached_shift = 0
+        self.generation = 0
+        """Counts the changes of which tables the active roots reach: an answer derived from
+        :meth:`space_at` or :meth:`is_live` holds while it is unchanged."""
         self._roots: dict[int, tuple[RootWalk, ...]] = {}
         self._codecs: dict[tuple[int, int], struct.Struct] = {}
 
@@ -254,7 +263,7 @@ class Tlb:
         if asid not in self._roots:
             return
         del self._roots[asid]
-        self._found_pa = -1
+        self._changed()
         for pa in list(self._refs):
             refs = [r for r in self._refs[pa] if r.asid != asid]
             if refs:
@@ -339,12 +348,39 @@ class Tlb:
         shape = r.shape
         return self.space_of(r.asid, r.walk.canonical(r.va_base | idx << shape.shift))
 
+    def table_space(self, pa: int) -> int | None:
+        """The address space of every entry of the table holding ``pa``, when the roots
+        reach it below their top level only (a root's entries may belong to either half);
+        else None."""
+        found = self._find(pa)
+        if not found:
+            return None
+        space = found[0][0].space
+        for r, _ in found:
+            if r.space != space:
+                return None
+        return space
+
+    def _changed(self) -> None:
+        """Which tables the active roots reach has changed: forget the answers kept."""
+        self._found_pa = -1
+        self._unreached.clear()
+        self._unreached_shift = min(self._sizes).bit_length() - 1 if self._sizes else 0
+        self.generation += 1
+
     def _find(self, pa: int) -> list[tuple[_TableRef, int]]:
         """Every (reference, index) through which an active root reaches the entry at
-        ``pa``.  The last answer is kept: lockdep asks (:meth:`space_at`) just before the
-        store asks (:meth:`on_write`), about the same entry.  Callers must not modify it."""
+        ``pa``.  Two answers are kept until the next change: the last one (lockdep asks,
+        :meth:`space_at`, just before the store asks, :meth:`on_write`, about the same
+        entry), and the blocks of the smallest table size no root reaches (the stores that
+        fill a table before it is linked: a split's thousands).  Table sizes are powers of
+        two, so every table base of an entry is the same throughout such a block.  Callers
+        must not modify the answer."""
         if pa == self._found_pa:
             return self._found
+        block = pa >> self._unreached_shift
+        if block in self._unreached:
+            return _NOWHERE
         out: list[tuple[_TableRef, int]] = []
         for size in self._sizes:
             base = pa - pa % size
@@ -353,6 +389,9 @@ class Tlb:
                 for r in refs:
                     if r.shape.table_bytes == size:
                         out.append((r, (pa - base) // r.shape.entry_size))
+        if not out:
+            self._unreached.add(block)
+            return _NOWHERE
         self._found_pa, self._found = pa, out
         return out
 
@@ -374,7 +413,7 @@ class Tlb:
     def _register(self, ref: _TableRef, table: int) -> None:
         shape = ref.walk.levels[ref.level]
         self._sizes.add(shape.table_bytes)
-        self._found_pa = -1
+        self._changed()
         self._refs.setdefault(table, []).append(ref)
         if ref.level + 1 == len(ref.walk.levels):
             return
@@ -384,7 +423,7 @@ class Tlb:
                 va = ref.walk.canonical(ref.va_base | idx << shape.shift)
                 self._register(self._ref(ref.asid, ref.walk, ref.level + 1, va), v.target)
 
-    def _table_entries(self, ref: _TableRef, table: int) -> Iterator[tuple[int, int]]:
+    def _table_entries(self, ref: _TableRef, table: int) -> list[tuple[int, int]]:
         """``(index, raw)`` of the entries of ``table`` that may point at a table: not 0,
         and not the value most of the table holds when that value is no table (s390x's
         empty region and segment entries are not zero: decoding 2048 of them per table
@@ -393,16 +432,15 @@ class Tlb:
         common = Counter(entries).most_common(1)[0][0] if entries else 0
         if common and ref.walk.decode(ref.level, common).kind == TABLE:
             common = 0
-        for idx, raw in enumerate(entries):
-            if raw and raw != common:
-                yield idx, raw
+        skip = {0, common}
+        return [(idx, raw) for idx, raw in enumerate(entries) if raw not in skip]
 
     def _unregister(self, ref: _TableRef, table: int, out: set[int]) -> None:
         """Forget ``table`` (reached through ``ref``) and what is below it; collect them."""
         refs = self._refs.get(table)
         if refs is None:
             return
-        self._found_pa = -1
+        self._changed()
         refs = [r for r in refs if r != ref]
         if refs:
             self._refs[table] = refs
@@ -445,6 +483,8 @@ class Tlb:
                 va = ref.walk.canonical(ref.va_base | idx << shape.shift)
                 span = 1 << shape.shift
                 space = self.space_of(ref.asid, va) if ref.space is None else ref.space
+                if self.marks and self._extend(space, va, shape.name, "cleared", ov, span):
+                    return
                 self._mark(StaleMark(space, va, (va + span) & self._mask, shape.name, False,
                                      "cleared", None, self.op, ov, span, va,
                                      frozenset()))
@@ -482,31 +522,40 @@ class Tlb:
                                  None, self.op, ov, span, va, frozenset(tables)))
 
     def _mark(self, m: StaleMark) -> None:
-        """Record ``m``, extending the previous mark when ``m`` continues it: the same
-        change of the next entry of the same level during the same op (so a zap of a
-        thousand pages is one mark, whatever pages they mapped).  The writer is looked up
-        (a walk up the Python stack) only for a new mark."""
-        if self.marks:
-            last = self.marks[-1]
-            if (last.space == m.space and last.end == m.start and last.end
-                    and last.level == m.level and last.walk == m.walk
-                    and last.change == m.change and last.op == m.op
-                    and not m.tables and not last.tables
-                    and last.old.kind == m.old.kind == LEAF
-                    and last.old.perms == m.old.perms and last.size == m.size == m.end - m.start):
-                n = (last.end - last.old_va) // last.size
-                if last.targets is None:
-                    if m.old.target == last.old.target + (m.old_va - last.old_va):
-                        last.end = m.end
-                        return
-                    last.targets = [last.old.target + i * last.size for i in range(n)]
-                if len(last.targets) == n:  # a piece that ends where its list ends
-                    last.targets.append(m.old.target)
-                    last.end = m.end
-                    return
+        """Record ``m``, extending the previous mark when ``m`` continues it (see
+        :meth:`_extend`).  The writer is looked up (a walk up the Python stack) only for a
+        new mark."""
+        if (self.marks and not m.walk and not m.tables and m.end - m.start == m.size
+                and self._extend(m.space, m.start, m.level, m.change, m.old, m.size)):
+            return
         if m.site is None:
             m.site = self.site()
         self.marks.append(m)
+
+    def _extend(self, space: int, va: int, level: str, change: str, old: EntryView,
+                size: int) -> bool:
+        """Extend the last mark by the leaf entry mapping ``[va, va+size)`` when it
+        continues it: the same change of the next entry of the same level during the same
+        op (so a zap of a thousand pages is one mark, whatever pages they mapped)."""
+        last = self.marks[-1]
+        end = (va + size) & self._mask
+        if not (end - va == size and last.space == space and last.end == va and last.end
+                and last.level == level and not last.walk and last.change == change
+                and last.op == self.op and not last.tables
+                and last.old.kind == old.kind == LEAF and last.old.perms == old.perms
+                and last.size == size):
+            return False
+        n = (last.end - last.old_va) // size
+        if last.targets is None:
+            if old.target == last.old.target + (va - last.old_va):
+                last.end = end
+                return True
+            last.targets = [last.old.target + i * size for i in range(n)]
+        if len(last.targets) == n:  # a piece that ends where its list ends
+            last.targets.append(old.target)
+            last.end = end
+            return True
+        return False
 
     def _restore(self, space: int, va: int, end: int, span: int, shape: LevelShape,
                  ov: EntryView, nv: EntryView) -> None:

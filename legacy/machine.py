@@ -13,13 +13,28 @@ from arches.memory import PhysMem
 from legacy.mm_types import mm_struct, ptdesc, spinlock_t
 
 
+class DescTable(dict[int, ptdesc]):
+    """``ptdescs``: frame (or slab object) -> ``struct ptdesc``, counting its changes
+    (``generation``) so that what was derived from it can be kept until the next one."""
+
+    generation = 0
+
+    def __setitem__(self, pa: int, desc: ptdesc) -> None:
+        self.generation += 1
+        super().__setitem__(pa, desc)
+
+    def __delitem__(self, pa: int) -> None:
+        self.generation += 1
+        super().__delitem__(pa)
+
+
 class Machine:
     """Configuration + physical memory + page-table frame descriptors."""
 
     def __init__(self, config: ArchConfig) -> None:
         self.config = config
         self.mem = PhysMem(config.page_size, config.endianness, config.phys_bits)
-        self.ptdescs: dict[int, ptdesc] = {}
+        self.ptdescs = DescTable()
         self.ULONG_MASK = config.addr_mask
         self._frame_mask = ~(config.page_size - 1)
 
@@ -47,12 +62,14 @@ class Machine:
         if desc.ptl is not None:
             raise LockError(f"ptlock_init of {pa:#x}, which already has a lock")
         desc.ptl = spinlock_t(f"ptl@{pa:#x}")
+        self.ptdescs.generation += 1
 
     def ptlock_free(self, pa: int) -> None:
         desc = self.ptdescs[pa]
         if desc.ptl is not None and desc.ptl.held:
             raise LockError(f"ptlock_free of {desc.ptl.name} while it is held")
         desc.ptl = None
+        self.ptdescs.generation += 1
 
     def frame_of(self, pa: int) -> int:
         """Base of the frame containing ``pa``."""

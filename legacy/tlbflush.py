@@ -93,6 +93,8 @@ class TlbflushGeneric(PgtableGeneric):
         )
         self.hw_tlb.site = call_site
         self.mem.observer = self.hw_tlb
+        self._lock_memo: dict[int, tuple[int, int, spinlock_t | None]] = {}
+        self._lock_memo_shift = min(lv.table_bytes for lv in c.hw_levels).bit_length() - 1
         self.syscall_exit_hooks: list[Callable[[str], None]] = []
         """Further end-of-call-site checks (the unified API's unconsumed flush obligations
         register here); each gets ``where`` and raises on a violation."""
@@ -106,7 +108,12 @@ class TlbflushGeneric(PgtableGeneric):
 
     def _write(self, p: EntryPtr, v: int) -> None:
         if self.lockdep_enabled:
-            lock = self.pgtable_lock_required(p, v)
+            memo = self._lock_memo.get(p.pa >> self._lock_memo_shift)
+            if (memo is not None and memo[0] == self.hw_tlb.generation
+                    and memo[1] == self.ptdescs.generation and self._lockless is None):
+                lock = memo[2]
+            else:
+                lock = self.pgtable_lock_required(p, v)
             if lock is not None and not lock.held:
                 self.lockdep_assert_pgtable_write(p, v)  # raises, saying what is missing
         self.mem.write(p.pa, p.size, v)
@@ -131,7 +138,7 @@ class TlbflushGeneric(PgtableGeneric):
             return None
         space = self.hw_tlb.space_at(p.pa)
         if space is None:
-            return None
+            return self._memo_lock(p, None)  # until a root reaches the table
         mm = desc.mm if desc.mm is not None else self.init_mm
         if space == KERNEL_SPACE or mm.is_init_mm:
             tlb = self.hw_tlb
@@ -147,11 +154,26 @@ class TlbflushGeneric(PgtableGeneric):
             return None
         if desc.level == "pte":
             if self.USE_SPLIT_PTE_PTLOCKS and desc.ptl is not None:
-                return desc.ptl  # ptep_lockptr: the split lock of the table's own ptdesc
-            return self.ptep_lockptr(mm, PtePtr(p.pa, p.size))
-        if desc.level == "pmd":
-            return self.pmd_lockptr(mm, PmdPtr(p.pa, p.size))
-        return mm.page_table_lock
+                lock = desc.ptl  # ptep_lockptr: the split lock of the table's own ptdesc
+            else:
+                lock = self.ptep_lockptr(mm, PtePtr(p.pa, p.size))
+        elif desc.level == "pmd":
+            lock = self.pmd_lockptr(mm, PmdPtr(p.pa, p.size))
+        else:
+            lock = mm.page_table_lock
+        if self.hw_tlb.table_space(p.pa) is not None:
+            self._memo_lock(p, lock)  # a user table below the root: one lock for all of it
+        return lock
+
+    def _memo_lock(self, p: EntryPtr, lock: spinlock_t | None) -> spinlock_t | None:
+        """Keep the answer of :meth:`pgtable_lock_required` for every entry of the table
+        holding ``p`` (a block of the smallest table size) until the roots reach other
+        tables or a table is allocated, freed or given a lock: stores come by the
+        thousand into one table (a split's fill, a zap) and asked the same question."""
+        if self._lockless is None:
+            self._lock_memo[p.pa >> self._lock_memo_shift] = (
+                self.hw_tlb.generation, self.ptdescs.generation, lock)
+        return lock
 
     def kernel_split_lock(self) -> spinlock_t | None:
         """The lock under which the architecture's set_memory code splits a kernel leaf into

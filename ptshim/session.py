@@ -23,6 +23,7 @@ requested protection (``mprotect_fixup`` skips a vma whose flags do not change).
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -485,8 +486,9 @@ class Session:
                 (reach_k if space == KERNEL_SPACE else reach).add(
                     pa if desc is None else desc.pa)
         # Huge pmds of the user range, present or not (PROT_NONE), as the kernel sees them.
-        huge_pmds = sum(1 for raw in k.hw_tlb.entries_of(mm.asid, k.PMD_SIZE, mm.asid)
-                        if k.pmd_trans_huge(pmd_t(raw)))
+        huge_pmds = sum(n for raw, n in Counter(
+            k.hw_tlb.entries_of(mm.asid, k.PMD_SIZE, mm.asid)).items()
+            if k.pmd_trans_huge(pmd_t(raw)))
         unreachable = sorted(charged - reach - reach_k - {mm.pgd.pa})
         # Each user huge pmd has one PTE table deposited for its split (legacy.mm.huge_memory:
         # "one deposit per user huge pmd"): charged and accounted, but not in the tree.

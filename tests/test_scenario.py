@@ -378,3 +378,33 @@ def test_fork_after_mprotect_of_a_whole_pfn_pmd_is_refused_where_pmd_modify_drop
         return
     s.run(sc)
     s.verify()
+
+
+@pytest.mark.parametrize(("arch", "share"), [
+    ("x86_64", 1.0),        # a 2 MiB leaf: 512 ptes
+    ("i386", 1.0),          # a 4 MiB leaf: 1,024 ptes
+    ("arm64-16k-48", 1.0),  # a 32 MiB leaf: 2,048 ptes
+    ("arm64-64k-48", 1 / 4),  # a 512 MiB leaf: 8,192 ptes
+])
+def test_cuts_end_inside_costly_huge_leaves_less_often(arch: str, share: float) -> None:
+    """``SPLIT_ENTRIES``: the generator's unmaps and protects end inside a huge PMD leaf
+    (a split) as often everywhere as the split costs allow, and at leaf boundaries
+    otherwise."""
+    import random
+
+    from legacy import boot
+    from ptshim.scenario_gen import ScenarioGen
+
+    k = boot(arch)
+    gen = ScenarioGen(arch, random.Random(7))
+    assert gen._split_share(k.PMD_SIZE, True) == share
+    va = 64 * k.PMD_SIZE
+    model = Model([Extent(va, 4 * k.PMD_SIZE, 0, "rw", True, k.PMD_SIZE)])
+    points = []
+    for _ in range(2000):
+        got = gen._cut(model, True)
+        assert got is not None
+        points += got
+    inside = sum(1 for p in points if va < p < va + 4 * k.PMD_SIZE and p % k.PMD_SIZE)
+    full = 0.45  # what a cut does where splits cost no more than SPLIT_ENTRIES
+    assert abs(inside / len(points) - full * share) < 0.05, inside / len(points)

@@ -404,6 +404,53 @@ def test_mprotect_planted_bug_is_caught(name: str, bug: dict[str, str],
             mprotect_ptes(k, vma, VA, VA + PAGES * k.PAGE_SIZE, read_only(k), **bug)
 
 
+# -- lockdep keeps its answer per table (legacy.tlbflush._memo_lock) -------------------------
+
+
+@pytest.mark.parametrize("name", ARCHES)
+def test_lockdep_asks_again_once_a_root_reaches_the_table(name: str) -> None:
+    """A PTE table being prepared needs no lock; once ``pmd_populate`` links it, a store
+    without its lock is a lockdep error (the kept answer follows the TLB's tables)."""
+    k, mm, _ = map_pages(name)
+    table = k.pte_alloc_one(mm)
+    assert table is not None
+    entry = k.pfn_pte(PA >> k.PAGE_SHIFT, read_only(k))
+    va = VA + k.PMD_SIZE  # the next PMD slot of the same PMD table
+    k.set_pte_at(mm, va, PtePtr(table.pa, k.SIZEOF_PTE), entry)  # no root reaches it yet
+    k.pte_clear(mm, va, PtePtr(table.pa, k.SIZEOF_PTE))
+    pmd = k.pmd_off(mm, va)
+    ptl = k.pmd_lock(mm, pmd)
+    k.mm_inc_nr_ptes(mm)
+    k.pmd_populate(mm, pmd, table)
+    spin_unlock(ptl)
+    with pytest.raises(LockError, match="writes the pte table entry"):
+        k.set_pte_at(mm, va + k.PAGE_SIZE, PtePtr(table.pa + k.SIZEOF_PTE, k.SIZEOF_PTE),
+                     entry)
+
+
+@pytest.mark.parametrize("name", ARCHES)
+def test_lockdep_follows_a_table_given_a_new_lock(name: str) -> None:
+    """The lock a live PTE table needs is its ``ptdesc``'s: after ``ptlock_free`` and
+    ``ptlock_init`` the old lock no longer covers a store (the kept answer follows the
+    descriptors)."""
+    k, mm, _ = map_pages(name)
+    r = k.pte_offset_map_lock(mm, k.pmd_off(mm, VA), VA)
+    assert r is not None
+    pte, ptl = r
+    k.set_pte_at(mm, VA, pte, k.ptep_get(pte))
+    desc = k.table_desc(pte.pa)
+    assert desc is not None
+    if desc.ptl is not ptl or desc.pa != k.frame_of(pte.pa):
+        k.pte_unmap_unlock(pte, ptl)
+        pytest.skip("no split PTE lock of its own (mm->page_table_lock, a shared fragment)")
+    spin_unlock(ptl)
+    k.ptlock_free(desc.pa)
+    k.ptlock_init(desc.pa)
+    spin_lock(ptl)  # the old lock, no longer the table's
+    with pytest.raises(LockError, match=f"writes the pte table entry .* without {desc.ptl.name}"):
+        k.set_pte_at(mm, VA, pte, k.ptep_get(pte))
+
+
 # -- planted bug: a page table freed before the flush --------------------------------------
 
 

@@ -367,6 +367,29 @@ def test_a_zap_of_scattered_pages_is_remembered_page_by_page(arch: str) -> None:
             k.syscall_exit("scatter")
 
 
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_a_zap_is_remembered_as_one_range_per_rights(arch: str) -> None:
+    """Clearing consecutive pages leaves one stale range while what they granted is the
+    same: a write-protected page in the middle splits it in three."""
+    k, mm, vma = _setup(arch)
+    pmd, pte = _pte(k, mm, VA)
+    ps = k.PAGE_SIZE
+    ptl = k.pte_lockptr(mm, pmd)
+    spin_lock(ptl)
+    k.ptep_set_wrprotect(mm, VA + ps, pte + 1)
+    spin_unlock(ptl)
+    k.flush_tlb_range(vma, VA, VA + 4 * ps)
+    k.syscall_exit("write-protect")
+    spin_lock(ptl)
+    for i in range(4):
+        k.ptep_get_and_clear(mm, VA + i * ps, pte + i)
+    spin_unlock(ptl)
+    ranges = [(m.start, m.end) for m in k.hw_tlb.marks]
+    assert ranges == [(VA, VA + ps), (VA + ps, VA + 2 * ps), (VA + 2 * ps, VA + 4 * ps)]
+    k.flush_tlb_range(vma, VA, VA + 4 * ps)
+    k.syscall_exit("zap")
+
+
 @pytest.mark.parametrize("arch", ["x86_64", "arm64-4k-39", "riscv64-sv39"])
 def test_what_a_root_reaches_is_known_at_once(arch: str) -> None:
     """The TLB remembers its last lookup (lockdep asks about an entry just before the

@@ -286,18 +286,25 @@ class LoongarchWalker:
         raw = mem.read_bytes(table, entries * 8)
         fmt = ("<" if mem.byteorder == "little" else ">") + f"{entries}Q"
         out: list[tuple[int, int, int, bool]] = []
+        below: dict[int, list[tuple[int, int, int, bool]] | None] = {}
+        """A directory entry value -> the leaves of the table it points at (None: a huge
+        leaf); most entries of a directory hold the same value (the invalid table)."""
         for idx, e in enumerate(struct.unpack(fmt, raw)):
-            off = idx << dbase
             if n < ndirs:
-                kind, value = self.decode_dir(e)
-                if kind == "huge":
+                if e in below:
+                    sub = below[e]
+                else:
+                    kind, value = self.decode_dir(e)
+                    sub = below[e] = None if kind == "huge" else self._table_leaves(
+                        mem, p, n + 1, value & ~0xFFF, memo)
+                if sub is None:
                     if e & V:
-                        out.append((off, e, n, True))
+                        out.append((idx << dbase, e, n, True))
                     continue
-                for sub_off, se, sn, sh in self._table_leaves(mem, p, n + 1, value & ~0xFFF,
-                                                               memo):
+                off = idx << dbase
+                for sub_off, se, sn, sh in sub:
                     out.append((off | sub_off, se, sn, sh))
             elif e & V:
-                out.append((off, e, n, False))
+                out.append((idx << dbase, e, n, False))
         memo[key] = out
         return out

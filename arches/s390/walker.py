@@ -372,8 +372,11 @@ class S390Walker:
         first_idx = span[0] * 512 if table != PT else 0
         last_idx = (span[1] + 1) * 512 if table != PT else ENTRIES[PT]
         shift = SHIFT[table]
+        invalid = PTE_I if table == PT else (STE_I if table == ST else RTE_I)
         raw = _read(mem, origin + 8 * first_idx, 8 * (last_idx - first_idx))
         for n, entry in enumerate(struct.unpack(f">{last_idx - first_idx}Q", raw)):
+            if entry & invalid:
+                continue  # the I bit: a translation exception, whatever else the entry says
             idx = first_idx + n
             va = va_base | idx << shift
             if va + (1 << shift) <= window[0] or va >= window[1]:

@@ -224,9 +224,9 @@ class LoongarchKernel(Nopud, LoongarchTlbflush, LoongarchPtdump):
         self.mem.copy(pa, INVALID_PMD_TABLE_PA, 1 << self.PAGE_SHIFT)
 
     def kernel_pte_init(self, pa: int) -> None:
-        """arch/loongarch/mm/pgtable.c: every entry = ``_PAGE_GLOBAL``."""
-        for i in range(self.PTRS_PER_PTE):
-            self.mem.write(pa + 8 * i, 8, _PAGE_GLOBAL)
+        """arch/loongarch/mm/pgtable.c: every entry = ``_PAGE_GLOBAL`` (an unrolled loop of
+        stores: a ``memset64``, :meth:`~arches.memory.PhysMem.fill`)."""
+        self.mem.fill(pa, 8, _PAGE_GLOBAL, self.PTRS_PER_PTE)
 
     # -- allocation (asm/pgalloc.h, arch/loongarch/mm/pgtable.c) -----------------------------
 

@@ -335,9 +335,9 @@ class S390Kernel(S390Thp):
         first = self.mem.read(below, 8)
         if first != empty[level] and self._empty_upgrade_table_below(mm, below) is None:
             return None
-        for i in range(1, self.PTRS_PER_PUD):
-            if self.mem.read(below + 8 * i, 8) != empty[level]:
-                return None
+        rest = self.mem.read_bytes(below + 8, 8 * (self.PTRS_PER_PUD - 1))
+        if rest != empty[level].to_bytes(8, "big") * (self.PTRS_PER_PUD - 1):
+            return None
         return below
 
     def free_upgrade_chain(self, mm: mm_struct, pa: int) -> None:
@@ -407,15 +407,14 @@ class S390Kernel(S390Thp):
         self.crst_table_free(mm, pmd.pa)
 
     def page_table_alloc(self, mm: mm_struct) -> PtePtr | None:
-        """pgalloc.c: one page, ``pagetable_pte_ctor``; the 256 ptes ``_PAGE_INVALID``, the
-        upper 2 KiB zero."""
+        """pgalloc.c: one page, ``pagetable_pte_ctor``; the 256 ptes ``_PAGE_INVALID``
+        (``memset64``), the upper 2 KiB zero."""
         pa = self._pagetable_alloc("pte", mm)
         if pa is None:
             return None
         if self.USE_SPLIT_PTE_PTLOCKS:
             self.ptlock_init(pa)
-        for i in range(self.PTRS_PER_PTE):
-            self.mem.write(pa + 8 * i, 8, _PAGE_INVALID)
+        self.mem.fill(pa, 8, _PAGE_INVALID, self.PTRS_PER_PTE)
         return PtePtr(pa, self.SIZEOF_PTE)
 
     def pte_alloc_one(self, mm: mm_struct) -> PtePtr | None:
