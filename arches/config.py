@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from arches.errors import BadInput
 from arches.memory import PhysMem
@@ -38,9 +38,9 @@ class HwLevel:
         return 1 << self.shift
 
 
-@dataclass(frozen=True)
-class Translation:
-    """A successful hardware translation of one address, with the effective permissions."""
+class Translation(NamedTuple):
+    """A successful hardware translation of one address, with the effective permissions
+    (a named tuple: a walk of every leaf makes one per page)."""
 
     va: int
     pa: int

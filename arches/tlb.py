@@ -35,6 +35,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from arches.errors import TlbError
 
@@ -55,9 +56,9 @@ KERNEL_SPACE = -1
 """The address space of kernel translations (global: x86 G bit, arm64 TTBR1 with nG = 0)."""
 
 
-@dataclass(frozen=True, slots=True)
-class EntryView:
-    """One entry as the MMU decodes it: invalid, a pointer to a table, or a leaf."""
+class EntryView(NamedTuple):
+    """One entry as the MMU decodes it: invalid, a pointer to a table, or a leaf (a named
+    tuple: every store the TLB follows decodes one or two)."""
 
     kind: str
     target: int = 0
@@ -467,17 +468,19 @@ class Tlb:
             return
         if len(found) > 1 and _same_leaf_slot(found):
             found = found[:1]  # a kernel table every mm's kernel root reaches: one slot
-        if len(found) == 1 and found[0][0].last:
+        if len(found) == 1:
             # The stores made by the hundred in one call site: a leaf made where there was
-            # none, or a leaf cleared (a zap).  At the last level there are no tables to
-            # follow, and a cleared entry restores nothing: what the general path below
-            # does, without its bookkeeping.
+            # none, or a leaf cleared (a zap).  A last-level entry has no tables to follow,
+            # a cleared leaf none to forget, and a cleared entry restores nothing: what the
+            # general path below does, without its bookkeeping.
             ref, idx = found[0]
-            if not self.enabled or (not old and not self.marks):
+            if ref.last and (not self.enabled or (not old and not self.marks)):
                 return
-            if not new:
-                ov = ref.walk.decode(ref.level, old)
-                if ov.kind == NONE:
+            if not old and not self.marks and ref.walk.decode(ref.level, new).kind != TABLE:
+                return  # a huge leaf where there was none
+            ov = ref.walk.decode(ref.level, old) if not new else None
+            if ov is not None and ov.kind != TABLE:
+                if ov.kind == NONE or not self.enabled:
                     return
                 shape = ref.shape
                 va = ref.walk.canonical(ref.va_base | idx << shape.shift)
