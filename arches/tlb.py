@@ -349,6 +349,12 @@ class Tlb:
         shape = r.shape
         return self.space_of(r.asid, r.walk.canonical(r.va_base | idx << shape.shift))
 
+    def at_last_level(self, pa: int) -> bool:
+        """Whether the entry at ``pa`` is reached as an entry of the last level (it can
+        point at no table)."""
+        found = self._find(pa)
+        return bool(found) and all(r.last for r, _ in found)
+
     def table_space(self, pa: int) -> int | None:
         """The address space of every entry of the table holding ``pa``, when the roots
         reach it below their top level only (a root's entries may belong to either half);

@@ -142,6 +142,8 @@ class TlbflushGeneric(PgtableGeneric):
         mm = desc.mm if desc.mm is not None else self.init_mm
         if space == KERNEL_SPACE or mm.is_init_mm:
             tlb = self.hw_tlb
+            if tlb.at_last_level(p.pa):
+                return self._memo_lock(p, None)  # no table to populate below a pte
             if tlb.classify(p.pa, v) == TABLE and tlb.classify(
                 p.pa, self.mem.read(p.pa, p.size)
             ) == NONE:

@@ -429,6 +429,30 @@ def test_lockdep_asks_again_once_a_root_reaches_the_table(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ARCHES)
+def test_lockdep_kernel_tables_need_a_lock_only_to_populate(name: str) -> None:
+    """A store into a live kernel PTE table needs no lock (its caller serialises it); the
+    populate of a kernel table takes ``init_mm.page_table_lock`` (``__pte_alloc_kernel``),
+    also after stores into PTE tables were checked."""
+    k = legacy.boot(name)
+    kva = kernel_base(k, k.PMD_SIZE)
+    assert vmap_range(k, kva, kva + k.PAGE_SIZE, PA, k.PAGE_KERNEL, k.PAGE_SHIFT) == 0
+    pte = k.pte_offset_kernel(k.pmd_off_k(kva), kva)
+    k.set_pte(pte, k.ptep_get(pte))  # no lock
+    vunmap_range(k, kva, kva + k.PAGE_SIZE)
+    k.set_pte(pte + 1, k.ptep_get(pte + 1))
+    pmd = k.pmd_off_k(kva)
+    k.pmd_clear(pmd)
+    k.flush_tlb_all()  # break before make (arm64, s390)
+    table = k.pte_alloc_one_kernel(k.init_mm)
+    assert table is not None
+    with pytest.raises(LockError, match="without init_mm.page_table_lock"):
+        k.pmd_populate_kernel(k.init_mm, pmd, table)
+    spin_lock(k.init_mm.page_table_lock)
+    k.pmd_populate_kernel(k.init_mm, pmd, table)
+    spin_unlock(k.init_mm.page_table_lock)
+
+
+@pytest.mark.parametrize("name", ARCHES)
 def test_lockdep_follows_a_table_given_a_new_lock(name: str) -> None:
     """The lock a live PTE table needs is its ``ptdesc``'s: after ``ptlock_free`` and
     ``ptlock_init`` the old lock no longer covers a store (the kept answer follows the
