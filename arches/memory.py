@@ -201,7 +201,7 @@ class PhysMem:
         off = pa & self._offset_mask
         self.writes += 1
         if self.observer is not None:
-            self.observer.on_write(pa, size, int(self._unpack[size](frame, off)[0]), value)
+            self.observer.on_write(pa, size, self._unpack[size](frame, off)[0], value)
         self._pack[size](frame, off, value)
 
     def read_bytes(self, pa: int, length: int) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, cast
 
 from legacy import (
@@ -327,7 +328,11 @@ class LevelHasNo(Exception):
     """A per-level operation called at a level where the kernel has no such function."""
 
 
+@cache
 def _none(what: str, level: Level | None) -> Callable[..., Any]:
+    """A stand-in that raises :class:`LevelHasNo` (one per name and level: every
+    ``PageTables`` needs dozens)."""
+
     def fail(*args: object) -> Any:
         where = "this kernel" if level is None else f"the {level.legacy_name} level"
         raise LevelHasNo(f"{where} has no {what}")
