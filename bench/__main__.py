@@ -5,7 +5,7 @@
    x86_64 in under 10 s in all, RSS growth at most 1.5x ``pgtables_bytes``.
 2. The same workload through the unified API: the unified/legacy time ratio per phase.
 3. The built-in side-by-side campaign: scenarios/s per configuration per core
-   (``--campaign N`` examples each, 0 to skip).
+   (``--campaign N`` examples of each of bench.campaign.SEEDS, 0 to skip).
 4. Time to detection (bench/detection.py): examples and CPU seconds the campaign takes to
    find each planted bug of bench/plants.py on x86_64 and arm64-64k-42, within ``make
    run``'s 25 examples (``--detection N`` seeds, 0 to skip).
@@ -68,16 +68,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def campaign(examples: int) -> None:
-    from bench.campaign import campaign_rate
+    from bench.campaign import SEEDS, campaign_rate
     from legacy import arch_names
 
-    print(f"side-by-side campaign, {examples} examples per configuration, CPU time of one core")
+    print(f"side-by-side campaign, examples 0-{examples - 1} of seeds "
+          f"{', '.join(map(str, SEEDS))} per configuration, CPU time of one core")
     base = None
     for arch in arch_names():
         r = campaign_rate(arch, examples)
         base = base or r.per_second
-        print(f"  {arch:14s} {r.per_second:6.1f} scenarios/s  ({base / r.per_second:.1f}x "
-              "x86_64's time)")
+        seeds = " ".join(f"{x:.0f}" for x in r.per_seed)
+        print(f"  {arch:16s} {r.per_second:6.1f} scenarios/s  ({base / r.per_second:.1f}x "
+              f"x86_64's time; per seed {seeds})", flush=True)
     print("  target: >= 100/s on x86_64, none more than 3x slower")
 
 

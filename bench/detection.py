@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for a in arches:
             print(f"  {a:14s} {campaign_rate(a, args.rate).per_second:6.1f} scenarios/s "
-                  f"({args.rate} clean examples)")
+                  f"({args.rate} clean examples of each seed of bench.campaign.SEEDS)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump([asdict(d) for d in runs], f, indent=1)
