@@ -61,6 +61,7 @@ from arches.arm.bits_short import (
     PMD_SECT_nG,
 )
 from arches.errors import BadInput
+from legacy.arm.pgtable import ArmPgtable
 from legacy.arm.ptdump_2level import ArmPtdump
 from legacy.folding import Nopud
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock, spinlock_t, vm_area_struct
@@ -112,21 +113,25 @@ SECTION_SIZE = 1 << SECTION_SHIFT
 PGD_ORDER = 2
 """``_pgd_alloc(mm)`` = ``__pgd_alloc(mm, 2)``: 16 KiB (arch/arm/mm/pgd.c)."""
 
-# asm/pgtable.h swap entry layout (the leading underscores dropped: Python mangles them)
-SWP_TYPE_SHIFT = 2
-SWP_TYPE_BITS = 5
-SWP_TYPE_MASK = (1 << SWP_TYPE_BITS) - 1
-SWP_OFFSET_SHIFT = SWP_TYPE_BITS + SWP_TYPE_SHIFT + 1
-
 # build_mem_type_table() on an SMP ARMv7: cachepolicy WRITEALLOC, shareable (arch/arm/mm/mmu.c)
 USER_PGPROT = L_PTE_MT_WRITEALLOC | L_PTE_SHARED
 KERN_PGPROT = L_PTE_MT_WRITEALLOC | L_PTE_SHARED
 _L_PTE_DEFAULT = L_PTE_PRESENT | L_PTE_YOUNG
 
 
-class ArmKernel(ArmPtdump, Nopud):
+class ArmKernel(ArmPgtable, ArmPtdump, Nopud):
     """The classic (2-level) arm kernel: asm-generic pgtable-nopud.h (and nop4d) plus the
     pmd folding of pgtable-2level.h, the pgd/pmd/pte of pgtable.h and pgalloc.h."""
+
+    # pgtable-2level.h's Linux pte bits, for asm/pgtable.h (legacy.arm.pgtable)
+    L_PTE_VALID = L_PTE_VALID
+    L_PTE_PRESENT = L_PTE_PRESENT
+    L_PTE_YOUNG = L_PTE_YOUNG
+    L_PTE_DIRTY = L_PTE_DIRTY
+    L_PTE_RDONLY = L_PTE_RDONLY
+    L_PTE_USER = L_PTE_USER
+    L_PTE_XN = L_PTE_XN
+    L_PTE_SWP_EXCLUSIVE = L_PTE_SWP_EXCLUSIVE
 
     PAGETABLE_PMD_FOLDED = True
     """``#define __PAGETABLE_PMD_FOLDED 1`` (pgtable-2level.h, not pgtable-nopmd.h)."""
@@ -222,10 +227,6 @@ class ArmKernel(ArmPtdump, Nopud):
         self._check_pfn(page_nr, "pfn_pte")
         return pte_t((page_nr << self.PAGE_SHIFT) | pgprot)
 
-    def mk_pte(self, pfn: int, pgprot: pgprot_t) -> pte_t:
-        """``mk_pte(page, prot)``: pages are named by pfn here."""
-        return self.pfn_pte(pfn, pgprot)
-
     def pte_pgprot(self, pte: pte_t) -> pgprot_t:
         """include/linux/pgtable.h ``pte_pgprot``: the bits below ``PAGE_SHIFT``."""
         return pgprot_t(pte & (self.PAGE_SIZE - 1))
@@ -249,40 +250,12 @@ class ArmKernel(ArmPtdump, Nopud):
 
     # -- pte predicates (pte_isset/pte_isclear) ----------------------------------------------
 
-    def pte_none(self, pte: pte_t) -> bool:
-        return pte == 0
-
     def pte_present(self, pte: pte_t) -> bool:
         return bool(pte & L_PTE_PRESENT)
-
-    def pte_valid(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_VALID)
 
     def pte_accessible(self, mm: mm_struct, pte: pte_t) -> bool:
         """``mm_tlb_flush_pending(mm) ? pte_present(pte) : pte_valid(pte)`` (the same bit)."""
         return self.pte_valid(pte)
-
-    def pte_write(self, pte: pte_t) -> bool:
-        return not pte & L_PTE_RDONLY
-
-    def pte_dirty(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_DIRTY)
-
-    def pte_young(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_YOUNG)
-
-    def pte_exec(self, pte: pte_t) -> bool:
-        return not pte & L_PTE_XN
-
-    def pte_valid_user(self, pte: pte_t) -> bool:
-        return self.pte_valid(pte) and bool(pte & L_PTE_USER)
-
-    def pte_access_permitted(self, pte: pte_t, write: bool) -> bool:
-        mask = L_PTE_PRESENT | L_PTE_USER
-        needed = mask
-        if write:
-            mask |= L_PTE_RDONLY
-        return (pte & mask) == needed
 
     def pte_special(self, pte: pte_t) -> bool:
         """include/linux/pgtable.h stub without ``ARCH_HAS_PTE_SPECIAL``."""
@@ -297,9 +270,6 @@ class ArmKernel(ArmPtdump, Nopud):
 
     # -- pte modifiers ---------------------------------------------------------------------
 
-    def pte_wrprotect(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_RDONLY)
-
     def pte_mkwrite_novma(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_RDONLY & 0xFFFFFFFF)
 
@@ -309,20 +279,11 @@ class ArmKernel(ArmPtdump, Nopud):
     def pte_mkclean(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_DIRTY & 0xFFFFFFFF)
 
-    def pte_mkdirty(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_DIRTY)
-
     def pte_mkold(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_YOUNG & 0xFFFFFFFF)
 
-    def pte_mkyoung(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_YOUNG)
-
     def pte_mkexec(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_XN & 0xFFFFFFFF)
-
-    def pte_mknexec(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_XN)
 
     def pte_mkhuge(self, pte: pte_t) -> pte_t:
         return pte
@@ -375,9 +336,6 @@ class ArmKernel(ArmPtdump, Nopud):
                 break
             ptep = ptep + 1
             pteval = self.pte_advance_pfn(pteval, 1)
-
-    def set_pte_at(self, mm: mm_struct, addr: int, ptep: PtePtr, pte: pte_t) -> None:
-        self.set_ptes(mm, addr, ptep, pte, 1)
 
     def set_pte(self, ptep: PtePtr, pte: pte_t) -> None:
         """arm has no ``set_pte``: the generic helpers that store a pte without an mm get
@@ -450,9 +408,6 @@ class ArmKernel(ArmPtdump, Nopud):
     def pmd_addr_end(self, addr: int, end: int) -> int:
         """"we don't need complex calculations here as the pmd is folded into the pgd"."""
         return end
-
-    def pmd_none(self, pmd: pmd_t) -> bool:
-        return pmd == 0
 
     def pmd_present(self, pmd: pmd_t) -> bool:
         return pmd != 0
@@ -702,27 +657,8 @@ class ArmKernel(ArmPtdump, Nopud):
     # -- swap entries (asm/pgtable.h) -------------------------------------------------------
     #   bits 1:0 zero (not present); 6:2 type; 7 exclusive marker; 31:8 offset
 
-    def _swp_type(self, x: swp_entry_t) -> int:
-        return x >> SWP_TYPE_SHIFT & SWP_TYPE_MASK
-
-    def _swp_offset(self, x: swp_entry_t) -> int:
-        return x >> SWP_OFFSET_SHIFT
-
-    def _swp_entry(self, type_: int, offset: int) -> swp_entry_t:
-        return swp_entry_t(((type_ & SWP_TYPE_MASK) << SWP_TYPE_SHIFT
-                            | offset << SWP_OFFSET_SHIFT) & self.ULONG_MASK)
-
     def _pte_to_swp_entry(self, pte: pte_t) -> swp_entry_t:
         return swp_entry_t(pte)
-
-    def _swp_entry_to_pte(self, x: swp_entry_t) -> pte_t:
-        return pte_t(x)
-
-    def pte_swp_exclusive(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_SWP_EXCLUSIVE)
-
-    def pte_swp_mkexclusive(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_SWP_EXCLUSIVE)
 
     def pte_swp_clear_exclusive(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_SWP_EXCLUSIVE & 0xFFFFFFFF)

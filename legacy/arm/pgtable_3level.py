@@ -82,6 +82,7 @@ from arches.arm.lpae_bits import (
     PMD_SECT_nG,
 )
 from arches.errors import BadInput
+from legacy.arm.pgtable import ArmPgtable
 from legacy.arm.ptdump_lpae import ArmLpaePtdump
 from legacy.arm.tlbflush_lpae import ArmLpaeTlbflush
 from legacy.folding import Nopud
@@ -104,12 +105,6 @@ from legacy.types import (
 
 U64 = (1 << 64) - 1
 SZ_16M = 0x100_0000
-# asm/pgtable.h swap entry layout ("Format of swap PTEs"); Python mangles __names in a
-# class, so they lose their leading underscores.
-SWP_TYPE_SHIFT = 2
-SWP_TYPE_BITS = 5
-SWP_TYPE_MASK = (1 << SWP_TYPE_BITS) - 1
-SWP_OFFSET_SHIFT = SWP_TYPE_BITS + SWP_TYPE_SHIFT + 1
 
 
 def _s32_mask(shift: int) -> int:
@@ -117,8 +112,18 @@ def _s32_mask(shift: int) -> int:
     return ~((1 << shift) - 1) & U64
 
 
-class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
+class ArmLpaeKernel(ArmPgtable, Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
     """``CONFIG_ARM_LPAE``: asm/pgtable.h includes pgtable-nopud.h and pgtable-3level.h."""
+
+    # pgtable-3level.h's Linux pte bits, for asm/pgtable.h (legacy.arm.pgtable)
+    L_PTE_VALID = L_PTE_VALID
+    L_PTE_PRESENT = L_PTE_PRESENT
+    L_PTE_YOUNG = L_PTE_YOUNG
+    L_PTE_DIRTY = L_PTE_DIRTY
+    L_PTE_RDONLY = L_PTE_RDONLY
+    L_PTE_USER = L_PTE_USER
+    L_PTE_XN = L_PTE_XN
+    L_PTE_SWP_EXCLUSIVE = L_PTE_SWP_EXCLUSIVE
 
     HAVE_ARCH_TRANSPARENT_HUGEPAGE = True  # select ... if ARM_LPAE
     TRANSPARENT_HUGEPAGE = True
@@ -214,10 +219,6 @@ class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
         self._check_pfn(page_nr, 0, "pfn_pte")
         return pte_t((page_nr << self.PAGE_SHIFT) | pgprot)
 
-    def mk_pte(self, pfn: int, pgprot: pgprot_t) -> pte_t:
-        """``mk_pte(page, prot)``: pages are named by pfn here."""
-        return self.pfn_pte(pfn, pgprot)
-
     def pte_pgprot(self, pte: pte_t) -> pgprot_t:
         """ptshim extension: the bits outside the output address."""
         return pgprot_t(pte & ~(PHYS_MASK & self.PAGE_MASK_U64) & U64)
@@ -258,15 +259,9 @@ class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
 
     # -- pte predicates (asm/pgtable.h, pgtable-3level.h) --------------------------------
 
-    def pte_none(self, pte: pte_t) -> bool:
-        return pte == 0
-
     def pte_present(self, pte: pte_t) -> bool:
         """``pte_isset(pte, L_PTE_PRESENT)``: L_PTE_PRESENT is 3, so *either* bit."""
         return bool(pte & L_PTE_PRESENT)
-
-    def pte_valid(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_VALID)
 
     def pte_accessible(self, mm: mm_struct, pte: pte_t) -> bool:
         """``mm_tlb_flush_pending(mm) ? pte_present(pte) : pte_valid(pte)``."""
@@ -274,30 +269,8 @@ class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
             return self.pte_present(pte)
         return self.pte_valid(pte)
 
-    def pte_write(self, pte: pte_t) -> bool:
-        return not pte & L_PTE_RDONLY
-
-    def pte_dirty(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_DIRTY)
-
-    def pte_young(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_YOUNG)
-
-    def pte_exec(self, pte: pte_t) -> bool:
-        return not pte & L_PTE_XN
-
     def pte_special(self, pte: pte_t) -> bool:
         return bool(pte & L_PTE_SPECIAL)
-
-    def pte_valid_user(self, pte: pte_t) -> bool:
-        return self.pte_valid(pte) and bool(pte & L_PTE_USER)
-
-    def pte_access_permitted(self, pte: pte_t, write: bool) -> bool:
-        mask = L_PTE_PRESENT | L_PTE_USER
-        needed = mask
-        if write:
-            mask |= L_PTE_RDONLY
-        return (pte & mask) == needed
 
     def pte_huge(self, pte: pte_t) -> bool:
         return bool(pte) and not pte & PTE_TABLE_BIT
@@ -310,9 +283,6 @@ class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
 
     # -- pte modifiers ----------------------------------------------------------------------
 
-    def pte_wrprotect(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_RDONLY)
-
     def pte_mkwrite_novma(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_RDONLY & U64)
 
@@ -323,20 +293,11 @@ class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
     def pte_mkclean(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_DIRTY & U64)
 
-    def pte_mkdirty(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_DIRTY)
-
     def pte_mkold(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_YOUNG & U64)
 
-    def pte_mkyoung(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_YOUNG)
-
     def pte_mkexec(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_XN & U64)
-
-    def pte_mknexec(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_XN)
 
     def pte_mkspecial(self, pte: pte_t) -> pte_t:
         return pte_t(pte | L_PTE_SPECIAL)
@@ -386,17 +347,11 @@ class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
             ptep = ptep + 1
             pte = self.pte_advance_pfn(pte, 1)
 
-    def set_pte_at(self, mm: mm_struct, addr: int, ptep: PtePtr, pte: pte_t) -> None:
-        self.set_ptes(mm, addr, ptep, pte, 1)
-
     def pte_clear(self, mm: mm_struct, addr: int, ptep: PtePtr) -> None:
         """asm/pgtable.h: ``set_pte_ext(ptep, __pte(0), 0)``."""
         self.set_pte_ext(ptep, pte_t(0), 0)
 
     # -- pmd (pgtable-3level.h) ----------------------------------------------------------
-
-    def pmd_none(self, pmd: pmd_t) -> bool:
-        return pmd == 0
 
     def pmd_present(self, pmd: pmd_t) -> bool:
         """``L_PMD_SECT_VALID`` (bit 0) only: a PROT_NONE section is not present."""
@@ -699,34 +654,15 @@ class ArmLpaeKernel(Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKernel):
 
     # -- swap entries (asm/pgtable.h): offset [31:8], E bit 7, type [6:2], bits 1:0 zero --
 
-    def _swp_type(self, x: swp_entry_t) -> int:
-        return x >> SWP_TYPE_SHIFT & SWP_TYPE_MASK
-
-    def _swp_offset(self, x: swp_entry_t) -> int:
-        return x >> SWP_OFFSET_SHIFT
-
-    def _swp_entry(self, type_: int, offset: int) -> swp_entry_t:
-        return swp_entry_t(((type_ & SWP_TYPE_MASK) << SWP_TYPE_SHIFT
-                            | offset << SWP_OFFSET_SHIFT) & self.ULONG_MASK)
-
     def _pte_to_swp_entry(self, pte: pte_t) -> swp_entry_t:
         """``(swp_entry_t) { pte_val(pte) }``: truncated to ``unsigned long``."""
         return swp_entry_t(pte & self.ULONG_MASK)
-
-    def _swp_entry_to_pte(self, x: swp_entry_t) -> pte_t:
-        return pte_t(x)
 
     def _pmd_to_swp_entry(self, pmd: pmd_t) -> swp_entry_t:
         raise BadInput("arm has no pmd swap entries (no ARCH_ENABLE_THP_MIGRATION)")
 
     def _swp_entry_to_pmd(self, x: swp_entry_t) -> pmd_t:
         raise BadInput("arm has no pmd swap entries (no ARCH_ENABLE_THP_MIGRATION)")
-
-    def pte_swp_exclusive(self, pte: pte_t) -> bool:
-        return bool(pte & L_PTE_SWP_EXCLUSIVE)
-
-    def pte_swp_mkexclusive(self, pte: pte_t) -> pte_t:
-        return pte_t(pte | L_PTE_SWP_EXCLUSIVE)
 
     def pte_swp_clear_exclusive(self, pte: pte_t) -> pte_t:
         return pte_t(pte & ~L_PTE_SWP_EXCLUSIVE & U64)

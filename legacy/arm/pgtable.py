@@ -1,0 +1,119 @@
+"""``arch/arm/include/asm/pgtable.h``: what both ARM page-table formats share (Linux
+v6.18).  The short-descriptor ``pgtable-2level.h`` and the LPAE ``pgtable-3level.h`` each
+define the Linux pte bits (``L_PTE_*``, different values); ``asm/pgtable.h`` builds the pte
+predicates and modifiers on them once, and lays out swap entries ("Format of swap PTEs")
+for both.  :class:`ArmPgtable` is that header: a kernel class states its format's bits as
+class attributes (the ``#define``s of its pgtable-*level.h) and inherits the rest.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from legacy.mm_types import mm_struct
+from legacy.swapops import swp_entry_t
+from legacy.types import PtePtr, pgprot_t, pmd_t, pte_t
+
+# The swap entry layout; Python mangles __names in a class, so they lose their leading
+# underscores.
+SWP_TYPE_SHIFT = 2
+SWP_TYPE_BITS = 5
+SWP_TYPE_MASK = (1 << SWP_TYPE_BITS) - 1
+SWP_OFFSET_SHIFT = SWP_TYPE_BITS + SWP_TYPE_SHIFT + 1
+
+
+class ArmPgtable:
+    """The ``pte_*`` helpers of asm/pgtable.h (``pte_isset``/``pte_isclear``,
+    ``set_pte_bit``) and its swap entries, over the ``L_PTE_*`` bits of the kernel class."""
+
+    L_PTE_VALID: int
+    L_PTE_PRESENT: int
+    L_PTE_YOUNG: int
+    L_PTE_DIRTY: int
+    L_PTE_RDONLY: int
+    L_PTE_USER: int
+    L_PTE_XN: int
+    L_PTE_SWP_EXCLUSIVE: int
+
+    if TYPE_CHECKING:
+        ULONG_MASK: int
+
+        def pfn_pte(self, pfn: int, prot: pgprot_t) -> pte_t: ...
+        def set_ptes(self, mm: mm_struct, addr: int, ptep: PtePtr, pte: pte_t,
+                     nr: int) -> None: ...
+
+    def mk_pte(self, pfn: int, pgprot: pgprot_t) -> pte_t:
+        """``mk_pte(page, prot)``: pages are named by pfn here."""
+        return self.pfn_pte(pfn, pgprot)
+
+    # -- pte predicates (pte_isset/pte_isclear) ----------------------------------------------
+
+    def pte_none(self, pte: pte_t) -> bool:
+        return pte == 0
+
+    def pte_valid(self, pte: pte_t) -> bool:
+        return bool(pte & self.L_PTE_VALID)
+
+    def pte_write(self, pte: pte_t) -> bool:
+        return not pte & self.L_PTE_RDONLY
+
+    def pte_dirty(self, pte: pte_t) -> bool:
+        return bool(pte & self.L_PTE_DIRTY)
+
+    def pte_young(self, pte: pte_t) -> bool:
+        return bool(pte & self.L_PTE_YOUNG)
+
+    def pte_exec(self, pte: pte_t) -> bool:
+        return not pte & self.L_PTE_XN
+
+    def pte_valid_user(self, pte: pte_t) -> bool:
+        return self.pte_valid(pte) and bool(pte & self.L_PTE_USER)
+
+    def pte_access_permitted(self, pte: pte_t, write: bool) -> bool:
+        mask = self.L_PTE_PRESENT | self.L_PTE_USER
+        needed = mask
+        if write:
+            mask |= self.L_PTE_RDONLY
+        return (pte & mask) == needed
+
+    # -- pte modifiers (set_pte_bit) ----------------------------------------------------------
+
+    def pte_wrprotect(self, pte: pte_t) -> pte_t:
+        return pte_t(pte | self.L_PTE_RDONLY)
+
+    def pte_mkdirty(self, pte: pte_t) -> pte_t:
+        return pte_t(pte | self.L_PTE_DIRTY)
+
+    def pte_mkyoung(self, pte: pte_t) -> pte_t:
+        return pte_t(pte | self.L_PTE_YOUNG)
+
+    def pte_mknexec(self, pte: pte_t) -> pte_t:
+        return pte_t(pte | self.L_PTE_XN)
+
+    def set_pte_at(self, mm: mm_struct, addr: int, ptep: PtePtr, pte: pte_t) -> None:
+        """include/linux/pgtable.h: ``set_ptes(mm, addr, ptep, pte, 1)``."""
+        self.set_ptes(mm, addr, ptep, pte, 1)
+
+    def pmd_none(self, pmd: pmd_t) -> bool:
+        return pmd == 0
+
+    # -- swap entries ("Format of swap PTEs") ------------------------------------------------
+
+    def _swp_type(self, x: swp_entry_t) -> int:
+        return x >> SWP_TYPE_SHIFT & SWP_TYPE_MASK
+
+    def _swp_offset(self, x: swp_entry_t) -> int:
+        return x >> SWP_OFFSET_SHIFT
+
+    def _swp_entry(self, type_: int, offset: int) -> swp_entry_t:
+        return swp_entry_t(((type_ & SWP_TYPE_MASK) << SWP_TYPE_SHIFT
+                            | offset << SWP_OFFSET_SHIFT) & self.ULONG_MASK)
+
+    def _swp_entry_to_pte(self, x: swp_entry_t) -> pte_t:
+        return pte_t(x)
+
+    def pte_swp_exclusive(self, pte: pte_t) -> bool:
+        return bool(pte & self.L_PTE_SWP_EXCLUSIVE)
+
+    def pte_swp_mkexclusive(self, pte: pte_t) -> pte_t:
+        return pte_t(pte | self.L_PTE_SWP_EXCLUSIVE)
