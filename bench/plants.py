@@ -32,13 +32,15 @@ from unified.levels import Level
 from unified.mm._common import deposits_at, ops_of
 from unified.pagetables import PageTables
 
-__all__ = ["PLANTS", "Plant", "planted"]
+__all__ = ["PLANTS", "Plant", "change_leaves_copy", "free_tables_early",
+           "move_ptes_keeping_old", "planted", "split_without_bbm", "swapped"]
 
 Plant = Callable[[], AbstractContextManager[None]]
 
 
 @contextmanager
-def _swap(module: Any, name: str, fn: object) -> Iterator[None]:
+def swapped(module: Any, name: str, fn: object) -> Iterator[None]:
+    """``module.name`` (a port's helper) replaced by ``fn`` for the block."""
     saved = getattr(module, name)
     setattr(module, name, fn)
     try:
@@ -47,16 +49,17 @@ def _swap(module: Any, name: str, fn: object) -> Iterator[None]:
         setattr(module, name, saved)
 
 
-def _change_leaves(*, lock: str = "split", flush: str = "all") -> Callable[..., int]:
-    """``unified.mm.protect._change_leaves`` with ``lock`` "none", or ``flush`` "none"
-    (waived) or "first" (the first changed page only)."""
+def change_leaves_copy(*, lock: str = "split", flush: str = "all") -> Callable[..., int]:
+    """A copy of ``unified.mm.protect._change_leaves``, right as it stands (the defaults),
+    or with one planted bug: ``lock`` "none" or "mm" (``mm->page_table_lock``: the wrong
+    lock); ``flush`` "none" (waived) or "first" (the first changed page only)."""
     def change_leaves(pt: PageTables, tlb: Any, vma: vm_area_struct, table: Table,
                       addr: int, end: int, newprot: int) -> int:
         mm = vma.vm_mm
         lv = ops_of(pt, mm, table.level)
         owed = pt.owe(mm, table.level)
         tlb_change_page_size(pt.k, tlb, lv.size)
-        ptl = pt.lockptr(table) if lock == "split" else None
+        ptl = {"split": pt.lockptr(table), "mm": mm.page_table_lock, "none": None}[lock]
         if ptl is not None:
             spin_lock(ptl)
         pages = 0
@@ -86,7 +89,7 @@ def _change_leaves(*, lock: str = "split", flush: str = "all") -> Callable[..., 
     return change_leaves
 
 
-def _move_ptes_keeping_old(pt: PageTables, pmc: Any, extent: int, old: Entry,
+def move_ptes_keeping_old(pt: PageTables, pmc: Any, extent: int, old: Entry,
                            new: Entry) -> int:
     """``move_ptes`` that copies the entries and leaves the old ones (no flush owed)."""
     mm = pmc.old.vm_mm
@@ -105,7 +108,7 @@ def _move_ptes_keeping_old(pt: PageTables, pmc: Any, extent: int, old: Entry,
     return 0
 
 
-def _split_without_bbm(pt: PageTables, vma: vm_area_struct, entry: Entry) -> int:
+def split_without_bbm(pt: PageTables, vma: vm_area_struct, entry: Entry) -> int:
     """``split_leaf`` populating the deposited table over the live huge leaf."""
     mm = entry.mm
     if not deposits_at(entry.level, mm):
@@ -129,7 +132,7 @@ _free_tables = uunmap._free_tables
 _free_pgd_range = uunmap.free_pgd_range
 
 
-def _free_tables_early(pt: PageTables, tlb: Any, table: Table, addr: int, end: int,
+def free_tables_early(pt: PageTables, tlb: Any, table: Table, addr: int, end: int,
                        floor: int, ceiling: int) -> None:
     """``_free_tables`` freeing PTE tables at once instead of through the gather."""
     mm = tlb.mm
@@ -179,17 +182,19 @@ def _move_table_unflushed(pt: PageTables, pmc: Any, old: Entry, new: Entry) -> b
 
 
 PLANTS: dict[str, Plant] = {
-    "missing-flush": lambda: _swap(uprotect, "_change_leaves", _change_leaves(flush="none")),
-    "wrong-flush-range": lambda: _swap(uprotect, "_change_leaves",
-                                       _change_leaves(flush="first")),
-    "unlocked-pte-write": lambda: _swap(uprotect, "_change_leaves",
-                                        _change_leaves(lock="none")),
-    "fork-without-cow": lambda: _swap(ucopy, "is_cow_mapping", lambda flags: False),
-    "mremap-keeps-old": lambda: _swap(umove, "_move_ptes", _move_ptes_keeping_old),
-    "split-without-bbm": lambda: _swap(usplit, "split_leaf", _split_without_bbm),
-    "table-freed-early": lambda: _swap(uunmap, "_free_tables", _free_tables_early),
-    "free-ignores-ceiling": lambda: _swap(uunmap, "free_pgd_range", _free_ignoring_ceiling),
-    "move-pmd-unflushed": lambda: _swap(umove, "_move_table", _move_table_unflushed),
+    "missing-flush": lambda: swapped(uprotect, "_change_leaves",
+                                     change_leaves_copy(flush="none")),
+    "wrong-flush-range": lambda: swapped(uprotect, "_change_leaves",
+                                         change_leaves_copy(flush="first")),
+    "unlocked-pte-write": lambda: swapped(uprotect, "_change_leaves",
+                                          change_leaves_copy(lock="none")),
+    "fork-without-cow": lambda: swapped(ucopy, "is_cow_mapping", lambda flags: False),
+    "mremap-keeps-old": lambda: swapped(umove, "_move_ptes", move_ptes_keeping_old),
+    "split-without-bbm": lambda: swapped(usplit, "split_leaf", split_without_bbm),
+    "table-freed-early": lambda: swapped(uunmap, "_free_tables", free_tables_early),
+    "free-ignores-ceiling": lambda: swapped(uunmap, "free_pgd_range",
+                                            _free_ignoring_ceiling),
+    "move-pmd-unflushed": lambda: swapped(umove, "_move_table", _move_table_unflushed),
 }
 """Name -> a context manager planting the bug for the block."""
 

@@ -80,9 +80,9 @@ leaf (2,048 ptes), twice what the x86 splits cost (i386's 4 MiB leaf is 1,024 pt
 1 GiB leaf of x86-64, 512 pmds and their 512 deposited tables).  An unmap or protect that
 ends inside a huge leaf splits it, and the new entries are then written, copied by forks,
 moved and zapped one by one on both machines.  Where a split costs more (a 512 MiB leaf of
-a 64K-granule arm64 is 8,192 ptes; a user 2 GiB leaf of s390x, 2,048 pmds and their
-deposited tables), such a cut ends inside the leaf only that share of the time, and at a
-leaf boundary otherwise.  Examples then cost about the same everywhere (``python -m
+a 64K-granule arm64 is 8,192 ptes: the only such leaf of the registered configurations),
+such a cut ends inside the leaf only that share of the time, and at a leaf boundary
+otherwise.  Examples then cost about the same everywhere (``python -m
 bench``); the price is that a bug only a split shows takes more examples to find there
 (``python -m bench.detection``)."""
 

@@ -1,16 +1,16 @@
 """The default side-by-side comparison (``ptshim diff``'s :func:`ptshim.diff.run_pair`) sees
 the bugs migrations really make.
 
-Each test plants one kind of bug in a copy of a unified port, runs a scenario that reaches it
-on legacy vs the broken unified backend, and asserts the divergence names the cause --
+Each test plants one kind of bug in a copy of a unified port (the copies of bench/plants.py,
+which ``python -m bench.detection`` times the generated campaign on), runs a scenario that
+reaches it on legacy vs the broken unified backend, and asserts the divergence names the
+cause --
 on every configuration where the bug is observable (a bug the hardware cannot see on a
 configuration is asserted *not* to be reported there, so the check cannot pass by accident).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -20,16 +20,16 @@ import unified.mm.protect as uprotect
 import unified.mm.split as usplit
 import unified.mm.unmap as uunmap
 from arches import get_config
-from legacy import spin_lock, spin_unlock, vm_area_struct
-from legacy.mm.mmu_gather import tlb_change_page_size
+from bench.plants import (
+    change_leaves_copy,
+    free_tables_early,
+    move_ptes_keeping_old,
+    split_without_bbm,
+)
+from bench.plants import swapped as planted
 from ptshim import diff
 from ptshim.scenario import Scenario, parse_scenario
 from tests.conftest import ARCH_NAMES
-from unified.handles import Entry, Table
-from unified.legacy_ops import free_frame_of_level
-from unified.levels import Level
-from unified.mm._common import deposits_at, ops_of
-from unified.pagetables import PageTables
 
 VA = 0x4000_0000
 
@@ -47,66 +47,22 @@ def _scenario(d: dict[str, Any]) -> Scenario:
     return parse_scenario(d, "teeth")
 
 
-@contextmanager
-def planted(module: Any, name: str, fn: Callable[..., Any]) -> Iterator[None]:
-    """Replace ``module.name`` (a port's helper) by a broken copy for the block."""
-    saved = getattr(module, name)
-    setattr(module, name, fn)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
-
-
 def _divergence(arch: str, sc: dict[str, Any]) -> str:
     d = diff.run_pair(arch, _scenario(sc))
     return "" if d is None else d.describe()
 
 
-def _leaves_copy(*, lock: str = "split", flush: str = "all") -> Callable[..., int]:
-    """A copy of ``unified.mm.protect._change_leaves`` with one planted bug:
-    ``lock`` = "split" (right), "none" or "mm" (page_table_lock: the wrong lock);
-    ``flush`` = "all" (right), "none" or "first" (only the first page: wrong range)."""
-    def change_leaves(pt: PageTables, tlb: Any, vma: vm_area_struct, table: Table,
-                      addr: int, end: int, newprot: int) -> int:
-        mm = vma.vm_mm
-        lv = ops_of(pt, mm, table.level)
-        owed = pt.owe(mm, table.level)
-        tlb_change_page_size(pt.k, tlb, lv.size)  # as the port does (powerpc reads it)
-        ptl = {"split": pt.lockptr(table), "mm": mm.page_table_lock, "none": None}[lock]
-        if ptl is not None:
-            spin_lock(ptl)
-        pages = 0
-        try:
-            for ptr, a, nxt in pt.slots(table, addr, end):
-                if lv.present(lv.get(ptr)):
-                    old = lv.get_and_clear(mm, a, ptr)
-                    lv.set_at(mm, a, ptr, lv.modify(old, newprot))
-                    if flush == "all" or (flush == "first" and not pages):
-                        owed.add(a, nxt)
-                    pages += 1
-            if flush == "none":
-                owed.waive("planted bug: no flush")
-            else:
-                owed.gather(tlb)
-        finally:
-            if ptl is not None:
-                spin_unlock(ptl)
-        return pages
-    return change_leaves
-
-
 def test_the_unplanted_copy_is_clean() -> None:
     """The copy without a planted bug agrees with legacy (the tests below fail for the bug,
     not for the copy)."""
-    with planted(uprotect, "_change_leaves", _leaves_copy()):
+    with planted(uprotect, "_change_leaves", change_leaves_copy()):
         for arch in ARCH_NAMES:
             assert _divergence(arch, protect_scenario(arch)) == "", arch
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
 def test_missing_flush(arch: str) -> None:
-    with planted(uprotect, "_change_leaves", _leaves_copy(flush="none")):
+    with planted(uprotect, "_change_leaves", change_leaves_copy(flush="none")):
         d = _divergence(arch, protect_scenario(arch))
     end = VA + 8 * get_config(arch).page_size
     k = legacy.boot(arch)
@@ -124,7 +80,7 @@ def test_missing_flush(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
 def test_wrong_flush_range(arch: str) -> None:
-    with planted(uprotect, "_change_leaves", _leaves_copy(flush="first")):
+    with planted(uprotect, "_change_leaves", change_leaves_copy(flush="first")):
         d = _divergence(arch, protect_scenario(arch))
     page = get_config(arch).page_size
     if legacy.boot(arch).FLUSH_PENDING_PER_MM:
@@ -143,14 +99,14 @@ def test_wrong_flush_range(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
 def test_unlocked_pte_write(arch: str) -> None:
-    with planted(uprotect, "_change_leaves", _leaves_copy(lock="none")):
+    with planted(uprotect, "_change_leaves", change_leaves_copy(lock="none")):
         d = _divergence(arch, protect_scenario(arch))
     assert "LockError" in d and "without ptl@" in d and "held: nothing" in d
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
 def test_wrong_lock(arch: str) -> None:
-    with planted(uprotect, "_change_leaves", _leaves_copy(lock="mm")):
+    with planted(uprotect, "_change_leaves", change_leaves_copy(lock="mm")):
         d = _divergence(arch, protect_scenario(arch))
     assert "LockError" in d and "without ptl@" in d and "held: mm1.page_table_lock" in d
 
@@ -184,21 +140,7 @@ MOVE_SCENARIO = {"ops": [
 def test_mremap_leaving_the_old_entry(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import unified.mm.move as umove
 
-    def broken(pt, pmc, extent, old, new):  # type: ignore[no-untyped-def]
-        mm = pmc.old.vm_mm
-        lv = ops_of(pt, mm, 0)
-        old_t, new_t = pt.descend(old), pt.descend(new)
-        same = pt.lockptr(old_t) is pt.lockptr(new_t)
-        with pt.locked(old_t), (nullcontext() if same else pt.locked(new_t)):
-            new_slots = pt.slots(new_t, pmc.new_addr, pmc.new_addr + extent)
-            for old_ptr, _a, _ in pt.slots(old_t, pmc.old_addr, pmc.old_addr + extent):
-                new_ptr, na, _n = next(new_slots)
-                v = lv.get(old_ptr)
-                if not lv.none(v):
-                    lv.set_at(mm, na, new_ptr, v)  # planted: the old entry stays
-        return 0
-
-    monkeypatch.setattr(umove, "_move_ptes", broken)
+    monkeypatch.setattr(umove, "_move_ptes", move_ptes_keeping_old)
     d = _divergence(arch, MOVE_SCENARIO)
     # The old range is unmapped after the move (move_vma -> do_munmap): the zap finds the
     # entries left behind and drops their pages -- a page the legacy machine still maps --
@@ -232,25 +174,7 @@ def test_split_without_break_before_make(arch: str) -> None:
     sc = _huge_split_scenario(arch)
     if sc is None:
         pytest.skip(f"{arch}: no user huge PMD leaves")
-    original = usplit.split_leaf
-
-    def split_leaf(pt: PageTables, vma: vm_area_struct, entry: Entry) -> int:
-        mm = entry.mm
-        if not deposits_at(entry.level, mm):
-            return original(pt, vma, entry)
-        lv = ops_of(pt, mm, entry.level)
-        ptl = lv.lockptr(mm, entry.ptr)
-        spin_lock(ptl)
-        try:
-            old = lv.get(entry.ptr)
-            pgtable = lv.withdraw(mm, entry.ptr)
-            usplit._fill(pt, entry, pgtable, old, check_none=True)
-            lv.populate(mm, entry.ptr, pgtable)  # planted: no break, no invalidation
-        finally:
-            spin_unlock(ptl)
-        return 0
-
-    with planted(usplit, "split_leaf", split_leaf):
+    with planted(usplit, "split_leaf", split_without_bbm):
         d = _divergence(arch, sc)
     k = legacy.boot(arch)
     ceiling = getattr(k, "tlb_single_page_flush_ceiling", None) or getattr(
@@ -271,30 +195,12 @@ def test_split_without_break_before_make(arch: str) -> None:
 @pytest.mark.parametrize("arch", ARCH_NAMES)
 def test_table_freed_before_the_flush(arch: str) -> None:
     """munmap frees the PTE table at once instead of through the mmu_gather."""
-    original = uunmap._free_tables
-
-    def free_tables(pt: PageTables, tlb: Any, table: Table, addr: int, end: int,
-                    floor: int, ceiling: int) -> None:
-        mm = tlb.mm
-        lv = ops_of(pt, mm, table.level)
-        child = pt.lower(table.group, mm)
-        if child is None or child.level != 0:
-            return original(pt, tlb, table, addr, end, floor, ceiling)
-        for entry, a, _ in pt.entries(table, addr, end):
-            if lv.none_or_clear_bad(entry.ptr):
-                continue
-            token = lv.pgtable(lv.get(entry.ptr))
-            lv.clear(mm, a, entry.ptr)
-            free_frame_of_level(pt.k, mm, Level.PTE, token)  # planted: before the flush
-            ops_of(pt, mm, Level.PTE).dec_nr(mm)
-        return None
-
     size = 8 * get_config(arch).page_size
     sc = {"ops": [
         {"op": "map", "va": VA, "pa": 0x100_0000, "size": size, "prot": "rw"},
         {"op": "unmap", "va": VA, "size": size},
     ]}
-    with planted(uunmap, "_free_tables", free_tables):
+    with planted(uunmap, "_free_tables", free_tables_early):
         d = _divergence(arch, sc)
     assert d.startswith("op 1 (unmap): legacy: ok; unified: TlbError: page-table frame "), d
     assert "freed while a walk cache may still reference it" in d
