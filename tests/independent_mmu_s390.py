@@ -57,7 +57,50 @@ REGION_ORIGIN = ((1 << 64) - 1) & ~0xFFF
 SFAA = ((1 << 64) - 1) & ~((1 << 20) - 1)
 
 
-class UnicornS390Mmu:
+class S390Harness:
+    """A Unicorn s390x CPU with this module's harness primary space (CR1, below the
+    frames), probing with one instruction whose operand goes through CR7 (also the base of
+    tests/test_s390_unicorn.py's probes on tables built in a PhysMem)."""
+
+    uc: Any
+    faults: list[int]
+
+    def _harness(self, uc: Any, cr0: int) -> None:
+        """Write the harness space into ``uc`` (mapped from 0), set CR0/CR1 and catch
+        program interruptions."""
+        st = b"".join(struct.pack(">Q", I_BIT) for _ in range(2048))
+        uc.mem_write(HARNESS_ST, st)
+        uc.mem_write(HARNESS_ST, struct.pack(">Q", HARNESS_PT))
+        uc.mem_write(HARNESS_PT, b"".join(struct.pack(">Q", PTE_I) for _ in range(256)))
+        uc.mem_write(HARNESS_PT + 8 * (CODE >> 12), struct.pack(">Q", CODE))
+        uc.reg_write(_s.UC_S390X_REG_CR0, cr0)
+        uc.reg_write(_s.UC_S390X_REG_CR1, HARNESS_ST | TL3)  # a segment-table ASCE
+        self.uc = uc
+        self.faults = []
+
+        def on_interrupt(u: Any, intno: int, data: Any) -> None:
+            self.faults.append(intno)
+            u.emu_stop()
+
+        uc.hook_add(_uc.UC_HOOK_INTR, on_interrupt)
+
+    def _run(self, insn: bytes, asce: int, va: int) -> tuple[int, int]:
+        """Run ``insn`` (LRAG or TPROT) on ``va`` under ``asce``: (condition code, R1)."""
+        uc = self.uc
+        uc.mem_write(CODE, insn)
+        uc.reg_write(_s.UC_S390X_REG_CR7, asce)
+        uc.ctl(_uc.UC_CTL_TLB_FLUSH, _uc.UC_CTL_IO_WRITE)
+        uc.reg_write(_s.UC_S390X_REG_R1, 0xDEAD)
+        uc.reg_write(_s.UC_S390X_REG_R2, va)
+        uc.reg_write(_s.UC_S390X_REG_PSWM, PSW_DAT | PSW_ASC_SECONDARY | PSW_EA | PSW_BA)
+        self.faults.clear()
+        uc.emu_start(CODE, CODE + len(insn))
+        if self.faults:
+            raise AssertionError(f"program interruption probing {va:#x} under {asce:#x}")
+        return uc.reg_read(_s.UC_S390X_REG_PSWM) >> 44 & 3, uc.reg_read(_s.UC_S390X_REG_R1)
+
+
+class UnicornS390Mmu(S390Harness):
     """Unicorn's s390x CPU with one ``s390x`` export (see the module doc)."""
 
     harness_span = (0, 0)
@@ -86,20 +129,7 @@ class UnicornS390Mmu:
         for i, pa in enumerate(frames):
             uc.mem_write(pa, phys[i * g:(i + 1) * g])
         self._mapped = _merge((lo, hi) for lo, hi in [(0, self._limit), *ram])
-        st = b"".join(struct.pack(">Q", I_BIT) for _ in range(2048))
-        uc.mem_write(HARNESS_ST, st)
-        uc.mem_write(HARNESS_ST, struct.pack(">Q", HARNESS_PT))
-        uc.mem_write(HARNESS_PT, b"".join(struct.pack(">Q", PTE_I) for _ in range(256)))
-        uc.mem_write(HARNESS_PT + 8 * (CODE >> 12), struct.pack(">Q", CODE))
-        uc.reg_write(_s.UC_S390X_REG_CR0, 0)
-        uc.reg_write(_s.UC_S390X_REG_CR1, HARNESS_ST | TL3)  # a segment-table ASCE
-        self.faults: list[int] = []
-
-        def on_interrupt(u: Any, intno: int, data: Any) -> None:
-            self.faults.append(intno)
-            u.emu_stop()
-
-        uc.hook_add(_uc.UC_HOOK_INTR, on_interrupt)
+        self._harness(uc, 0)
         self.expanded = 0
         for asce in {self.user_asce, self.kernel_asce}:
             self._expand(asce & REGION_ORIGIN, 3 - ((asce & DT_MASK) >> 2))
@@ -131,20 +161,6 @@ class UnicornS390Mmu:
         if self._next > self._limit:
             raise Unsupported(f"{self.arch}: no harness memory left below the frames")
         return pa
-
-    def _run(self, insn: bytes, asce: int, va: int) -> tuple[int, int]:
-        uc = self.uc
-        uc.mem_write(CODE, insn)
-        uc.reg_write(_s.UC_S390X_REG_CR7, asce)
-        uc.ctl(_uc.UC_CTL_TLB_FLUSH, _uc.UC_CTL_IO_WRITE)
-        uc.reg_write(_s.UC_S390X_REG_R1, 0xDEAD)
-        uc.reg_write(_s.UC_S390X_REG_R2, va)
-        uc.reg_write(_s.UC_S390X_REG_PSWM, PSW_DAT | PSW_ASC_SECONDARY | PSW_EA | PSW_BA)
-        self.faults.clear()
-        uc.emu_start(CODE, CODE + len(insn))
-        if self.faults:
-            raise AssertionError(f"program interruption probing {va:#x} under {asce:#x}")
-        return uc.reg_read(_s.UC_S390X_REG_PSWM) >> 44 & 3, uc.reg_read(_s.UC_S390X_REG_R1)
 
     def _ensure_mapped(self, pa: int) -> None:
         """TPROT needs the real page to exist: map a target page outside the frames."""

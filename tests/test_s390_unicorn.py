@@ -26,7 +26,6 @@ through the primary space).
 from __future__ import annotations
 
 import random
-import struct
 from typing import Any
 
 import pytest
@@ -35,6 +34,8 @@ from arches.config import Fault, Translation
 from arches.memory import PhysMem
 from arches.s390 import KERNEL_START
 from arches.s390.walker import PIC, S390Walker
+from tests.independent_mmu_s390 import LRAG, TPROT, S390Harness
+from tests.test_s390_walker import crst, new_mem, pt
 
 _uc: Any
 _s: Any
@@ -48,17 +49,12 @@ except ImportError:  # pragma: no cover - depends on the environment
 pytestmark = pytest.mark.skipif(_uc is None, reason="the optional 'unicorn' package is absent")
 
 W = S390Walker(kernel_start=KERNEL_START)
-CODE = 0x8000
-HARNESS_ST, HARNESS_PT = 0x10000, 0x20000
-LRAG = bytes.fromhex("e31020000003")  # lrag %r1,0(%r2)
-TPROT = bytes.fromhex("e50120000000")  # tprot 0(%r2),0
-PSW_DAT, PSW_ASC_SECONDARY, PSW_EA, PSW_BA = 1 << 58, 2 << 46, 1 << 32, 1 << 31
 R1, R2, R3, SEG = 0x0C, 0x08, 0x04, 0x00
 I_REGION, PTE_I, P_BIT, FC, TL3 = 0x20, 0x400, 0x200, 0x400, 0x3
 EDAT = 1 << 23
 
 
-class UnicornS390Mmu:
+class UnicornS390Mmu(S390Harness):
     """The frames of ``mem`` (plus ``extra`` pages, e.g. probe targets) in a Unicorn s390x
     CPU, and probes of one ASCE's translations."""
 
@@ -72,35 +68,7 @@ class UnicornS390Mmu:
             uc.mem_write(pa, data)
         for pa in sorted(extra - set(mem.allocated_frames())):
             uc.mem_map(pa, 4096)
-        st = b"".join(struct.pack(">Q", I_REGION) for _ in range(2048))
-        uc.mem_write(HARNESS_ST, st)
-        uc.mem_write(HARNESS_ST, struct.pack(">Q", HARNESS_PT))
-        uc.mem_write(HARNESS_PT, b"".join(struct.pack(">Q", PTE_I) for _ in range(256)))
-        uc.mem_write(HARNESS_PT + 8 * (CODE >> 12), struct.pack(">Q", CODE))
-        uc.reg_write(_s.UC_S390X_REG_CR0, cr0)
-        uc.reg_write(_s.UC_S390X_REG_CR1, HARNESS_ST | SEG | TL3)
-        self.uc = uc
-        self.faults: list[int] = []
-
-        def on_interrupt(u: Any, intno: int, data: Any) -> None:
-            self.faults.append(intno)
-            u.emu_stop()
-
-        uc.hook_add(_uc.UC_HOOK_INTR, on_interrupt)
-
-    def _run(self, insn: bytes, asce: int, va: int) -> tuple[int, int]:
-        uc = self.uc
-        uc.mem_write(CODE, insn)
-        uc.reg_write(_s.UC_S390X_REG_CR7, asce)
-        uc.ctl(_uc.UC_CTL_TLB_FLUSH, _uc.UC_CTL_IO_WRITE)
-        uc.reg_write(_s.UC_S390X_REG_R1, 0xDEAD)
-        uc.reg_write(_s.UC_S390X_REG_R2, va)
-        uc.reg_write(_s.UC_S390X_REG_PSWM, PSW_DAT | PSW_ASC_SECONDARY | PSW_EA | PSW_BA)
-        self.faults.clear()
-        uc.emu_start(CODE, CODE + len(insn))
-        if self.faults:
-            raise AssertionError(f"program interruption probing {va:#x} under {asce:#x}")
-        return uc.reg_read(_s.UC_S390X_REG_PSWM) >> 44 & 3, uc.reg_read(_s.UC_S390X_REG_R1)
+        self._harness(uc, cr0)
 
     def lra(self, asce: int, va: int) -> tuple[str, int]:
         """('pa', real address) or ('pic', program-interruption code)."""
@@ -112,29 +80,6 @@ class UnicornS390Mmu:
 
     def tprot(self, asce: int, va: int) -> int:
         return self._run(TPROT, asce, va)[0]
-
-
-def new_mem() -> PhysMem:
-    return PhysMem(4096, "big", 64)
-
-
-def crst(mem: PhysMem, empty: int) -> int:
-    while True:
-        base = mem.alloc_frame()
-        if base % 16384 == 0:
-            break
-    for i in range(1, 4):
-        assert mem.alloc_frame() == base + i * 4096
-    for i in range(2048):
-        mem.write(base + 8 * i, 8, empty)
-    return base
-
-
-def pt(mem: PhysMem) -> int:
-    base = mem.alloc_frame()
-    for i in range(256):
-        mem.write(base + 8 * i, 8, PTE_I)
-    return base
 
 
 def regs(asce: int, cr0: int = 0) -> dict[str, int]:
