@@ -8,11 +8,11 @@ class attributes (the ``#define``s of its pgtable-*level.h) and inherits the res
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from legacy.mm_types import mm_struct
 from legacy.swapops import swp_entry_t
-from legacy.types import PtePtr, pgprot_t, pmd_t, pte_t
+from legacy.types import PgdPtr, PtePtr, pgprot_t, pmd_t, pte_t
 
 # The swap entry layout; Python mangles __names in a class, so they lose their leading
 # underscores.
@@ -41,6 +41,7 @@ class ArmPgtable:
         def pfn_pte(self, pfn: int, prot: pgprot_t) -> pte_t: ...
         def set_ptes(self, mm: mm_struct, addr: int, ptep: PtePtr, pte: pte_t,
                      nr: int) -> None: ...
+        def _pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None: ...
 
     def mk_pte(self, pfn: int, pgprot: pgprot_t) -> pte_t:
         """``mk_pte(page, prot)``: pages are named by pfn here."""
@@ -117,3 +118,42 @@ class ArmPgtable:
 
     def pte_swp_mkexclusive(self, pte: pte_t) -> pte_t:
         return pte_t(pte | self.L_PTE_SWP_EXCLUSIVE)
+
+    # -- pgd_free (arch/arm/mm/pgd.c) ---------------------------------------------------------
+
+    def pgd_free_lpae(self, mm: mm_struct, pgd_base: PgdPtr) -> None:
+        """The ``#ifdef CONFIG_ARM_LPAE`` part of :meth:`pgd_free` (nothing without LPAE)."""
+
+    def pgd_free(self, mm: mm_struct, pgd_base: PgdPtr) -> None:
+        """Free the tables under address 0, which ``free_pgtables`` leaves (its floor is
+        ``FIRST_USER_ADDRESS``): the low-vectors PTE page, and with LPAE the pmd table
+        holding it; then (:meth:`pgd_free_lpae`) the other pmds of an LPAE pgd; then the
+        pgd.  The kernel's labels are the ends of the nested blocks."""
+        k: Any = self  # the folding helpers of the kernel class
+        if not pgd_base.pa:
+            return
+        pgd = pgd_base + k.pgd_index(0)
+        if not k.pgd_none_or_clear_bad(pgd):
+            p4d = k.p4d_offset(pgd, 0)
+            if not k.p4d_none_or_clear_bad(p4d):
+                pud = k.pud_offset(p4d, 0)
+                if not k.pud_none_or_clear_bad(pud):
+                    pmd = k.pmd_offset(pud, 0)
+                    if not k.pmd_none_or_clear_bad(pmd):
+                        pte = k.pmd_pgtable(k.pmdp_get(pmd))
+                        k.pmd_clear(pmd)
+                        k.pte_free(mm, pte)
+                        k.mm_dec_nr_ptes(mm)
+                    # no_pmd:
+                    k.pud_clear(pud)
+                    k.pmd_free(mm, pmd)
+                    k.mm_dec_nr_pmds(mm)
+                # no_pud:
+                k.p4d_clear(p4d)
+                k.pud_free(mm, pud)
+            # no_p4d:
+            k.pgd_clear(pgd)
+            k.p4d_free(mm, p4d)
+        # no_pgd:
+        self.pgd_free_lpae(mm, pgd_base)
+        self._pgd_free(mm, pgd_base)

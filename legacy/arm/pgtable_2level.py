@@ -564,7 +564,8 @@ class ArmKernel(ArmPgtable, ArmPtdump, Nopud):
             self._pgd_head[pa + i * self.config.page_size] = pa
         return pa
 
-    def _pgd_free(self, mm: mm_struct, pa: int) -> None:
+    def _pgd_free(self, mm: mm_struct, pgd: PgdPtr) -> None:
+        pa = pgd.pa
         for i in range(1 << PGD_ORDER):
             frame = pa + i * self.config.page_size
             self.mem.free_frame(frame)
@@ -599,30 +600,6 @@ class ArmKernel(ArmPgtable, ArmPtdump, Nopud):
         n = self.USER_PTRS_PER_PGD
         self._copy_pgd_entries(new_pgd + n, init_pgd + n, self.PTRS_PER_PGD - n)
         return new_pgd
-
-    def pgd_free(self, mm: mm_struct, pgd_base: PgdPtr) -> None:
-        """Free the PTE page under entry 0, which ``free_pgtables`` leaves (its floor is
-        ``FIRST_USER_ADDRESS``), then the 16 KiB."""
-        pgd = pgd_base + self.pgd_index(0)
-        if not self.pgd_none_or_clear_bad(pgd):
-            p4d = self.p4d_offset(pgd, 0)
-            if not self.p4d_none_or_clear_bad(p4d):
-                pud = self.pud_offset(p4d, 0)
-                if not self.pud_none_or_clear_bad(pud):
-                    pmd = self.pmd_offset(pud, 0)
-                    if not self.pmd_none_or_clear_bad(pmd):
-                        pte = self.pmd_pgtable(self.pmdp_get(pmd))
-                        self.pmd_clear(pmd)
-                        self.pte_free(mm, pte)
-                        self.mm_dec_nr_ptes(mm)
-                    self.pud_clear(pud)
-                    self.pmd_free(mm, pmd)
-                    self.mm_dec_nr_pmds(mm)
-                self.p4d_clear(p4d)
-                self.pud_free(mm, pud)
-            self.pgd_clear(pgd)
-            self.p4d_free(mm, p4d)
-        self._pgd_free(mm, pgd_base.pa)
 
     def arch_sync_kernel_mappings(self, start: int, end: int) -> None:
         """Stand-in for ``check_vmalloc_seq``/``__check_vmalloc_seq`` (arch/arm/mm/ioremap.c:

@@ -539,32 +539,10 @@ class ArmLpaeKernel(ArmPgtable, Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKe
             return None
         return new_pgd
 
-    def pgd_free(self, mm: mm_struct, pgd_base: PgdPtr) -> None:
-        """Free the tables under address 0 (the low-vectors chain), then the pmd of every
-        pgd slot not tagged ``L_PGD_SWAPPER`` -- without looking below it -- then the pgd."""
-        if not pgd_base.pa:
-            return
-        pgd = pgd_base + self.pgd_index(0)
-        p4d = self.p4d_offset(pgd, 0)
-        pud = self.pud_offset(p4d, 0)
-        if not self.pud_none_or_clear_bad(pud):
-            pmd = self.pmd_offset(pud, 0)
-            if not self.pmd_none_or_clear_bad(pmd):
-                pte = self.pmd_pgtable(self.pmdp_get(pmd))
-                self.pmd_clear(pmd)
-                self.pte_free(mm, pte)
-                self.mm_dec_nr_ptes(mm)
-            # no_pmd:
-            self.pud_clear(pud)
-            self.pmd_free(mm, pmd)
-            self.mm_dec_nr_pmds(mm)
-        # no_pud:
-        self.p4d_clear(p4d)
-        self.pud_free(mm, pud)
-        # no_p4d:
-        self.pgd_clear(pgd)
-        self.p4d_free(mm, p4d)
-        # "Free modules/pkmap or identity pmd tables."
+    def pgd_free_lpae(self, mm: mm_struct, pgd_base: PgdPtr) -> None:
+        """``pgd_free``'s ``CONFIG_ARM_LPAE`` part: "Free modules/pkmap or identity pmd
+        tables." -- the pmd of every pgd slot not tagged ``L_PGD_SWAPPER``, without looking
+        below it."""
         for i in range(self.PTRS_PER_PGD):
             pgd = pgd_base + i
             if self.pgd_none_or_clear_bad(pgd):
@@ -586,7 +564,6 @@ class ArmLpaeKernel(ArmPgtable, Nopud, ArmLpaeTlbflush, ArmLpaePtdump, GenericKe
             self.mm_dec_nr_puds(mm)
             self.pgd_clear(pgd)
             self.p4d_free(mm, p4d)
-        self._pgd_free(mm, pgd_base)
 
     def mm_root(self, mm: mm_struct) -> int:
         """``cpu_v7_switch_mm``: TTBR0 = ``__pa(mm->pgd)`` (the ASID in [55:48] is 0
