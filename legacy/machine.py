@@ -15,7 +15,9 @@ from legacy.mm_types import mm_struct, ptdesc, spinlock_t
 
 class DescTable(dict[int, ptdesc]):
     """``ptdescs``: frame (or slab object) -> ``struct ptdesc``, counting its changes
-    (``generation``) so that what was derived from it can be kept until the next one."""
+    (``generation``) so that what was derived from it can be kept until the next one.
+    Change it by item assignment and ``del`` only (the other ``dict`` mutators do not
+    count)."""
 
     generation = 0
 
