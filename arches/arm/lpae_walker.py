@@ -318,6 +318,8 @@ class LpaeWalker:
         n = region.entries(level)
         shift = level_shift(level)
         raw = mem.read_bytes(table, 8 * n)
+        if raw == bytes(8 * n):  # no valid descriptor
+            return
         for idx, desc in enumerate(struct.unpack(f"{endian}{n}Q", raw)):
             va = va_base | idx << shift
             if not desc & VALID or not region.base <= va < region.end:

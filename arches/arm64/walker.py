@@ -394,7 +394,10 @@ class Arm64Walker:
 
         def entries(level: int, table: int) -> Iterator[tuple[int, int]]:
             n = region.entries(level)
-            return enumerate(struct.unpack(f"{endian}{n}Q", mem.read_bytes(table, 8 * n)))
+            raw = mem.read_bytes(table, 8 * n)
+            if raw == bytes(8 * n):  # no valid descriptor
+                return iter(())
+            return enumerate(struct.unpack(f"{endian}{n}Q", raw))
 
         first = region.start_level
         stack = [(first, region.region_base(), _Perms(), entries(first, region.root))]

@@ -265,6 +265,8 @@ class RadixWalker:
                 depth: int) -> Iterator[Translation]:
         remaining = above - nbits
         raw = mem.read_bytes(table, 8 << nbits)
+        if raw == bytes(8 << nbits):  # no entry with V set
+            return
         for idx, entry in enumerate(struct.unpack(f">{1 << nbits}Q", raw)):
             if not entry & V:
                 continue

@@ -277,9 +277,13 @@ class SvWalker:
         # Depth first with an explicit stack of table iterators (a recursive generator
         # would pass each leaf up through one frame per level).
         nbytes = self.entries() * self.pte_size
+        zeros = bytes(nbytes)
 
         def entries(table: int) -> Iterator[tuple[int, int]]:
-            return enumerate(codec.unpack(mem.read_bytes(table, nbytes)))
+            data = mem.read_bytes(table, nbytes)
+            if data == zeros:  # no PTE with V set (Linux preallocates 64 such vmalloc tables)
+                return iter(())
+            return enumerate(codec.unpack(data))
 
         stack = [(self.nlevels - 1, 0, entries(sp.root))]
         while stack:

@@ -257,6 +257,8 @@ class PagingWalker:
         def entries(level: int, table: int) -> Iterator[tuple[int, int]]:
             rule = rules[level]
             raw = mem.read_bytes(table, rule.entries * rule.entry_size)
+            if raw == bytes(len(raw)):  # no entry with P set
+                return iter(())
             return enumerate(codec[rule.entry_size, rule.entries].unpack(raw))
 
         stack = [(0, 0, True, True, True, entries(0, ws.root))]
