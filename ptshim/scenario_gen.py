@@ -82,9 +82,9 @@ ends inside a huge leaf splits it, and the new entries are then written, copied 
 moved and zapped one by one on both machines.  Where a split costs more (a 512 MiB leaf of
 a 64K-granule arm64 is 8,192 ptes: the only such leaf of the registered configurations),
 such a cut ends inside the leaf only that share of the time, and at a leaf boundary
-otherwise.  Examples then cost about the same everywhere (``python -m
-bench``); the price is that a bug only a split shows takes more examples to find there
-(``python -m bench.detection``)."""
+otherwise.  Examples then cost about the same everywhere (``python -m bench``); the price
+is that a bug only such a split shows takes more examples to find there (``python -m
+bench.detection``)."""
 
 
 class ScenarioGen:
