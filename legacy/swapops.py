@@ -29,6 +29,31 @@ SWP_PTE_MARKER_NUM = 1
 """Unconditional since PTE markers stopped depending on ``CONFIG_PTE_MARKER`` (6.x)."""
 
 
+class ShiftedSwapEntry:
+    """The arch swap-entry format arm, LoongArch and RISC-V write alike in their
+    asm/pgtable.h ("Format of swap PTEs"): ``__swp_type`` is ``__SWP_TYPE_MASK`` bits from
+    ``__SWP_TYPE_SHIFT``, ``__swp_offset`` everything from ``__SWP_OFFSET_SHIFT`` up.  A
+    kernel class states the three numbers as ``ARCH_SWP_*`` (``SWP_TYPE_SHIFT`` is
+    include/linux/swapops.h's arch-independent one) and inherits the helpers."""
+
+    ARCH_SWP_TYPE_SHIFT: int
+    ARCH_SWP_TYPE_MASK: int
+    ARCH_SWP_OFFSET_SHIFT: int
+
+    if TYPE_CHECKING:
+        ULONG_MASK: int
+
+    def _swp_type(self, x: swp_entry_t) -> int:
+        return x >> self.ARCH_SWP_TYPE_SHIFT & self.ARCH_SWP_TYPE_MASK
+
+    def _swp_offset(self, x: swp_entry_t) -> int:
+        return x >> self.ARCH_SWP_OFFSET_SHIFT
+
+    def _swp_entry(self, type_: int, offset: int) -> swp_entry_t:
+        return swp_entry_t(((type_ & self.ARCH_SWP_TYPE_MASK) << self.ARCH_SWP_TYPE_SHIFT
+                            | offset << self.ARCH_SWP_OFFSET_SHIFT) & self.ULONG_MASK)
+
+
 class SwapopsGeneric(PgtableGeneric):
     """include/linux/swapops.h on top of the architecture's swap-entry encoding."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from legacy.mm_types import mm_struct
-from legacy.swapops import swp_entry_t
+from legacy.swapops import ShiftedSwapEntry, swp_entry_t
 from legacy.types import PgdPtr, PtePtr, pgprot_t, pmd_t, pte_t
 
 # The swap entry layout; Python mangles __names in a class, so they lose their leading
@@ -22,9 +22,10 @@ SWP_TYPE_MASK = (1 << SWP_TYPE_BITS) - 1
 SWP_OFFSET_SHIFT = SWP_TYPE_BITS + SWP_TYPE_SHIFT + 1
 
 
-class ArmPgtable:
+class ArmPgtable(ShiftedSwapEntry):
     """The ``pte_*`` helpers of asm/pgtable.h (``pte_isset``/``pte_isclear``,
-    ``set_pte_bit``) and its swap entries, over the ``L_PTE_*`` bits of the kernel class."""
+    ``set_pte_bit``) and its swap entries (the shifts below), over the ``L_PTE_*`` bits of
+    the kernel class."""
 
     L_PTE_VALID: int
     L_PTE_PRESENT: int
@@ -34,6 +35,9 @@ class ArmPgtable:
     L_PTE_USER: int
     L_PTE_XN: int
     L_PTE_SWP_EXCLUSIVE: int
+    ARCH_SWP_TYPE_SHIFT = SWP_TYPE_SHIFT  # the swap layout, the same for both formats
+    ARCH_SWP_TYPE_MASK = SWP_TYPE_MASK
+    ARCH_SWP_OFFSET_SHIFT = SWP_OFFSET_SHIFT
 
     if TYPE_CHECKING:
         ULONG_MASK: int
@@ -99,16 +103,6 @@ class ArmPgtable:
         return pmd == 0
 
     # -- swap entries ("Format of swap PTEs") ------------------------------------------------
-
-    def _swp_type(self, x: swp_entry_t) -> int:
-        return x >> SWP_TYPE_SHIFT & SWP_TYPE_MASK
-
-    def _swp_offset(self, x: swp_entry_t) -> int:
-        return x >> SWP_OFFSET_SHIFT
-
-    def _swp_entry(self, type_: int, offset: int) -> swp_entry_t:
-        return swp_entry_t(((type_ & SWP_TYPE_MASK) << SWP_TYPE_SHIFT
-                            | offset << SWP_OFFSET_SHIFT) & self.ULONG_MASK)
 
     def _swp_entry_to_pte(self, x: swp_entry_t) -> pte_t:
         return pte_t(x)

@@ -85,7 +85,7 @@ from legacy.folding import Nopud
 from legacy.loongarch.ptdump import LoongarchPtdump
 from legacy.loongarch.tlbflush import LoongarchTlbflush
 from legacy.mm_types import mm_struct, ptdesc, vm_area_struct
-from legacy.swapops import swp_entry_t
+from legacy.swapops import ShiftedSwapEntry, swp_entry_t
 from legacy.types import PgdPtr, PmdPtr, PtePtr, PudPtr, pgprot_t, pmd_t, pte_t, pud_t
 
 # asm/pgtable.h swap entry layout: __SWP_TYPE_SHIFT, __SWP_TYPE_BITS, __SWP_OFFSET_SHIFT
@@ -95,9 +95,13 @@ SWP_TYPE_SHIFT = 16
 SWP_OFFSET_SHIFT = SWP_TYPE_BITS + SWP_TYPE_SHIFT + 1
 
 
-class LoongarchKernel(Nopud, LoongarchTlbflush, LoongarchPtdump):
+class LoongarchKernel(ShiftedSwapEntry, Nopud, LoongarchTlbflush, LoongarchPtdump):
     """arch/loongarch/include/asm/pgtable.h with ``CONFIG_PGTABLE_LEVELS = 3`` (pgtable-nopud.h:
     the pgd entry is the folded pud/p4d entry) and ``CONFIG_PAGE_SIZE_16KB``."""
+
+    ARCH_SWP_TYPE_SHIFT = SWP_TYPE_SHIFT  # the swap layout (legacy.swapops.ShiftedSwapEntry)
+    ARCH_SWP_TYPE_MASK = SWP_TYPE_MASK
+    ARCH_SWP_OFFSET_SHIFT = SWP_OFFSET_SHIFT
 
     HAVE_ARCH_TRANSPARENT_HUGEPAGE = True
     TRANSPARENT_HUGEPAGE = True
@@ -635,16 +639,6 @@ class LoongarchKernel(Nopud, LoongarchTlbflush, LoongarchPtdump):
         return pmd
 
     # -- swap entries (asm/pgtable.h "Format of 64bit swap PTEs") -----------------------------
-
-    def _swp_type(self, x: swp_entry_t) -> int:
-        return x >> SWP_TYPE_SHIFT & SWP_TYPE_MASK
-
-    def _swp_offset(self, x: swp_entry_t) -> int:
-        return x >> SWP_OFFSET_SHIFT
-
-    def _swp_entry(self, type_: int, offset: int) -> swp_entry_t:
-        return swp_entry_t(((type_ & SWP_TYPE_MASK) << SWP_TYPE_SHIFT
-                            | offset << SWP_OFFSET_SHIFT) & self.ULONG_MASK)
 
     def _pte_to_swp_entry(self, pte: pte_t) -> swp_entry_t:
         return swp_entry_t(pte)

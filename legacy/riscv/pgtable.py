@@ -59,7 +59,7 @@ from legacy.mm_types import mm_struct, spin_lock, spin_unlock, vm_area_struct
 from legacy.pgtable import PGTBL_PMD_MODIFIED
 from legacy.riscv.ptdump import RiscvPtdump
 from legacy.riscv.tlbflush import RiscvTlbflush
-from legacy.swapops import swp_entry_t
+from legacy.swapops import ShiftedSwapEntry, swp_entry_t
 from legacy.types import (
     EntryPtr,
     P4dPtr,
@@ -84,9 +84,13 @@ SWP_TYPE_MASK = (1 << SWP_TYPE_BITS) - 1
 SWP_OFFSET_SHIFT = SWP_TYPE_BITS + SWP_TYPE_SHIFT
 
 
-class RiscvKernel(RiscvTlbflush, RiscvPtdump, GenericKernel):
+class RiscvKernel(ShiftedSwapEntry, RiscvTlbflush, RiscvPtdump, GenericKernel):
     """arch/riscv/include/asm/pgtable.h for one satp mode; subclasses set ``RV64``,
     ``L4`` (``pgtable_l4_enabled``) and ``L5`` (``pgtable_l5_enabled``)."""
+
+    ARCH_SWP_TYPE_SHIFT = SWP_TYPE_SHIFT  # the swap layout (legacy.swapops.ShiftedSwapEntry)
+    ARCH_SWP_TYPE_MASK = SWP_TYPE_MASK
+    ARCH_SWP_OFFSET_SHIFT = SWP_OFFSET_SHIFT
 
     RV64 = True
     L4 = False
@@ -845,16 +849,6 @@ class RiscvKernel(RiscvTlbflush, RiscvPtdump, GenericKernel):
     # -- swap entries (asm/pgtable.h) ------------------------------------------------------
     #   bit 0: _PAGE_PRESENT (zero); bits 1-3: _PAGE_LEAF (zero); bit 5: _PAGE_PROT_NONE
     #   (zero); bit 6: exclusive marker; bits 7-11: swap type; bits 12-XLEN-1: offset
-
-    def _swp_type(self, x: swp_entry_t) -> int:
-        return x >> SWP_TYPE_SHIFT & SWP_TYPE_MASK
-
-    def _swp_offset(self, x: swp_entry_t) -> int:
-        return x >> SWP_OFFSET_SHIFT
-
-    def _swp_entry(self, type_: int, offset: int) -> swp_entry_t:
-        return swp_entry_t(((type_ & SWP_TYPE_MASK) << SWP_TYPE_SHIFT
-                            | offset << SWP_OFFSET_SHIFT) & self.ULONG_MASK)
 
     def _pte_to_swp_entry(self, pte: pte_t) -> swp_entry_t:
         return swp_entry_t(pte)
