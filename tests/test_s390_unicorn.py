@@ -26,7 +26,6 @@ through the primary space).
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 
@@ -34,17 +33,8 @@ from arches.config import Fault, Translation
 from arches.memory import PhysMem
 from arches.s390 import KERNEL_START
 from arches.s390.walker import PIC, S390Walker
-from tests.independent_mmu_s390 import LRAG, TPROT, S390Harness
+from tests.independent_mmu_s390 import LRAG, TPROT, S390Harness, _uc
 from tests.test_s390_walker import crst, new_mem, pt
-
-_uc: Any
-_s: Any
-try:  # optional dependency
-    import unicorn as _uc
-    from unicorn import s390x_const as _s
-except ImportError:  # pragma: no cover - depends on the environment
-    _uc = None
-    _s = None
 
 pytestmark = pytest.mark.skipif(_uc is None, reason="the optional 'unicorn' package is absent")
 
