@@ -171,14 +171,20 @@ def _restricts(old: EntryView, new: EntryView) -> str | None:
     if old.target != new.target:
         return ("pointed at another table" if old.kind == TABLE
                 else f"output address changed {old.target:#x} -> {new.target:#x}")
-    lost = old.perms & ~new.perms & (PERM_W | PERM_X | PERM_UX)
-    if lost:
+    lost = _rights_lost(old.perms, new.perms)
+    if lost & ~PERM_U:
         names = [n for b, n in ((PERM_W, "write"), (PERM_X, "exec"), (PERM_UX, "user exec"))
                  if lost & b]
         return f"{'/'.join(names)} permission removed"
-    if (old.perms ^ new.perms) & PERM_U:
+    if lost:
         return "user access changed"
     return None
+
+
+def _rights_lost(old: int, new: int) -> int:
+    """The ``PERM_*`` bits that going from rights ``old`` to ``new`` takes away (a change of
+    user access either way counts as :data:`PERM_U` lost)."""
+    return (old & ~new & (PERM_W | PERM_X | PERM_UX)) | ((old ^ new) & PERM_U)
 
 
 _NOWHERE: list[tuple[_TableRef, int]] = []
@@ -484,6 +490,19 @@ class Tlb:
                 return
             if not old and not self.marks and ref.walk.decode(ref.level, new).kind != TABLE:
                 return  # a huge leaf where there was none
+            if ref.last and not old:
+                # A last-level entry made where there was none, stale marks pending (the
+                # commit of an mprotect's pte, a fault after a zap): nothing to follow or
+                # forget, no new mark; it may only restore a mark's translation.
+                nv = ref.walk.decode(ref.level, new)
+                if nv.kind == NONE:
+                    return
+                shape = ref.shape
+                va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+                span = 1 << shape.shift
+                space = self.space_of(ref.asid, va) if ref.space is None else ref.space
+                self._restore(space, va, (va + span) & self._mask, span, shape, INVALID, nv)
+                return
             ov = ref.walk.decode(ref.level, old) if not new else None
             if ov is not None and ov.kind != TABLE:
                 if ov.kind == NONE or not self.enabled:
@@ -595,7 +614,7 @@ class Tlb:
                 continue
             old_out = m.old_output(va)
             same = m.old.kind == nv.kind and m.size == span and old_out == nv.target
-            if same and _restricts(EntryView(m.old.kind, old_out, m.old.perms), nv) is None:
+            if same and not _rights_lost(m.old.perms, nv.perms):
                 changed = True  # the cached copy is what the entry says again
                 if m.start < va:
                     kept.append(_piece(m, m.start, va))

@@ -299,6 +299,28 @@ def test_writing_back_the_same_translation_needs_no_flush(arch: str) -> None:
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_writing_back_a_page_user_space_may_not_reach_still_owes_the_flush(arch: str) -> None:
+    """The same page written back as a kernel page (``PAGE_KERNEL``): the cached copy still
+    lets user space reach it, so it is not current again (x86 ``pte_flags_need_flush``
+    counts ``_PAGE_USER`` among the bits whose change needs a flush)."""
+    if arch == "s390x":
+        pytest.skip("s390x: DAT has no user/supervisor bit (user and kernel have their own "
+                    "address spaces), so the kernel page grants what the user page did")
+    k, mm, vma = _setup(arch)
+    pmd, pte = _pte(k, mm, VA)
+    ptl = k.pte_lockptr(mm, pmd)
+    spin_lock(ptl)
+    old = k.ptep_get_and_clear(mm, VA, pte)
+    k.set_pte_at(mm, VA, pte, k.pfn_pte(k.pte_pfn(old), k.PAGE_KERNEL))
+    spin_unlock(ptl)
+    with pytest.raises(TlbError) as e:
+        k.syscall_exit("modify")
+    assert f"[{VA:#x}, {VA + k.PAGE_SIZE:#x})" in str(e.value)
+    _flush_page(k, vma, VA)
+    k.syscall_exit("modify")
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
 def test_pmdp_invalidate_flushes_the_huge_page(arch: str) -> None:
     """mm/pgtable-generic.c ``pmdp_invalidate``: establish ``pmd_mkinvalid``, then
     ``flush_pmd_tlb_range`` of the huge page -- nothing is left stale."""

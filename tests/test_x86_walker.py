@@ -7,6 +7,7 @@ build tables or expected values.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -17,6 +18,7 @@ from arches import CONFIGS
 from arches.config import ArchConfig, Fault, Translation
 from arches.errors import BadInput, PhysMemError
 from arches.memory import PhysMem
+from arches.x86.walkcore import entry_view
 from arches.x86.walker import Ia32eWalker, PaeWalker, Paging32Walker, PagingWalker
 
 P, RW, US, PWT, PCD, A, D, PS, G = (1 << b for b in (0, 1, 2, 3, 4, 5, 6, 7, 8))
@@ -628,3 +630,35 @@ def test_leaves_complete_for_262144_pages() -> None:
     assert len(leaves) == 512 * 512
     assert all(leaf.va == leaf.pa for leaf in leaves)
     assert [leaf.va for leaf in leaves[:2]] == [0, K4]
+
+
+@pytest.mark.parametrize("name", ["x86_64", "x86_64-la57", "i386", "i386-pae", "pse-36"])
+def test_tlb_view_remembers_only_what_the_address_does_not_change(name: str) -> None:
+    """The TLB's decoding (``structure``) remembers, per level, what the bits of an entry
+    other than its address decode to.  Every entry must still decode as :func:`entry_view`
+    (which remembers nothing) decodes it: table pointers whose address bits a leaf of the
+    level would find reserved (PDE bits 20:13), leaves, reserved bits, XD, and the PA bits
+    39:32 that PSE-36 takes from bits 20:13 of a 4-MByte leaf."""
+    if name == "pse-36":
+        walker: PagingWalker = Paging32Walker(phys_bits=40)
+        r = regs(REGS_32, 0x10_0000)
+    else:
+        walker = CONFIGS[name].walker
+        r = CONFIGS[name].make_registers(0x10_0000, 0x10_0000)
+    warm = walker.structure(r)[0]
+    rules, nxe = walker.setup(r).rules, walker.setup(r).nxe
+    rng = random.Random(name)
+    for level, shape in enumerate(warm.levels):
+        width = shape.entry_size * 8
+        low = (1 << 12) - 1
+        high = ((1 << width) - 1) & ~((1 << 52) - 1)  # XD and the bits above the address
+        # A few flag words, so that entries share them (what is remembered is reused).
+        pool = [rng.getrandbits(width) & (low | high) | (P if rng.random() < 0.9 else 0)
+                for _ in range(12)]
+        # Bits 20:12 from a few values too (0: an aligned address, a valid big leaf).
+        middle = [0] + [rng.getrandbits(9) << 12 for _ in range(3)]
+        for _ in range(300):
+            entry = (rng.getrandbits(width) & ~(low | high | (1 << 21) - 1)
+                     | rng.choice(middle) | rng.choice(pool))
+            assert warm.decode(level, entry) == entry_view(rules[level], entry, nxe), (
+                f"{name} level {level}: {entry:#x}")

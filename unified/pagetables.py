@@ -50,9 +50,9 @@ class PageTables:
         self._lower: dict[tuple[int, LevelGroup], LevelGroup | None] = {}
         self._by_int: tuple[LegacyLevel, ...] = tuple(self.legacy[Level(i)] for i in range(5))
         """``self.legacy`` indexed by the int level (no ``Level(n)`` on hot paths)."""
-        self._ops: dict[bool, dict[Level, LevelOps]] = {
-            False: level_ops(k, kernel=False), True: level_ops(k, kernel=True),
-        }
+        self._ops: dict[bool, dict[Level, LevelOps]] = {}
+        """The adapters of user (False) and ``init_mm`` (True) tables, built when first
+        asked for (a session that touches no kernel table never needs the second)."""
         self._book = book_of(k)
         """The kernel's flush obligations (:mod:`unified.flush`), checked at
         ``k.syscall_exit`` and by :meth:`check_obligations`."""
@@ -92,7 +92,13 @@ class PageTables:
     def ops(self, mm: mm_struct) -> dict[Level, LevelOps]:
         """The per-level legacy adapters (:class:`~unified.legacy_ops.LevelOps`) for tables
         of ``mm`` (``init_mm`` has its own: ``pte_alloc_one_kernel``, ``pmd_populate_kernel``)."""
-        return self._ops[mm.is_init_mm]
+        return self._level_ops(mm.is_init_mm)
+
+    def _level_ops(self, kernel: bool) -> dict[Level, LevelOps]:
+        ops = self._ops.get(kernel)
+        if ops is None:
+            ops = self._ops[kernel] = level_ops(self.k, kernel=kernel)
+        return ops
 
     def is_bottom(self, table: Table) -> bool:
         """True for a PTE table: every entry is a leaf slot, none points to a table."""
@@ -328,7 +334,7 @@ class PageTables:
     def _vops(self, v: Value) -> LevelOps:
         if v.level > Level.PUD:
             raise BadInput(f"level-{v.level} values have no leaf operations")
-        return self._ops[False][Level(v.level)]
+        return self._level_ops(False)[Level(v.level)]
 
     def is_writable(self, v: Value) -> bool:
         """``pte_write``/``pmd_write``/``pud_write``."""

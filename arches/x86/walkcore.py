@@ -23,6 +23,7 @@ from arches.memory import PhysMem
 from arches.tlb import (
     INVALID,
     LEAF,
+    NONE,
     PERM_ALL,
     PERM_U,
     PERM_UX,
@@ -142,6 +143,38 @@ def decode(rule: EntryRule, entry: int, nxe: bool) -> tuple[Kind, int]:
     return Kind.LEAF, base
 
 
+def entry_view(rule: EntryRule, entry: int, nxe: bool) -> EntryView:
+    """One entry as the TLB model sees it (:class:`~arches.tlb.EntryView`): :func:`decode`,
+    and the rights it grants (SDM §4.6: R/W, U/S where the level takes part in the access
+    rights, XD when IA32_EFER.NXE = 1)."""
+    kind, value = decode(rule, entry, nxe)
+    if kind is Kind.ABSENT or kind is Kind.RESERVED:
+        return INVALID
+    perms = PERM_ALL
+    if rule.access:
+        if not entry & RW:
+            perms &= ~PERM_W
+        if not entry & US:
+            perms &= ~PERM_U
+    if rule.xd and nxe and entry & XD:
+        perms &= ~(PERM_X | PERM_UX)
+    return EntryView(LEAF if kind is Kind.LEAF else TABLE, value, perms)
+
+
+def output_bits(rule: EntryRule) -> int:
+    """The address bits of an entry of this level that :func:`decode` only copies into its
+    output, whatever the entry is (a next table or a page): no reserved bit among them, no
+    PSE-36 bits (which it moves); 0 where there are none."""
+    if rule.pse36_bits:
+        return 0
+    if rule.last:
+        address = rule.leaf_addr
+    elif rule.ps_leaf:
+        address = rule.leaf_addr & rule.table_addr
+    else:
+        address = rule.table_addr
+    return address & ~(rule.leaf_rsvd | rule.table_rsvd | XD)
+
 
 class PagingWalker:
     """A walker for one x86 paging mode; subclasses say how the registers select it.
@@ -210,25 +243,27 @@ class PagingWalker:
         the decoding of one entry (kind, next table or page base, the rights it grants;
         an entry with a reserved bit set translates nothing, SDM §4.3/§4.4.2/§4.5.4)."""
         ws = self.setup(regs)
-        rules = ws.rules
         nxe = ws.nxe
+        # The TLB model decodes an entry or two per store.  What :func:`decode` makes of an
+        # entry depends on its address bits only through the output address, so the
+        # answer for the other bits is kept per level: (kind, rights, output mask).
+        plans: tuple[tuple[EntryRule, int, dict[int, tuple[str, int, int]]], ...] = tuple(
+            (rule, output_bits(rule), {}) for rule in ws.rules)
 
         def view(level: int, entry: int) -> EntryView:
-            rule = rules[level]
-            kind, value = decode(rule, entry, nxe)
-            if kind is Kind.ABSENT or kind is Kind.RESERVED:
-                return INVALID
-            perms = PERM_ALL
-            if rule.access:
-                if not entry & RW:
-                    perms &= ~PERM_W
-                if not entry & US:
-                    perms &= ~PERM_U
-            if rule.xd and nxe and entry & XD:
-                perms &= ~(PERM_X | PERM_UX)
-            return EntryView(LEAF if kind is Kind.LEAF else TABLE, value, perms)
+            rule, address, known = plans[level]
+            key = entry & ~address
+            hit = known.get(key)
+            if hit is None:
+                v = entry_view(rule, entry, nxe)
+                if not address:
+                    return v
+                out = rule.leaf_addr if v.kind == LEAF else rule.table_addr
+                hit = known[key] = (v.kind, v.perms, out if v.kind != NONE else 0)
+            kind, perms, out = hit
+            return INVALID if kind == NONE else EntryView(kind, entry & out, perms)
 
-        shapes = tuple(LevelShape(r.name, r.shift, r.entries, r.entry_size) for r in rules)
+        shapes = tuple(LevelShape(r.name, r.shift, r.entries, r.entry_size) for r in ws.rules)
         return (RootWalk("cr3", ws.root, 0, shapes, view, self.sign_extend),)
 
     # -- every leaf --------------------------------------------------------------------
