@@ -442,7 +442,9 @@ class Tlb:
         empty region and segment entries are not zero: decoding 2048 of them per table
         was most of the cost of registering one)."""
         entries = self._entries(ref, table)
-        common = Counter(entries).most_common(1)[0][0] if entries else 0
+        common = 0
+        if entries and entries.count(0) * 2 < len(entries):  # else 0 is the most common
+            common = Counter(entries).most_common(1)[0][0]
         if common and ref.walk.decode(ref.level, common).kind == TABLE:
             common = 0
         skip = {0, common}

@@ -22,6 +22,9 @@ pgd_t = NewType("pgd_t", int)
 pgprot_t = NewType("pgprot_t", int)
 
 
+_new = object.__new__
+
+
 class EntryPtr:
     """``X_t *``: the address of one entry in a page table, and the entry size."""
 
@@ -33,10 +36,14 @@ class EntryPtr:
         self.size = size
 
     def __add__(self, n: int) -> Self:
-        return type(self)(self.pa + n * self.size, self.size)
+        # (built without __init__: ``pte + 1`` runs once per entry of every table loop)
+        p = _new(type(self))
+        p.pa = self.pa + n * self.size
+        p.size = self.size
+        return p
 
     def __sub__(self, n: int) -> Self:
-        return type(self)(self.pa - n * self.size, self.size)
+        return self + -n
 
     def index_from(self, base: Self) -> int:
         """``self - base`` in C: how many entries ``self`` lies past ``base``."""
