@@ -407,6 +407,10 @@ def scenario_paths(path: str | bytes | os.PathLike[str]) -> list[Path]:
 
 # -- validation against a configuration ---------------------------------------------------
 
+_LIMITS: dict[tuple[str, type], Limits] = {}
+""":meth:`Limits.from_kernel`, by configuration name and kernel class."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a booted kernel on one configuration accepts (derived from the config and the
@@ -451,6 +455,17 @@ class Limits:
 
     @classmethod
     def from_kernel(cls, k: GenericKernel) -> Limits:
+        """The limits of ``k``'s configuration, derived (:meth:`derive`) once per
+        configuration and kernel class: every session and every generated scenario asks,
+        and they depend on nothing else (class constants and methods)."""
+        key = (k.config.name, type(k))
+        lim = _LIMITS.get(key)
+        if lim is None:
+            lim = _LIMITS[key] = cls.derive(k)
+        return lim
+
+    @classmethod
+    def derive(cls, k: GenericKernel) -> Limits:
         """User huge leaves need ``CONFIG_TRANSPARENT_HUGEPAGE`` (and
         ``HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD`` for puds), kernel ones ``HAVE_ARCH_HUGE_VMAP``
         and ``arch_vmap_p?d_supported(PAGE_KERNEL)``; and the hardware must allow a leaf of
