@@ -99,20 +99,34 @@ class RootWalk:
     """The VA the indexes select, in canonical (sign-extended) form."""
 
 
-@dataclass(frozen=True, slots=True)
 class _TableRef:
     """One way the MMU reaches a table: from which address space's root, at which level,
-    mapping which VA with its entry 0."""
+    mapping which VA with its entry 0.  Two are equal when those four are (a plain
+    slotted class: one is made for every table a root reaches, each time it does)."""
 
-    asid: int
-    walk: RootWalk
-    level: int
-    va_base: int
-    shape: LevelShape = field(compare=False)
-    last: bool = field(compare=False)
-    """The walk's last level: every valid entry is a leaf."""
-    space: int | None = field(compare=False)
-    """The address space of every entry (None for a root, whose entries may span both)."""
+    __slots__ = ("asid", "walk", "level", "va_base", "shape", "last", "space")
+
+    def __init__(self, asid: int, walk: RootWalk, level: int, va_base: int,
+                 shape: LevelShape, last: bool, space: int | None) -> None:
+        self.asid = asid
+        self.walk = walk
+        self.level = level
+        self.va_base = va_base
+        self.shape = shape
+        self.last = last
+        """The walk's last level: every valid entry is a leaf."""
+        self.space = space
+        """The address space of every entry (None for a root, whose entries may span
+        both)."""
+
+    def _key(self) -> tuple[int, RootWalk, int, int]:
+        return (self.asid, self.walk, self.level, self.va_base)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _TableRef) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
 
 @dataclass

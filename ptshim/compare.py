@@ -21,12 +21,12 @@ snapshots each see one op's flushes.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from arches.tlb import KERNEL_SPACE
 from legacy import GenericKernel, mm_struct
+from legacy.mm.page import page_state
 from ptshim.session import Session
 
 __all__ = ["State", "compare", "flush_summary", "snapshot", "snapshot_machine"]
@@ -82,15 +82,7 @@ def flush_summary(k: GenericKernel, names: dict[int, str],
 
 
 def _page_state(k: GenericKernel) -> tuple[tuple[int, int, int], ...]:
-    try:
-        page = importlib.import_module("legacy.mm.page")
-    except ImportError:
-        return ()
-    fn = getattr(page, "page_state", None)
-    if fn is None:
-        return ()
-    state: dict[int, tuple[int, int]] = fn(k)
-    return tuple((pfn, rc, mc) for pfn, (rc, mc) in sorted(state.items()))
+    return tuple((pfn, rc, mc) for pfn, (rc, mc) in sorted(page_state(k).items()))
 
 
 def snapshot_machine(k: GenericKernel, mms: Sequence[mm_struct]) -> State:
