@@ -408,3 +408,23 @@ def test_cuts_end_inside_costly_huge_leaves_less_often(arch: str, share: float) 
     inside = sum(1 for p in points if va < p < va + 4 * k.PMD_SIZE and p % k.PMD_SIZE)
     full = 0.45  # what a cut does where splits cost no more than SPLIT_ENTRIES
     assert abs(inside / len(points) - full * share) < 0.05, inside / len(points)
+
+
+def test_limits_are_kept_per_configuration_and_kernel_class() -> None:
+    """``Limits.from_kernel`` derives a configuration's limits once; a kernel of another
+    class on the same configuration (here a CPU without PSE: no transparent huge pages)
+    gets its own."""
+    from legacy import boot
+    from ptshim.scenario import Limits
+
+    k = boot("x86_64")
+    assert Limits.from_kernel(k) is Limits.from_kernel(boot("x86_64"))
+    assert k.PMD_SIZE in Limits.from_kernel(k).user_leaf_sizes
+
+    class NoThp(type(k)):
+        def has_transparent_hugepage(self) -> bool:
+            return False
+
+    no_thp = NoThp(k.config, la57=False)
+    assert Limits.from_kernel(no_thp).user_leaf_sizes == (k.PAGE_SIZE,)
+    assert k.PMD_SIZE in Limits.from_kernel(boot("x86_64")).user_leaf_sizes
