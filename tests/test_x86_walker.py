@@ -662,3 +662,52 @@ def test_tlb_view_remembers_only_what_the_address_does_not_change(name: str) -> 
                      | rng.choice(middle) | rng.choice(pool))
             assert warm.decode(level, entry) == entry_view(rules[level], entry, nxe), (
                 f"{name} level {level}: {entry:#x}")
+
+
+@pytest.mark.parametrize("name", ["x86_64", "x86_64-la57", "i386", "i386-pae", "pse-36"])
+def test_leaves_list_what_translate_makes_of_every_entry(name: str) -> None:
+    """``leaves`` remembers per level what an entry's non-address bits decode to, as the
+    TLB's view does; every leaf it lists must be what ``translate`` (which remembers
+    nothing) makes of that address, and every address ``translate`` maps through such an
+    entry must be listed.  A chain of tables through entry 0 of every level; the other
+    entries of each level that may hold leaves are random: flags from a few words, any
+    address bits (reserved ones included), PSE-36 bits."""
+    if name == "pse-36":
+        walker: PagingWalker = Paging32Walker(phys_bits=40)
+        base_regs = REGS_32
+    else:
+        walker = CONFIGS[name].walker
+        base_regs = {"x86_64": REGS_4L, "x86_64-la57": REGS_5L, "i386": REGS_32,
+                     "i386-pae": REGS_PAE}[name]
+    mem = new_mem()
+    root = mem.alloc_frame()
+    rules = walker.setup(regs(base_regs, root)).rules
+    rng = random.Random(name)
+    table, slots = root, []
+    for rule in rules:
+        width = rule.entry_size * 8
+        flags = ((1 << 12) - 1) | (((1 << width) - 1) & ~((1 << 52) - 1))
+        pool = [rng.getrandbits(width) & flags | P | (PS if rule.ps_leaf else 0)
+                for _ in range(6)]
+        pool += [word & ~(((1 << 11) - 1) << 52) for word in pool]  # PAE: 62:52 reserved
+        middle = [0] + [rng.getrandbits(9) << 12 for _ in range(3)]
+        if rule.last or rule.ps_leaf:
+            for index in range(1, rule.entries):
+                entry = (rng.getrandbits(min(width, 52)) & ~flags & ~((1 << 21) - 1)
+                         | rng.choice(middle) | rng.choice(pool))
+                put(mem, table, index, entry, rule.entry_size)
+                slots.append(index << rule.shift)
+        if not rule.last:
+            below = mem.alloc_frame()
+            put(mem, table, 0, below | (P if rule.name == "PDPTE" and not rule.access
+                                        else TBL), rule.entry_size)
+            table = below
+    r = regs(base_regs, root)
+    want = []
+    for va in slots:
+        va = canonical(va >> 12, walker.va_bits)
+        t = walker.translate(mem, r, va)
+        if isinstance(t, Translation):
+            want.append(t)
+    assert len(want) > 100
+    assert list(walker.leaves(mem, r)) == sorted(want)

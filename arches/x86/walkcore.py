@@ -296,26 +296,40 @@ class PagingWalker:
                 return iter(())
             return enumerate(codec[rule.entry_size, rule.entries].unpack(raw))
 
+        # What decode() makes of an entry's non-address bits, per level (see structure()).
+        plans: list[tuple[EntryRule, int, dict[int, tuple[Kind, int]]]] = [
+            (rule, output_bits(rule), {}) for rule in rules]
         stack = [(0, 0, True, True, True, entries(0, ws.root))]
         while stack:
             level, va_base, writable, user, executable, it = stack[-1]
-            rule = rules[level]
+            rule, address, known = plans[level]
+            shift, span, access = rule.shift, rule.span, rule.access
             nx_counts = rule.xd and nxe
+            # Below the root, the root entry's index fixes the VA's sign: extend it once.
+            base = sign_extend(va_base) if level else 0
             for index, entry in it:
                 if not entry & P:
                     continue
-                kind, value = decode(rule, entry, nxe)
-                if kind is Kind.RESERVED:
-                    continue
+                hit = known.get(entry & ~address) if address else None
+                if hit is None:
+                    kind, value = decode(rule, entry, nxe)
+                    if kind is Kind.RESERVED:
+                        continue
+                    if address:
+                        known[entry & ~address] = (
+                            kind, rule.leaf_addr if kind is Kind.LEAF else rule.table_addr)
+                else:
+                    kind, value = hit[0], entry & hit[1]
                 w, u = writable, user
-                if rule.access:
+                if access:
                     w = w and bool(entry & RW)
                     u = u and bool(entry & US)
                 x = executable and not (nx_counts and entry & XD)
-                va = va_base | index << rule.shift
                 if kind is Kind.TABLE:
+                    va = va_base | index << shift
                     stack.append((level + 1, va, w, u, x, entries(level + 1, value)))
                     break
-                yield Translation(sign_extend(va), value, rule.span, level, w, x, u)
+                va = base | index << shift if level else sign_extend(index << shift)
+                yield Translation(va, value, span, level, w, x, u)
             else:
                 stack.pop()
