@@ -9,7 +9,7 @@ kernel object supplies their per-architecture meaning (folding included).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, cast
 
@@ -505,17 +505,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         return {"level": level, "shift": shift, "size": size, "mask": ~(size - 1) & mask,
                 "pages": size >> k.PAGE_SHIFT}
 
-    def nothing(level: Level) -> dict[str, Any]:
-        return {
-            name: _none(name, level) for name in (
-                "pfn", "pgprot", "pfn_entry", "mkspecial", "modify", "write", "wrprotect",
-                "mkold", "mkclean", "mksoft_dirty", "set_wrprotect", "get_and_clear",
-                "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
-                "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb",
-                "populate", "pgtable", "alloc_track", "set_huge", "clear_huge", "free_lower",
-                "clear_flush", "flush_range", "dirty", "young", "change_swap",
-            )
-        } | {"needs_flush": _true2}
+    nothing = _nothing
 
     def needs(name: str) -> Callable[[int, int], bool]:
         fn: Callable[[int, int], bool] = getattr(k, name)
@@ -667,4 +657,35 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         populate=m("pgd_populate"), pgtable=m("pgd_page_vaddr"), alloc_track=m("_p4d_alloc"),
         vmap_supported=_false, clear_huge=lambda p: 0, modified=PGTBL_PGD_MODIFIED,
     )
-    return {ops["level"]: LevelOps(**ops) for ops in (pte, pmd, pud, p4d, pgd)}
+    return {ops["level"]: _level_ops_of(ops) for ops in (pte, pmd, pud, p4d, pgd)}
+
+
+@cache
+def _nothing(level: Level) -> dict[str, Any]:
+    """The operations a level may lack, each a :func:`_none` stand-in (callers copy it)."""
+    return {
+        name: _none(name, level) for name in (
+            "pfn", "pgprot", "pfn_entry", "mkspecial", "modify", "write", "wrprotect",
+            "mkold", "mkclean", "mksoft_dirty", "set_wrprotect", "get_and_clear",
+            "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
+            "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb",
+            "populate", "pgtable", "alloc_track", "set_huge", "clear_huge", "free_lower",
+            "clear_flush", "flush_range", "dirty", "young", "change_swap",
+        )
+    } | {"needs_flush": _true2}
+
+
+_LEVEL_OPS_FIELDS = frozenset(f.name for f in fields(LevelOps))
+
+
+def _level_ops_of(ops: dict[str, Any]) -> LevelOps:
+    """``LevelOps(**ops)`` without the frozen dataclass's ``__init__`` (a store through
+    ``object.__setattr__`` for each of some seventy fields, five levels per
+    ``PageTables``): every field must be given, and nothing else."""
+    if ops.keys() != _LEVEL_OPS_FIELDS:
+        missing = sorted(_LEVEL_OPS_FIELDS - ops.keys())
+        extra = sorted(ops.keys() - _LEVEL_OPS_FIELDS)
+        raise TypeError(f"LevelOps of level {ops.get('level')}: missing {missing}, unknown {extra}")
+    made = object.__new__(LevelOps)
+    made.__dict__.update(ops)
+    return made
