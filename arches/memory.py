@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from arches.errors import OutOfMemory, PhysMemError, TlbError
@@ -70,6 +70,7 @@ class PhysMem:
         self._codec = {4: struct.Struct(prefix + "I"), 8: struct.Struct(prefix + "Q")}
         self._unpack = {n: c.unpack_from for n, c in self._codec.items()}
         self._pack = {n: c.pack_into for n, c in self._codec.items()}
+        self._runs: dict[tuple[int, int], struct.Struct] = {}
         self._frame_mask = ~self._offset_mask
         self.observer: MemObserver | None = None
         """Told of every entry store (before it lands) and every frame free."""
@@ -203,6 +204,29 @@ class PhysMem:
         if self.observer is not None:
             self.observer.on_write(pa, size, self._unpack[size](frame, off)[0], value)
         self._pack[size](frame, off, value)
+
+    def write_run(self, pa: int, size: int, values: Sequence[int]) -> None:
+        """:meth:`write` of ``values`` into consecutive entries from ``pa`` on, which must
+        lie in one table (``set_ptes``).  Into a table some root reaches they go to the
+        observer entry by entry, as :meth:`write` does; into one no root reaches (being
+        filled before it is linked: a split's), at once."""
+        n = len(values)
+        off = pa & self._offset_mask
+        end = pa + (n - 1) * size
+        if (off + n * size > self.frame_size or self.observer is not None and (
+                self.observer.is_live(pa) or self.observer.is_live(end))):
+            for i, v in enumerate(values):
+                self.write(pa + i * size, size, v)
+            return
+        frame = self._frames.get(pa & self._frame_mask)
+        if frame is None:
+            frame = self._frame(pa)  # raises, naming the frame's state
+        run = self._runs.get((n, size))
+        if run is None:
+            run = self._runs[n, size] = struct.Struct(
+                self._codec[size].format[0] + str(n) + self._codec[size].format[1:])
+        run.pack_into(frame, off, *values)
+        self.writes += n
 
     def read_bytes(self, pa: int, length: int) -> bytes:
         """Bytes ``[pa, pa+length)``; a range that crosses frames (a 16 KiB s390x region

@@ -12,6 +12,7 @@ Addresses are ``unsigned long``: every sum is masked to the configuration's word
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from legacy.machine import Machine
@@ -184,6 +185,12 @@ class PgtableGeneric(Machine):
     def _write(self, p: EntryPtr, v: int) -> None:
         self.mem.write(p.pa, p.size, v)
 
+    def _write_run(self, p: EntryPtr, values: Sequence[int]) -> None:
+        """Store ``values`` into consecutive entries of one table from ``p`` on."""
+        for v in values:
+            self._write(p, v)
+            p = p + 1
+
     def ptep_get(self, ptep: PtePtr) -> pte_t:
         return pte_t(self.mem.read(ptep.pa, ptep.size))
 
@@ -226,7 +233,33 @@ class PgtableGeneric(Machine):
         self._write(ptep, pte)
 
     def set_pte_at(self, mm: mm_struct, addr: int, ptep: PtePtr, pte: pte_t) -> None:
+        """``set_ptes(mm, addr, ptep, pte, 1)``: one :meth:`set_pte` (called directly)."""
         self.set_pte(ptep, pte)
+
+    def set_ptes(self, mm: mm_struct, addr: int, ptep: PtePtr, pte: pte_t, nr: int) -> None:
+        """include/linux/pgtable.h (``#ifndef set_ptes``): ``nr`` consecutive entries of one
+        PTE table mapping consecutive pfns, :meth:`set_pte` each, :meth:`pte_next_pfn`
+        between (``page_table_check_ptes_set`` and the lazy MMU mode do nothing here).
+        Where ``set_pte`` is the plain store, the run is one :meth:`_write_run`."""
+        ptes = [pte]
+        for _ in range(nr - 1):
+            pte = self.pte_next_pfn(pte)
+            ptes.append(pte)
+        if type(self).set_pte is PgtableGeneric.set_pte:
+            self._write_run(ptep, ptes)
+            return
+        for pte in ptes:
+            self.set_pte(ptep, pte)
+            ptep = ptep + 1
+
+    def pte_advance_pfn(self, pte: pte_t, nr: int) -> pte_t:
+        """include/linux/pgtable.h (``#ifndef pte_advance_pfn``): the pfn field, at
+        ``PFN_PTE_SHIFT`` (``PAGE_SHIFT`` unless the architecture says), plus ``nr``."""
+        return pte_t(pte + (nr << self.PAGE_SHIFT))
+
+    def pte_next_pfn(self, pte: pte_t) -> pte_t:
+        """include/linux/pgtable.h: ``pte_advance_pfn(pte, 1)``."""
+        return self.pte_advance_pfn(pte, 1)
 
     def set_pmd(self, pmdp: PmdPtr, pmd: pmd_t) -> None:
         self._write(pmdp, pmd)

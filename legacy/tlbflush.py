@@ -15,7 +15,7 @@ emulator's hooks that tell the TLB which roots a CPU uses (``switch_mm``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, NamedTuple
@@ -108,15 +108,27 @@ class TlbflushGeneric(PgtableGeneric):
 
     def _write(self, p: EntryPtr, v: int) -> None:
         if self.lockdep_enabled:
-            memo = self._lock_memo.get(p.pa >> self._lock_memo_shift)
-            if (memo is not None and memo[0] == self.hw_tlb.generation
-                    and memo[1] == self.ptdescs.generation and self._lockless is None):
-                lock = memo[2]
-            else:
-                lock = self.pgtable_lock_required(p, v)
-            if lock is not None and not lock.held:
-                self.lockdep_assert_pgtable_write(p, v)  # raises, saying what is missing
+            self._lockdep(p, v)
         self.mem.write(p.pa, p.size, v)
+
+    def _write_run(self, p: EntryPtr, values: Sequence[int]) -> None:
+        """Consecutive entries of one table (``set_ptes``): the lock every store needs is the
+        table's, asked for the first and the last; the stores reach the TLB model entry by
+        entry when a root reaches the table (:meth:`PhysMem.write_run`)."""
+        if self.lockdep_enabled:
+            self._lockdep(p, values[0])
+            self._lockdep(p + (len(values) - 1), values[-1])
+        self.mem.write_run(p.pa, p.size, values)
+
+    def _lockdep(self, p: EntryPtr, v: int) -> None:
+        memo = self._lock_memo.get(p.pa >> self._lock_memo_shift)
+        if (memo is not None and memo[0] == self.hw_tlb.generation
+                and memo[1] == self.ptdescs.generation and self._lockless is None):
+            lock = memo[2]
+        else:
+            lock = self.pgtable_lock_required(p, v)
+        if lock is not None and not lock.held:
+            self.lockdep_assert_pgtable_write(p, v)  # raises, saying what is missing
 
     def pgtable_lock_required(self, p: EntryPtr, v: int) -> spinlock_t | None:
         """The lock the kernel requires for storing ``v`` at ``p``, or None when none is

@@ -367,6 +367,9 @@ class LevelOps:
     # entries
     get: Callable[[Any], int]
     set_at: Callable[[mm_struct, int, Any, int], None]
+    set_run: Callable[[mm_struct, int, Any, int, int], None]
+    """``set_ptes(mm, addr, ptep, pte, nr)``: ``nr`` entries of one table mapping
+    consecutive pfns (PTE level only)."""
     clear: Callable[[mm_struct, int, Any], None]
     """``pte_clear(mm, addr, ptep)``, ``pmd_clear(pmdp)``..."""
     none: Callable[[int], bool]
@@ -552,7 +555,8 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
 
     pte = {**nothing(Level.PTE), **geometry(Level.PTE, k.PAGE_SHIFT)}
     pte.update(
-        get=m("ptep_get"), set_at=m("set_pte_at"), clear=m("pte_clear"), none=m("pte_none"),
+        get=m("ptep_get"), set_at=m("set_pte_at"), set_run=m("set_ptes"),
+        clear=m("pte_clear"), none=m("pte_none"),
         present=m("pte_present"), bad=_false, leaf=m("pte_present"), trans_huge=_false,
         swap=m("is_swap_pte"), change_swap=lambda v: change_swap_pte(k, v),
         none_or_clear_bad=pte_none_or_clear_bad, pfn=m("pte_pfn"), pgprot=m("pte_pgprot"),
@@ -670,7 +674,7 @@ def _nothing(level: Level) -> dict[str, Any]:
             "get_and_clear_full", "invalidate", "invalidate_ad", "split_prot",
             "tlb_remove_entry", "deposit", "withdraw", "alloc_one", "free", "free_tlb",
             "populate", "pgtable", "alloc_track", "set_huge", "clear_huge", "free_lower",
-            "clear_flush", "flush_range", "dirty", "young", "change_swap",
+            "clear_flush", "flush_range", "dirty", "young", "change_swap", "set_run",
         )
     } | {"needs_flush": _true2}
 

@@ -156,9 +156,10 @@ def zap_huge_pud(k: GenericKernel, tlb: mmu_gather, vma: vm_area_struct, pud: Pu
 
 def _split_huge_pmd_locked(k: GenericKernel, vma: vm_area_struct, pmd: PmdPtr,
                            haddr: int) -> None:
-    """``__split_huge_pmd_locked``, anonymous THP path, ``freeze`` false."""
+    """``__split_huge_pmd_locked``, anonymous THP path, ``freeze`` false: the new ptes go in
+    with one ``set_ptes(mm, haddr, pte, entry, HPAGE_PMD_NR)`` (v6.18; older kernels
+    stored them one ``set_pte_at`` at a time)."""
     mm = vma.vm_mm
-    m = k.ULONG_MASK
     old_pmd = k.pmdp_invalidate(vma, haddr, pmd)
     pfn = k.pmd_pfn(old_pmd)
     prot = k.pgprot_large_2_4k(k.pmd_pgprot(old_pmd))
@@ -168,11 +169,10 @@ def _split_huge_pmd_locked(k: GenericKernel, vma: vm_area_struct, pmd: PmdPtr,
     # pmd_populate(mm, &_pmd, pgtable); pte = pte_offset_map(&_pmd, haddr): a stack pmd
     # pointing at the table, i.e. the table itself.
     pte = pgtable + k.pte_index(haddr)
-    addr = haddr
+    entry = k.pfn_pte(pfn, prot)
     for i in range(HPAGE_PMD_NR(k)):
         assert k.pte_none(k.ptep_get(pte + i)), "VM_WARN_ON(!pte_none(ptep_get(pte + i)))"
-        k.set_pte_at(mm, addr, pte + i, k.pfn_pte(pfn + i, prot))
-        addr = (addr + k.PAGE_SIZE) & m
+    k.set_ptes(mm, haddr, pte, entry, HPAGE_PMD_NR(k))
     k.pte_unmap(pte)
     # smp_wmb(): make pte visible before pmd
     k.pmd_populate(mm, pmd, pgtable)

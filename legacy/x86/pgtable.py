@@ -227,6 +227,13 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         pfn &= self.PTE_PFN_MASK
         return pte_t(pfn | self.check_pgprot(pgprot))
 
+    def pte_advance_pfn(self, pte: pte_t, nr: int) -> pte_t:
+        """arch/x86/include/asm/pgtable.h: a PROT_NONE pte holds its pfn inverted
+        (L1TF, pgtable-invert.h), so its pfn field goes down by ``nr``."""
+        if self._pte_needs_invert(pte):
+            return pte_t(pte - (nr << self.PAGE_SHIFT))
+        return pte_t(pte + (nr << self.PAGE_SHIFT))
+
     def pfn_pmd(self, page_nr: int, pgprot: pgprot_t) -> pmd_t:
         self._check_pfn(page_nr, "pfn_pmd")
         pfn = page_nr << self.PAGE_SHIFT

@@ -40,7 +40,8 @@ __all__ = ["split_huge_leaf", "split_leaf", "split_leaf_at"]
 
 def _fill(pt: PageTables, entry: Entry, first: EntryPtr, old: int, check_none: bool) -> None:
     """Write the leaves replacing the huge value ``old`` of ``entry`` into the table at
-    ``first``: one per lower entry, consecutive pfns, the split protection."""
+    ``first``: one per lower entry, consecutive pfns, the split protection (ptes with one
+    ``set_ptes``, as ``__split_huge_pmd_locked``)."""
     mm = entry.mm
     lv = ops_of(pt, mm, entry.level)
     child = pt.lower(entry.table.group, mm)
@@ -48,12 +49,17 @@ def _fill(pt: PageTables, entry: Entry, first: EntryPtr, old: int, check_none: b
     cl = ops_of(pt, mm, child.level)
     pfn = lv.pfn(old)
     prot = lv.split_prot(old)
+    count = lv.pages // cl.pages
+    if check_none:
+        for i in range(count):
+            BUG_ON(not cl.none(cl.get(first + i)), "VM_WARN_ON(!pte_none(ptep_get(pte + i)))")
+    if child.level == Level.PTE:  # consecutive pages: one set_ptes
+        cl.set_run(mm, entry.va, first, cl.pfn_entry(pfn, prot), count)
+        return
     m = pt.k.ULONG_MASK
     addr = entry.va
     ptr = first
-    for i in range(lv.pages // cl.pages):
-        if check_none:
-            BUG_ON(not cl.none(cl.get(ptr)), "VM_WARN_ON(!pte_none(ptep_get(pte + i)))")
+    for i in range(count):
         cl.set_at(mm, addr, ptr, cl.pfn_entry(pfn + i * cl.pages, prot))
         ptr = ptr + 1
         addr = (addr + cl.size) & m
