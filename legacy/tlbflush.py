@@ -108,7 +108,12 @@ class TlbflushGeneric(PgtableGeneric):
 
     def _write(self, p: EntryPtr, v: int) -> None:
         if self.lockdep_enabled:
-            self._lockdep(p, v)
+            # The answer kept for the table, looked at inline: most stores need no more.
+            memo = self._lock_memo.get(p.pa >> self._lock_memo_shift)
+            if (memo is None or memo[0] != self.hw_tlb.generation
+                    or memo[1] != self.ptdescs.generation or self._lockless is not None
+                    or memo[2] is not None and not memo[2].held):
+                self._lockdep(p, v)
         self.mem.write(p.pa, p.size, v)
 
     def _write_run(self, p: EntryPtr, values: Sequence[int]) -> None:
@@ -121,6 +126,8 @@ class TlbflushGeneric(PgtableGeneric):
         self.mem.write_run(p.pa, p.size, values)
 
     def _lockdep(self, p: EntryPtr, v: int) -> None:
+        """Raise unless the lock storing ``v`` at ``p`` needs is held (the answer kept for
+        the table, else :meth:`pgtable_lock_required`)."""
         memo = self._lock_memo.get(p.pa >> self._lock_memo_shift)
         if (memo is not None and memo[0] == self.hw_tlb.generation
                 and memo[1] == self.ptdescs.generation and self._lockless is None):
