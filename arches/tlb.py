@@ -256,6 +256,8 @@ class Tlb:
         """Table base -> how the active roots reach it.  Every change goes through
         :meth:`_changed`, which drops what :meth:`_find` remembers."""
         self._sizes: set[int] = set()
+        self._one_size = 0
+        """``-size`` (the mask of a table base) while every table has that one size."""
         self._found_pa = -1
         self._found: list[tuple[_TableRef, int]] = []
         self._unreached: set[int] = set()
@@ -393,6 +395,7 @@ class Tlb:
         self._found_pa = -1
         self._unreached.clear()
         self._unreached_shift = min(self._sizes).bit_length() - 1 if self._sizes else 0
+        self._one_size = -min(self._sizes) if len(self._sizes) == 1 else 0
         self.generation += 1
 
     def _find(self, pa: int) -> list[tuple[_TableRef, int]]:
@@ -409,13 +412,19 @@ class Tlb:
         if block in self._unreached:
             return _NOWHERE
         out: list[tuple[_TableRef, int]] = []
-        for size in self._sizes:
-            base = pa - pa % size
+        if self._one_size:  # every table has the one size (x86): no size to match
+            base = pa & self._one_size
             refs = self._refs.get(base)
             if refs:
-                for r in refs:
-                    if r.shape.table_bytes == size:
-                        out.append((r, (pa - base) // r.shape.entry_size))
+                out = [(r, (pa - base) // r.shape.entry_size) for r in refs]
+        else:
+            for size in self._sizes:
+                base = pa - pa % size
+                refs = self._refs.get(base)
+                if refs:
+                    for r in refs:
+                        if r.shape.table_bytes == size:
+                            out.append((r, (pa - base) // r.shape.entry_size))
         if not out:
             self._unreached.add(block)
             return _NOWHERE

@@ -46,6 +46,10 @@ CR0_PE = 1 << 0
 """CR0.PE, protection enable (SDM §2.5); paging requires it (not in :mod:`arches.x86.bits`)."""
 
 
+_view = tuple.__new__
+"""``EntryView(kind, target, perms)`` without the named tuple's ``__new__`` frame."""
+
+
 def bits(hi: int, lo: int) -> int:
     """Mask of bits ``hi:lo`` inclusive (SDM notation); 0 when ``hi < lo``."""
     return ((1 << (hi + 1)) - (1 << lo)) if hi >= lo else 0
@@ -261,7 +265,7 @@ class PagingWalker:
                 out = rule.leaf_addr if v.kind == LEAF else rule.table_addr
                 hit = known[key] = (v.kind, v.perms, out if v.kind != NONE else 0)
             kind, perms, out = hit
-            return INVALID if kind == NONE else EntryView(kind, entry & out, perms)
+            return INVALID if kind == NONE else _view(EntryView, (kind, entry & out, perms))
 
         shapes = tuple(LevelShape(r.name, r.shift, r.entries, r.entry_size) for r in ws.rules)
         return (RootWalk("cr3", ws.root, 0, shapes, view, self.sign_extend),)
