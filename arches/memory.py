@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Protocol
 
 from arches.errors import OutOfMemory, PhysMemError, TlbError
@@ -272,6 +273,11 @@ class PhysMem:
         if off + length > self.frame_size:
             raise PhysMemError(f"copy of {length} bytes to {dst:#x} crosses a frame boundary")
         self._frame(dst)[off : off + length] = data
+
+    def frames(self) -> Mapping[int, bytearray]:
+        """Every allocated frame by address, live (no copy): what a comparison made at
+        once reads; :meth:`image` for a copy that stays."""
+        return MappingProxyType(self._frames)
 
     def image(self) -> Iterator[tuple[int, bytes]]:
         """(pa, bytes) of every allocated frame, ascending by address."""

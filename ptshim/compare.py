@@ -21,7 +21,7 @@ snapshots each see one op's flushes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from arches.tlb import KERNEL_SPACE
@@ -37,7 +37,9 @@ FlushSummary = tuple[tuple[str, bool, object], ...]
 
 
 class State(NamedTuple):
-    frames: dict[int, bytes]
+    frames: Mapping[int, bytes | bytearray]
+    """Every allocated frame by address: the machine's own (``PhysMem.frames``), not a
+    copy, so a state is compared at once, before the machine changes."""
     pgtables_bytes: int
     init_pgtables_bytes: int
     mm_pgtables: tuple[int, ...] = ()
@@ -103,7 +105,7 @@ def snapshot_machine(k: GenericKernel, mms: Sequence[mm_struct]) -> State:
         for key, ring in k.pmd_huge_ptes.items()
     ))
     return State(
-        dict(k.mem.image()), mms[0].pgtables_bytes if mms else 0,
+        k.mem.frames(), mms[0].pgtables_bytes if mms else 0,
         k.init_mm.pgtables_bytes, tuple(mm.pgtables_bytes for mm in mms[1:]), stale,
         flushes, deposits, _page_state(k),
         tuple(mm.pgd.pa for mm in mms) + (k.init_mm.pgd.pa,),

@@ -14,6 +14,7 @@ makes of one address.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from arches.config import Fault, Translation
@@ -179,7 +180,8 @@ def describe_translation(t: Translation | Fault) -> str:
             f"{' user' if t.user else ' kernel'}")
 
 
-def entry_diffs(frames_a: dict[int, bytes], frames_b: dict[int, bytes], entry_size: int,
+def entry_diffs(frames_a: Mapping[int, bytes | bytearray],
+                frames_b: Mapping[int, bytes | bytearray], entry_size: int,
                 limit: int = 16) -> list[tuple[int, bytes, bytes]]:
     """``(pa, bytes a, bytes b)`` of the first ``limit`` entries that differ between two
     memory images with the same frames, in address order (entries of ``entry_size``)."""
@@ -189,7 +191,7 @@ def entry_diffs(frames_a: dict[int, bytes], frames_b: dict[int, bytes], entry_si
         if x == y:
             continue
         for off in range(0, len(x), entry_size):
-            ex, ey = x[off:off + entry_size], y[off:off + entry_size]
+            ex, ey = bytes(x[off:off + entry_size]), bytes(y[off:off + entry_size])
             if ex != ey:
                 out.append((pa + off, ex, ey))
                 if len(out) >= limit:
