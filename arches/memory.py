@@ -72,6 +72,8 @@ class PhysMem:
         self._unpack = {n: c.unpack_from for n, c in self._codec.items()}
         self._pack = {n: c.pack_into for n, c in self._codec.items()}
         self._runs: dict[tuple[int, int], struct.Struct] = {}
+        self._zeros = bytes(frame_size)
+        self._poison = bytes([POISON_FREE]) * frame_size
         self._frame_mask = ~self._offset_mask
         self.observer: MemObserver | None = None
         """Told of every entry store (before it lands) and every frame free."""
@@ -93,7 +95,7 @@ class PhysMem:
         if self._free_heap:
             pa = heapq.heappop(self._free_heap)
             frame = self._poisoned.pop(pa)
-            frame[:] = bytes(self.frame_size)
+            frame[:] = self._zeros
         else:
             pa = self._next
             if pa + self.frame_size > 1 << self.phys_bits:
@@ -150,7 +152,7 @@ class PhysMem:
             if pa in self._poisoned:
                 raise PhysMemError(f"double free of frame {pa:#x}")
             raise PhysMemError(f"free of frame {pa:#x}, which is not an allocated frame")
-        frame[:] = bytes([POISON_FREE]) * self.frame_size
+        frame[:] = self._poison
         self._poisoned[pa] = frame
         heapq.heappush(self._free_heap, pa)
         self.frees += 1
