@@ -523,7 +523,9 @@ class Tlb:
                 if nv.kind == NONE:
                     return
                 shape = ref.shape
-                va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+                va = ref.va_base | idx << shape.shift  # canonical below the root already
+                if not ref.level:
+                    va = ref.walk.canonical(va)
                 span = 1 << shape.shift
                 space = self.space_of(ref.asid, va) if ref.space is None else ref.space
                 self._restore(space, va, (va + span) & self._mask, span, shape, INVALID, nv)
@@ -533,7 +535,9 @@ class Tlb:
                 if ov.kind == NONE or not self.enabled:
                     return
                 shape = ref.shape
-                va = ref.walk.canonical(ref.va_base | idx << shape.shift)
+                va = ref.va_base | idx << shape.shift  # canonical below the root already
+                if not ref.level:
+                    va = ref.walk.canonical(va)
                 span = 1 << shape.shift
                 space = self.space_of(ref.asid, va) if ref.space is None else ref.space
                 if self.marks and self._extend(space, va, shape.name, "cleared", ov, span):
