@@ -515,12 +515,13 @@ class Tlb:
                 return
             if not old and not self.marks and ref.walk.decode(ref.level, new).kind != TABLE:
                 return  # a huge leaf where there was none
-            if ref.last and not old:
-                # A last-level entry made where there was none, stale marks pending (the
-                # commit of an mprotect's pte, a fault after a zap): nothing to follow or
-                # forget, no new mark; it may only restore a mark's translation.
-                nv = ref.walk.decode(ref.level, new)
-                if nv.kind == NONE:
+            # A last-level entry made where there was none, marks pending (the commit of an
+            # mprotect's pte, a fault after a zap), may only restore a mark's translation; a
+            # leaf cleared leaves its translation stale.
+            made = ref.last and not old
+            view = ref.walk.decode(ref.level, new if made else old) if made or not new else None
+            if view is not None and view.kind != TABLE:
+                if view.kind == NONE or not self.enabled:
                     return
                 shape = ref.shape
                 va = ref.va_base | idx << shape.shift  # canonical below the root already
@@ -528,23 +529,14 @@ class Tlb:
                     va = ref.walk.canonical(va)
                 span = 1 << shape.shift
                 space = self.space_of(ref.asid, va) if ref.space is None else ref.space
-                self._restore(space, va, (va + span) & self._mask, span, shape, INVALID, nv)
-                return
-            ov = ref.walk.decode(ref.level, old) if not new else None
-            if ov is not None and ov.kind != TABLE:
-                if ov.kind == NONE or not self.enabled:
-                    return
-                shape = ref.shape
-                va = ref.va_base | idx << shape.shift  # canonical below the root already
-                if not ref.level:
-                    va = ref.walk.canonical(va)
-                span = 1 << shape.shift
-                space = self.space_of(ref.asid, va) if ref.space is None else ref.space
-                if self.marks and self._extend(space, va, shape.name, "cleared", ov, span):
-                    return
-                self._mark(StaleMark(space, va, (va + span) & self._mask, shape.name, False,
-                                     "cleared", None, self.op, ov, span, va,
-                                     frozenset()))
+                if made:
+                    self._restore(space, va, (va + span) & self._mask, span, shape, INVALID,
+                                  view)
+                elif not (self.marks and self._extend(space, va, shape.name, "cleared", view,
+                                                      span)):
+                    self._mark(StaleMark(space, va, (va + span) & self._mask, shape.name,
+                                         False, "cleared", None, self.op, view, span, va,
+                                         frozenset()))
                 return
         seen: set[tuple[int, int, int]] = set()
         for ref, idx in found:
