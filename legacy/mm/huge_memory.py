@@ -16,11 +16,12 @@ every page mapped, hence the anonymous-style deposit.  ``copy_huge_pmd`` and
 Splits.  Both keep the translation of every page of the leaf: same pfn, same protection.
 - user pmd, :func:`split_huge_pmd` -> ``__split_huge_pmd_locked`` (anonymous THP path):
   ``pmdp_invalidate``, withdraw the deposited table, fill it with one ``set_ptes`` of
-  ``HPAGE_PMD_NR`` ptes, ``pmd_populate``.  Deviation: the kernel builds the ptes from ``vma->vm_page_prot`` plus the
-  pmd's write/young/dirty/soft-dirty bits (and drops NUMA-hinting PROT_NONE); we build them
-  from the pmd's own protection (``pgprot_large_2_4k(pmd_pgprot(pmd))``), which carries those
-  bits, ``special`` and a user PROT_NONE alike, because our callers need not keep
-  ``vm_page_prot`` in step with a partially protected leaf.
+  ``HPAGE_PMD_NR`` ptes, ``pmd_populate``.  Deviation: the kernel builds the ptes from
+  ``vma->vm_page_prot`` plus the pmd's write/young/dirty/soft-dirty bits (and drops
+  NUMA-hinting PROT_NONE); we build them from the pmd's own protection
+  (``pgprot_large_2_4k(pmd_pgprot(pmd))``), which carries those bits, ``special`` and a
+  user PROT_NONE alike, because our callers need not keep ``vm_page_prot`` in step with a
+  partially protected leaf.
 - user pud, :func:`split_huge_pud`: the kernel only zaps (DAX) puds.  We follow the x86 cpa
   split instead (``__split_large_page``: allocate the lower table, fill it with leaves of the
   same protection, populate the upper entry), with user accounting: ``mm_inc_nr_pmds`` for
