@@ -416,7 +416,8 @@ class Tlb:
             base = pa & self._one_size
             refs = self._refs.get(base)
             if refs:
-                out = [(r, (pa - base) // r.shape.entry_size) for r in refs]
+                for r in refs:
+                    out.append((r, (pa - base) // r.shape.entry_size))
         else:
             for size in self._sizes:
                 base = pa - pa % size

@@ -47,7 +47,8 @@ CR0_PE = 1 << 0
 
 
 _view = tuple.__new__
-"""``EntryView(kind, target, perms)`` without the named tuple's ``__new__`` frame."""
+"""A named tuple (``EntryView``, ``Translation``) made from its fields without the
+``__new__`` frame of the named tuple: the TLB view and the leaf walk make one per entry."""
 
 
 def bits(hi: int, lo: int) -> int:
@@ -334,6 +335,6 @@ class PagingWalker:
                     stack.append((level + 1, va, w, u, x, entries(level + 1, value)))
                     break
                 va = base | index << shift if level else sign_extend(index << shift)
-                yield Translation(va, value, span, level, w, x, u)
+                yield _view(Translation, (va, value, span, level, w, x, u))
             else:
                 stack.pop()
