@@ -106,6 +106,12 @@ def bits(hi: int, lo: int) -> int:
     return ((1 << (hi + 1)) - (1 << lo)) if hi >= lo else 0
 
 
+_OUTPUT = {(granule, level): bits(47, granule + (granule - 3) * (3 - level))
+           for granule in (12, 14, 16) for level in range(4)}
+"""The output address bits (47 down to the level's offset) of a page (level 3, and of a
+next-level table) or a block at ``level``, by granule: looked up once per descriptor."""
+
+
 
 @dataclass(frozen=True)
 class Region:
@@ -292,9 +298,9 @@ class Arm64Walker:
             return "fault", 0
         if desc & TYPE:
             if level == 3:
-                base = desc & bits(47, region.granule)
+                base = desc & _OUTPUT[region.granule, 3]
             else:
-                nxt = desc & bits(47, region.granule)
+                nxt = desc & _OUTPUT[region.granule, 3]
                 if nxt >> wp.pa_bits:
                     return "fault", 3
                 return "table", nxt
@@ -303,7 +309,7 @@ class Arm64Walker:
         elif level not in BLOCK_LEVELS[region.granule]:
             return "fault", 1
         else:
-            base = desc & bits(47, region.shift(level))
+            base = desc & _OUTPUT[region.granule, level]
         if base >> wp.pa_bits:
             return "fault", 3
         if not desc & AF and not wp.ha:
