@@ -705,3 +705,37 @@ def test_pgprot_large_2_4k_is_pmd_mkhuge_undone() -> None:
     for prot in (k.PAGE_KERNEL, k.PAGE_KERNEL_ROX, k.protection_map[VM_READ], k.PAGE_NONE):
         block = k.pmd_mkhuge(k.pfn_pmd(0x200, prot))
         assert k.pgprot_large_2_4k(k.pmd_pgprot(block)) == prot
+
+
+ARM64_CONFIGS = [n for n, c in CONFIGS.items() if isinstance(c.walker, Arm64Walker)]
+
+
+@pytest.mark.parametrize("name", [*ARM64_CONFIGS, "40-bit PA"])
+def test_tlb_view_remembers_only_what_the_address_does_not_change(name: str) -> None:
+    """The TLB's decoding (``structure``) remembers, per level, what a descriptor's bits
+    other than its output address decode to.  Every descriptor must still decode as
+    ``descriptor_view`` (which remembers nothing) decodes it: tables, pages and blocks,
+    address bits above the PA size (Address size fault), a block's low address bits,
+    AF, the permission bits."""
+    import random
+
+    c = CONFIGS["arm64-4k-48" if name == "40-bit PA" else name]
+    w = Arm64Walker(12, 48, 40) if name == "40-bit PA" else c.walker
+    assert isinstance(w, Arm64Walker)
+    r = c.make_registers(0x10_0000, 0x20_0000)
+    wp = w.setup(r)
+    regions = [g for g in wp.regions if not g.disabled]
+    rng = random.Random(name)
+    for walk, region in zip(w.structure(r), regions, strict=True):
+        for i in range(len(walk.levels)):
+            level = region.start_level + i
+            flags = ((1 << 12) - 1) | (((1 << 64) - 1) & ~((1 << 48) - 1))
+            pool = [rng.getrandbits(64) & flags | 1 for _ in range(8)]
+            middle = [0] + [rng.getrandbits(18) << region.granule for _ in range(3)]
+            for _ in range(300):
+                desc = (rng.getrandbits(48) & ~flags & ~((1 << 30) - 1)
+                        | rng.choice(middle) & ((1 << 30) - 1) | rng.choice(pool))
+                if rng.random() < 0.7:
+                    desc &= ~(((1 << 48) - 1) & ~((1 << wp.pa_bits) - 1))  # below the PA size
+                assert walk.decode(i, desc) == w.descriptor_view(region, wp, level, desc), (
+                    f"{name} {walk.register} level {level}: {desc:#x}")

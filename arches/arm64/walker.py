@@ -47,6 +47,7 @@ from arches.memory import PhysMem
 from arches.tlb import (
     INVALID,
     LEAF,
+    NONE,
     PERM_ALL,
     PERM_U,
     PERM_UX,
@@ -110,6 +111,17 @@ _OUTPUT = {(granule, level): bits(47, granule + (granule - 3) * (3 - level))
            for granule in (12, 14, 16) for level in range(4)}
 """The output address bits (47 down to the level's offset) of a page (level 3, and of a
 next-level table) or a block at ``level``, by granule: looked up once per descriptor."""
+
+
+def output_bits(region: Region, wp: WalkParams, level: int) -> int:
+    """The address bits of a descriptor at ``level`` that :meth:`Arm64Walker._decode` only
+    copies into its output, whatever the descriptor is (a table, a page or a block): below
+    the PA size (a bit above it makes an Address size fault) and, where a block may be,
+    from the block's offset up (the bits below are a table's address, a block's RES0)."""
+    top = min(47, wp.pa_bits - 1)
+    if level != 3 and level in BLOCK_LEVELS[region.granule]:
+        return bits(top, region.shift(level))
+    return bits(top, region.granule)
 
 
 
@@ -333,6 +345,37 @@ class Arm64Walker:
 
     # -- structure (for the TLB) ---------------------------------------------------------
 
+    def descriptor_view(self, region: Region, wp: WalkParams, level: int,
+                        desc: int) -> EntryView:
+        """One descriptor as the TLB model sees it: :meth:`_decode`, and the rights it
+        grants (a table descriptor's APTable/PXNTable/UXNTable restrict what is below
+        unless HPD)."""
+        kind, value = self._decode(region, wp, level, desc)
+        if kind == "fault":
+            return INVALID
+        perms = PERM_ALL
+        if kind == "table":
+            if not region.hpd:
+                ap = desc >> AP_TABLE_SHIFT & 3
+                if ap & AP_TABLE_RO:
+                    perms &= ~PERM_W
+                if ap & AP_TABLE_NO_EL0:
+                    perms &= ~(PERM_U | PERM_UX)
+                if desc & PXN_TABLE:
+                    perms &= ~PERM_X
+                if desc & UXN_TABLE:
+                    perms &= ~PERM_UX
+            return EntryView(TABLE, value, perms)
+        if desc & AP2 and not (wp.hd and desc & DBM):
+            perms &= ~PERM_W
+        if not desc & AP1:
+            perms &= ~PERM_U
+        if desc & PXN:
+            perms &= ~PERM_X
+        if desc & UXN:
+            perms &= ~PERM_UX
+        return EntryView(LEAF, value, perms)
+
     def structure(self, regs: Mapping[str, int]) -> tuple[RootWalk, ...]:
         """Both regions' walks as the TLB model sees them: root, levels (start level
         first), and one descriptor's decoding -- kind, next table or output base, and the
@@ -344,34 +387,26 @@ class Arm64Walker:
             if region.disabled:
                 continue
             first = region.start_level
+            # The TLB model decodes a descriptor or two per store.  What a descriptor
+            # decodes to depends on its output address bits only through the output, so
+            # the answer for its other bits is kept per level: (kind, rights, the output
+            # bits that are not address bits).
+            plans: tuple[tuple[int, dict[int, tuple[str, int, int]]], ...] = tuple(
+                (output_bits(region, wp, lv), {}) for lv in range(first, 4))
 
-            def view(i: int, desc: int, region: Region = region, first: int = first) -> EntryView:
-                level = first + i
-                kind, value = self._decode(region, wp, level, desc)
-                if kind == "fault":
+            def view(i: int, desc: int, region: Region = region, first: int = first,
+                     plans: tuple[tuple[int, dict[int, tuple[str, int, int]]], ...] = plans
+                     ) -> EntryView:
+                address, known = plans[i]
+                key = desc & ~address
+                hit = known.get(key)
+                if hit is None:
+                    v = self.descriptor_view(region, wp, first + i, desc)
+                    hit = known[key] = (v.kind, v.perms, v.target & ~address)
+                kind, perms, rest = hit
+                if kind == NONE:
                     return INVALID
-                perms = PERM_ALL
-                if kind == "table":
-                    if not region.hpd:
-                        ap = desc >> AP_TABLE_SHIFT & 3
-                        if ap & AP_TABLE_RO:
-                            perms &= ~PERM_W
-                        if ap & AP_TABLE_NO_EL0:
-                            perms &= ~(PERM_U | PERM_UX)
-                        if desc & PXN_TABLE:
-                            perms &= ~PERM_X
-                        if desc & UXN_TABLE:
-                            perms &= ~PERM_UX
-                    return EntryView(TABLE, value, perms)
-                if desc & AP2 and not (wp.hd and desc & DBM):
-                    perms &= ~PERM_W
-                if not desc & AP1:
-                    perms &= ~PERM_U
-                if desc & PXN:
-                    perms &= ~PERM_X
-                if desc & UXN:
-                    perms &= ~PERM_UX
-                return EntryView(LEAF, value, perms)
+                return EntryView(kind, desc & address | rest, perms)
 
             shapes = tuple(
                 LevelShape(f"L{lv}", region.shift(lv), region.entries(lv), 8)
