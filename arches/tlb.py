@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -68,6 +68,36 @@ class EntryView(NamedTuple):
 
 
 INVALID = EntryView(NONE)
+
+_entry_view = tuple.__new__
+"""``EntryView(kind, target, perms)`` without the named tuple's ``__new__`` frame."""
+
+
+def remembered(decode: Callable[[int, int], EntryView],
+               address: Sequence[int]) -> Callable[[int, int], EntryView]:
+    """``decode`` (a walk's ``(level, raw) -> EntryView``), remembering per level what the
+    bits of an entry other than ``address[level]`` decode to: the TLB model decodes an
+    entry or two per store, and entries differ mostly in their output address.
+    ``address[level]`` must be bits that the decoding only copies into the output, the
+    same bits whatever the entry is (table or leaf), and reads for nothing else; 0
+    remembers nothing at that level."""
+    known: list[dict[int, tuple[str, int, int]]] = [{} for _ in address]
+
+    def view(level: int, raw: int) -> EntryView:
+        bits = address[level]
+        if not bits:
+            return decode(level, raw)
+        key = raw & ~bits
+        hit = known[level].get(key)
+        if hit is None:
+            v = decode(level, raw)
+            hit = known[level][key] = (v.kind, v.perms, v.target & ~bits)
+        kind, perms, rest = hit
+        if kind == NONE:
+            return INVALID
+        return _entry_view(EntryView, (kind, raw & bits | rest, perms))
+
+    return view
 
 
 @dataclass(frozen=True)

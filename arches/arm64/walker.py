@@ -47,7 +47,6 @@ from arches.memory import PhysMem
 from arches.tlb import (
     INVALID,
     LEAF,
-    NONE,
     PERM_ALL,
     PERM_U,
     PERM_UX,
@@ -57,6 +56,7 @@ from arches.tlb import (
     EntryView,
     LevelShape,
     RootWalk,
+    remembered,
 )
 
 # Arm ARM names of the descriptor fields (D8.3, "Translation table descriptor formats").
@@ -387,27 +387,12 @@ class Arm64Walker:
             if region.disabled:
                 continue
             first = region.start_level
-            # The TLB model decodes a descriptor or two per store.  What a descriptor
-            # decodes to depends on its output address bits only through the output, so
-            # the answer for its other bits is kept per level: (kind, rights, the output
-            # bits that are not address bits).
-            plans: tuple[tuple[int, dict[int, tuple[str, int, int]]], ...] = tuple(
-                (output_bits(region, wp, lv), {}) for lv in range(first, 4))
 
-            def view(i: int, desc: int, region: Region = region, first: int = first,
-                     plans: tuple[tuple[int, dict[int, tuple[str, int, int]]], ...] = plans
-                     ) -> EntryView:
-                address, known = plans[i]
-                key = desc & ~address
-                hit = known.get(key)
-                if hit is None:
-                    v = self.descriptor_view(region, wp, first + i, desc)
-                    hit = known[key] = (v.kind, v.perms, v.target & ~address)
-                kind, perms, rest = hit
-                if kind == NONE:
-                    return INVALID
-                return EntryView(kind, desc & address | rest, perms)
+            def decode(i: int, desc: int, region: Region = region,
+                       first: int = first) -> EntryView:
+                return self.descriptor_view(region, wp, first + i, desc)
 
+            view = remembered(decode, [output_bits(region, wp, lv) for lv in range(first, 4)])
             shapes = tuple(
                 LevelShape(f"L{lv}", region.shift(lv), region.entries(lv), 8)
                 for lv in range(first, 4)

@@ -23,7 +23,6 @@ from arches.memory import PhysMem
 from arches.tlb import (
     INVALID,
     LEAF,
-    NONE,
     PERM_ALL,
     PERM_U,
     PERM_UX,
@@ -33,6 +32,7 @@ from arches.tlb import (
     EntryView,
     LevelShape,
     RootWalk,
+    remembered,
 )
 
 # SDM names of the entry bits the walk reads (the Linux names are in arches.x86.bits).
@@ -249,25 +249,9 @@ class PagingWalker:
         an entry with a reserved bit set translates nothing, SDM §4.3/§4.4.2/§4.5.4)."""
         ws = self.setup(regs)
         nxe = ws.nxe
-        # The TLB model decodes an entry or two per store.  What :func:`decode` makes of an
-        # entry depends on its address bits only through the output address, so the
-        # answer for the other bits is kept per level: (kind, rights, output mask).
-        plans: tuple[tuple[EntryRule, int, dict[int, tuple[str, int, int]]], ...] = tuple(
-            (rule, output_bits(rule), {}) for rule in ws.rules)
-
-        def view(level: int, entry: int) -> EntryView:
-            rule, address, known = plans[level]
-            key = entry & ~address
-            hit = known.get(key)
-            if hit is None:
-                v = entry_view(rule, entry, nxe)
-                if not address:
-                    return v
-                out = rule.leaf_addr if v.kind == LEAF else rule.table_addr
-                hit = known[key] = (v.kind, v.perms, out if v.kind != NONE else 0)
-            kind, perms, out = hit
-            return INVALID if kind == NONE else _view(EntryView, (kind, entry & out, perms))
-
+        rules = ws.rules
+        view = remembered(lambda level, entry: entry_view(rules[level], entry, nxe),
+                          [output_bits(rule) for rule in rules])
         shapes = tuple(LevelShape(r.name, r.shift, r.entries, r.entry_size) for r in ws.rules)
         return (RootWalk("cr3", ws.root, 0, shapes, view, self.sign_extend),)
 
