@@ -508,8 +508,6 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         return {"level": level, "shift": shift, "size": size, "mask": ~(size - 1) & mask,
                 "pages": size >> k.PAGE_SHIFT}
 
-    nothing = _nothing
-
     def needs(name: str) -> Callable[[int, int], bool]:
         fn: Callable[[int, int], bool] = getattr(k, name)
         return fn
@@ -553,7 +551,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
             return f.pmd_mksoft_dirty(v)  # type: ignore[no-any-return]
         return v
 
-    pte = {**nothing(Level.PTE), **geometry(Level.PTE, k.PAGE_SHIFT)}
+    pte = {**_nothing(Level.PTE), **geometry(Level.PTE, k.PAGE_SHIFT)}
     pte.update(
         get=m("ptep_get"), set_at=m("set_pte_at"), set_run=m("set_ptes"),
         clear=m("pte_clear"), none=m("pte_none"),
@@ -578,7 +576,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         inc_nr=m("mm_inc_nr_ptes"), dec_nr=m("mm_dec_nr_ptes"), free_tlb=pte_free_tlb_,
         lockptr=m("ptep_lockptr"), vmap_supported=_false, modified=PGTBL_PTE_MODIFIED,
     )
-    pmd = {**nothing(Level.PMD), **geometry(Level.PMD, k.PMD_SHIFT)}
+    pmd = {**_nothing(Level.PMD), **geometry(Level.PMD, k.PMD_SHIFT)}
     pmd.update(
         get=m("pmdp_get"), set_at=m("set_pmd_at"), clear=lambda mm, a, p: f.pmd_clear(p),
         none=m("pmd_none"), present=m("pmd_present"),
@@ -604,7 +602,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         clear_huge=m("pmd_clear_huge"), free_lower=m("pmd_free_pte_page"),
         modified=PGTBL_PMD_MODIFIED,
     )
-    pud = {**nothing(Level.PUD), **geometry(Level.PUD, k.PUD_SHIFT)}
+    pud = {**_nothing(Level.PUD), **geometry(Level.PUD, k.PUD_SHIFT)}
     pud.update(
         get=m("pudp_get"), set_at=m("set_pud_at"), clear=lambda mm, a, p: f.pud_clear(p),
         none=m("pud_none"), present=m("pud_present"),
@@ -634,7 +632,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         f.p4d_clear_huge(p)  # void in the kernel ("No 512GB pages yet")
         return 0
 
-    p4d = {**nothing(Level.P4D), **geometry(Level.P4D, k.P4D_SHIFT)}
+    p4d = {**_nothing(Level.P4D), **geometry(Level.P4D, k.P4D_SHIFT)}
     p4d.update(
         get=m("p4dp_get"), set_at=lambda mm, a, p, v: f.set_p4d(p, v),
         clear=lambda mm, a, p: f.p4d_clear(p), none=m("p4d_none"),
@@ -649,7 +647,7 @@ def level_ops(k: GenericKernel, kernel: bool) -> dict[Level, LevelOps]:
         clear_huge=p4d_clear_huge, free_lower=m("p4d_free_pud_page"),
         modified=PGTBL_P4D_MODIFIED,
     )
-    pgd = {**nothing(Level.PGD), **geometry(Level.PGD, k.PGDIR_SHIFT)}
+    pgd = {**_nothing(Level.PGD), **geometry(Level.PGD, k.PGDIR_SHIFT)}
     pgd.update(
         get=m("pgdp_get"), set_at=lambda mm, a, p, v: f.set_pgd(p, v),
         clear=lambda mm, a, p: f.pgd_clear(p), none=m("pgd_none"),

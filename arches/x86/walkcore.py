@@ -13,7 +13,7 @@ A present entry that points at memory which is not an allocated frame makes the 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -23,6 +23,7 @@ from arches.memory import PhysMem
 from arches.tlb import (
     INVALID,
     LEAF,
+    NONE,
     PERM_ALL,
     PERM_U,
     PERM_UX,
@@ -46,9 +47,9 @@ CR0_PE = 1 << 0
 """CR0.PE, protection enable (SDM §2.5); paging requires it (not in :mod:`arches.x86.bits`)."""
 
 
-_view = tuple.__new__
-"""A named tuple (``EntryView``, ``Translation``) made from its fields without the
-``__new__`` frame of the named tuple: the TLB view and the leaf walk make one per entry."""
+_tuple = tuple.__new__
+"""A ``Translation`` made from its fields without the named tuple's ``__new__`` frame: the
+leaf walk makes one per leaf."""
 
 
 def bits(hi: int, lo: int) -> int:
@@ -168,10 +169,9 @@ def entry_view(rule: EntryRule, entry: int, nxe: bool) -> EntryView:
 
 def output_bits(rule: EntryRule) -> int:
     """The address bits of an entry of this level that :func:`decode` only copies into its
-    output, whatever the entry is (a next table or a page): no reserved bit among them, no
-    PSE-36 bits (which it moves); 0 where there are none."""
-    if rule.pse36_bits:
-        return 0
+    output, whatever the entry is (a next table or a page): no reserved bit among them, and
+    none of the PSE-36 bits 20:13 it moves to PA bits 39:32 (a 4-MByte leaf's address is
+    bits 31:22)."""
     if rule.last:
         address = rule.leaf_addr
     elif rule.ps_leaf:
@@ -180,6 +180,14 @@ def output_bits(rule: EntryRule) -> int:
         address = rule.table_addr
     return address & ~(rule.leaf_rsvd | rule.table_rsvd | XD)
 
+
+
+def _view_of(ws: WalkSetup) -> Callable[[int, int], EntryView]:
+    """:func:`entry_view` of each level of ``ws``, :func:`~arches.tlb.remembered` by the bits
+    other than :func:`output_bits`: the TLB model's decoding and the leaf walk's."""
+    rules, nxe = ws.rules, ws.nxe
+    return remembered(lambda level, entry: entry_view(rules[level], entry, nxe),
+                      [output_bits(rule) for rule in rules])
 
 class PagingWalker:
     """A walker for one x86 paging mode; subclasses say how the registers select it.
@@ -248,12 +256,8 @@ class PagingWalker:
         the decoding of one entry (kind, next table or page base, the rights it grants;
         an entry with a reserved bit set translates nothing, SDM §4.3/§4.4.2/§4.5.4)."""
         ws = self.setup(regs)
-        nxe = ws.nxe
-        rules = ws.rules
-        view = remembered(lambda level, entry: entry_view(rules[level], entry, nxe),
-                          [output_bits(rule) for rule in rules])
         shapes = tuple(LevelShape(r.name, r.shift, r.entries, r.entry_size) for r in ws.rules)
-        return (RootWalk("cr3", ws.root, 0, shapes, view, self.sign_extend),)
+        return (RootWalk("cr3", ws.root, 0, shapes, _view_of(ws), self.sign_extend),)
 
     # -- every leaf --------------------------------------------------------------------
 
@@ -275,7 +279,6 @@ class PagingWalker:
         # Depth first with an explicit stack of table iterators (a recursive generator
         # would pass every leaf up through one frame per level).
         rules = ws.rules
-        nxe = ws.nxe
         sign_extend = self.sign_extend
 
         def entries(level: int, table: int) -> Iterator[tuple[int, int]]:
@@ -285,40 +288,27 @@ class PagingWalker:
                 return iter(())
             return enumerate(codec[rule.entry_size, rule.entries].unpack(raw))
 
-        # What decode() makes of an entry's non-address bits, per level (see structure()).
-        plans: list[tuple[EntryRule, int, dict[int, tuple[Kind, int]]]] = [
-            (rule, output_bits(rule), {}) for rule in rules]
+        view = _view_of(ws)  # remembers what an entry's non-address bits decode to
         stack = [(0, 0, True, True, True, entries(0, ws.root))]
         while stack:
             level, va_base, writable, user, executable, it = stack[-1]
-            rule, address, known = plans[level]
-            shift, span, access = rule.shift, rule.span, rule.access
-            nx_counts = rule.xd and nxe
+            shift, span = rules[level].shift, rules[level].span
             # Below the root, the root entry's index fixes the VA's sign: extend it once.
             base = sign_extend(va_base) if level else 0
             for index, entry in it:
                 if not entry & P:
                     continue
-                hit = known.get(entry & ~address) if address else None
-                if hit is None:
-                    kind, value = decode(rule, entry, nxe)
-                    if kind is Kind.RESERVED:
-                        continue
-                    if address:
-                        known[entry & ~address] = (
-                            kind, rule.leaf_addr if kind is Kind.LEAF else rule.table_addr)
-                else:
-                    kind, value = hit[0], entry & hit[1]
-                w, u = writable, user
-                if access:
-                    w = w and bool(entry & RW)
-                    u = u and bool(entry & US)
-                x = executable and not (nx_counts and entry & XD)
-                if kind is Kind.TABLE:
+                kind, value, perms = view(level, entry)
+                if kind == NONE:  # a reserved bit set
+                    continue
+                w = writable and bool(perms & PERM_W)
+                u = user and bool(perms & PERM_U)
+                x = executable and bool(perms & PERM_X)
+                if kind == TABLE:
                     va = va_base | index << shift
                     stack.append((level + 1, va, w, u, x, entries(level + 1, value)))
                     break
                 va = base | index << shift if level else sign_extend(index << shift)
-                yield _view(Translation, (va, value, span, level, w, x, u))
+                yield _tuple(Translation, (va, value, span, level, w, x, u))
             else:
                 stack.pop()
