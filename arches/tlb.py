@@ -35,7 +35,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from arches.errors import TlbError
 
@@ -290,6 +290,10 @@ class Tlb:
         """``-size`` (the mask of a table base) while every table has that one size."""
         self._found_pa = -1
         self._found: list[tuple[_TableRef, int]] = []
+        self._slot_start = self._slot_end = -1
+        """The table the last store went to, when one slot reaches each of its entries
+        (:meth:`on_write`), until the next change."""
+        self._slot_ref: _TableRef = cast(_TableRef, None)  # read only inside the bounds
         self._unreached: set[int] = set()
         self._unreached_shift = 0
         self.generation = 0
@@ -423,6 +427,7 @@ class Tlb:
     def _changed(self) -> None:
         """Which tables the active roots reach has changed: forget the answers kept."""
         self._found_pa = -1
+        self._slot_start = self._slot_end = -1
         self._unreached.clear()
         self._unreached_shift = min(self._sizes).bit_length() - 1 if self._sizes else 0
         self._one_size = -min(self._sizes) if len(self._sizes) == 1 else 0
@@ -531,44 +536,77 @@ class Tlb:
     def on_write(self, pa: int, size: int, old: int, new: int) -> None:
         if old == new:
             return
-        found = self._find(pa)
-        if not found:
-            return
-        if len(found) > 1 and _same_leaf_slot(found):
-            found = found[:1]  # a kernel table every mm's kernel root reaches: one slot
-        if len(found) == 1:
-            # The stores made by the hundred in one call site: a leaf made where there was
-            # none, or a leaf cleared (a zap).  A last-level entry has no tables to follow,
-            # a cleared leaf none to forget, and a cleared entry restores nothing: what the
-            # general path below does, without its bookkeeping.
+        if self._slot_start <= pa < self._slot_end:
+            # In the table the last store went to, which one slot of one root reaches.
+            ref = self._slot_ref
+            idx = (pa - self._slot_start) // ref.shape.entry_size
+        else:
+            found = self._find(pa)
+            if not found:
+                return
+            if len(found) > 1 and _same_leaf_slot(found):
+                found = found[:1]  # a kernel table every mm's kernel root reaches: one slot
+            if len(found) > 1:
+                self._write_slots(found, old, new)
+                return
             ref, idx = found[0]
-            if ref.last and (not self.enabled or (not old and not self.marks)):
+            self._slot_ref = ref
+            self._slot_start = start = pa - idx * ref.shape.entry_size
+            self._slot_end = start + ref.shape.table_bytes
+        # The stores made by the hundred in one call site: a leaf made where there was
+        # none, or a leaf cleared (a zap).  A last-level entry has no tables to follow, a
+        # cleared leaf none to forget, and a cleared entry restores nothing: what the
+        # general path (:meth:`_write_slots`) does, without its bookkeeping.
+        if ref.last and (not self.enabled or (not old and not self.marks)):
+            return
+        if not old and not self.marks and ref.walk.decode(ref.level, new).kind != TABLE:
+            return  # a huge leaf where there was none
+        # A last-level entry made where there was none, marks pending (the commit of an
+        # mprotect's pte, a fault after a zap), may only restore a mark's translation; a
+        # leaf cleared leaves its translation stale.
+        made = ref.last and not old
+        view = ref.walk.decode(ref.level, new if made else old) if made or not new else None
+        if view is not None and view.kind != TABLE:
+            if view.kind == NONE or not self.enabled:
                 return
-            if not old and not self.marks and ref.walk.decode(ref.level, new).kind != TABLE:
-                return  # a huge leaf where there was none
-            # A last-level entry made where there was none, marks pending (the commit of an
-            # mprotect's pte, a fault after a zap), may only restore a mark's translation; a
-            # leaf cleared leaves its translation stale.
-            made = ref.last and not old
-            view = ref.walk.decode(ref.level, new if made else old) if made or not new else None
-            if view is not None and view.kind != TABLE:
-                if view.kind == NONE or not self.enabled:
-                    return
-                shape = ref.shape
-                va = ref.va_base | idx << shape.shift  # canonical below the root already
-                if not ref.level:
-                    va = ref.walk.canonical(va)
-                span = 1 << shape.shift
-                space = self.space_of(ref.asid, va) if ref.space is None else ref.space
-                if made:
-                    self._restore(space, va, (va + span) & self._mask, span, shape, INVALID,
-                                  view)
-                elif not (self.marks and self._extend(space, va, shape.name, "cleared", view,
-                                                      span)):
-                    self._mark(StaleMark(space, va, (va + span) & self._mask, shape.name,
-                                         False, "cleared", None, self.op, view, span, va,
-                                         frozenset()))
-                return
+            shape = ref.shape
+            va = ref.va_base | idx << shape.shift  # canonical below the root already
+            if not ref.level:
+                va = ref.walk.canonical(va)
+            span = 1 << shape.shift
+            space = self.space_of(ref.asid, va) if ref.space is None else ref.space
+            if made:
+                self._restore(space, va, (va + span) & self._mask, span, shape, INVALID,
+                              view)
+            elif not (self.marks and self._extend(space, va, shape.name, "cleared", view,
+                                                  span)):
+                self._mark(StaleMark(space, va, (va + span) & self._mask, shape.name,
+                                     False, "cleared", None, self.op, view, span, va,
+                                     frozenset()))
+            return
+        if ref.last and self.enabled:
+            # A leaf changed in place (COW write-protect, mkold, mkclean): no table to
+            # follow at the last level.
+            ov, nv = ref.walk.decode(ref.level, old), ref.walk.decode(ref.level, new)
+            shape = ref.shape
+            va = ref.va_base | idx << shape.shift
+            if not ref.level:
+                va = ref.walk.canonical(va)
+            span = 1 << shape.shift
+            end = (va + span) & self._mask
+            space = self.space_of(ref.asid, va) if ref.space is None else ref.space
+            if nv.kind != NONE and (self.marks or self.break_before_make and ov.kind != NONE):
+                self._restore(space, va, end, span, shape, ov, nv)
+            why = _restricts(ov, nv)
+            if why is not None:
+                self._mark(StaleMark(space, va, end, shape.name, False, why, None, self.op,
+                                     ov, span, va, frozenset()))
+            return
+        self._write_slots([(ref, idx)], old, new)
+
+    def _write_slots(self, found: list[tuple[_TableRef, int]], old: int, new: int) -> None:
+        """A store of ``new`` over ``old`` into the entry every ``(ref, index)`` of ``found``
+        reaches: restore, forget and learn tables, mark."""
         seen: set[tuple[int, int, int]] = set()
         for ref, idx in found:
             if ref.last and not old and not self.marks:

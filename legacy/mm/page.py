@@ -25,7 +25,7 @@ Emulation notes:
 
 from __future__ import annotations
 
-import weakref
+import heapq
 from dataclasses import dataclass, field
 
 from arches.errors import CheckFailed
@@ -66,20 +66,19 @@ class mem_map_t:
     zero_pfn: int
     pages: dict[int, page] = field(default_factory=dict)
     free_pfns: list[int] = field(default_factory=list)
+    """Freed pfns, a heap: the lowest is handed out first."""
     next_pfn: int = 0
     allocated: int = 0
     freed: int = 0
 
 
-_MEM_MAPS: weakref.WeakKeyDictionary[GenericKernel, mem_map_t] = weakref.WeakKeyDictionary()
-
-
 def mem_map(k: GenericKernel) -> mem_map_t:
-    """The anonymous-page state of kernel ``k`` (made on first use)."""
-    mm = _MEM_MAPS.get(k)
+    """The anonymous-page state of kernel ``k`` (made on first use, kept on ``k``)."""
+    mm: mem_map_t | None = getattr(k, "_mem_map", None)
     if mm is None:
         base = ANON_PAGE_BASE >> k.PAGE_SHIFT
-        mm = _MEM_MAPS[k] = mem_map_t(base_pfn=base, zero_pfn=base, next_pfn=base + 1)
+        mm = mem_map_t(base_pfn=base, zero_pfn=base, next_pfn=base + 1)
+        setattr(k, "_mem_map", mm)  # noqa: B010 (not an attribute of every GenericKernel)
     return mm
 
 
@@ -102,8 +101,7 @@ def alloc_page(k: GenericKernel) -> int:
     """``folio_alloc(GFP_HIGHUSER_MOVABLE, 0)``: a new page, refcount 1, unmapped."""
     mp = mem_map(k)
     if mp.free_pfns:
-        pfn = min(mp.free_pfns)
-        mp.free_pfns.remove(pfn)
+        pfn = heapq.heappop(mp.free_pfns)
     else:
         pfn = mp.next_pfn
         mp.next_pfn += 1
@@ -156,7 +154,7 @@ def folio_put(k: GenericKernel, pfn: int) -> None:
                               f"(mapcount {p._mapcount + 1})")
         mp = mem_map(k)
         del mp.pages[pfn]
-        mp.free_pfns.append(pfn)
+        heapq.heappush(mp.free_pfns, pfn)
         mp.freed += 1
 
 
