@@ -56,7 +56,11 @@ class Translation(NamedTuple):
     @property
     def prot(self) -> str:
         """The scenario PROT string for these permissions (a present leaf is readable)."""
-        return "r" + ("w" if self.writable else "") + ("x" if self.executable else "")
+        return PROT_OF[self.writable][self.executable]
+
+
+PROT_OF = (("r", "rx"), ("rw", "rwx"))
+"""``PROT_OF[writable][executable]``: :attr:`Translation.prot` of a leaf's permissions."""
 
 
 @dataclass(frozen=True)

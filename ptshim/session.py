@@ -29,7 +29,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
 
-from arches.config import ArchConfig, Fault, Translation
+from arches.config import PROT_OF, ArchConfig, Fault, Translation
 from arches.errors import BadInput, CheckFailed, OutOfMemory
 from arches.tlb import KERNEL_SPACE
 from legacy import GenericKernel, boot, mm_struct
@@ -300,14 +300,15 @@ class Session:
 
         def pieces() -> Iterator[tuple[int, int, int, int, str, bool]]:
             nonlocal count
-            for t in self.config.walker.leaves(self.k.mem, regs):
+            for va, pa, size, _level, writable, executable, user in self.config.walker.leaves(
+                    self.k.mem, regs):
                 count += 1
-                if problems is not None and not t.user:
-                    j = bisect.bisect_right(starts, t.va) - 1
-                    if j >= 0 and t.va < kernel[j][1] and t.size > kernel[j][2]:
-                        problems.append(f"kernel leaf at {t.va:#x} of size {t.size:#x} is "
+                if problems is not None and not user:
+                    j = bisect.bisect_right(starts, va) - 1
+                    if j >= 0 and va < kernel[j][1] and size > kernel[j][2]:
+                        problems.append(f"kernel leaf at {va:#x} of size {size:#x} is "
                                         f"larger than the mapping's page size {kernel[j][2]:#x}")
-                yield t.va, t.pa, t.size, t.size if t.user else 0, t.prot, t.user
+                yield va, pa, size, size if user else 0, PROT_OF[writable][executable], user
 
         return runs_of(pieces(), presorted=True), count
 

@@ -114,8 +114,11 @@ def MAX_GATHER_BATCH_COUNT(k: GenericKernel) -> int:
 
 def _tlb_adjust_range(k: GenericKernel, tlb: mmu_gather, address: int, range_size: int) -> None:
     """``__tlb_adjust_range``."""
-    tlb.start = min(tlb.start, address)
-    tlb.end = max(tlb.end, (address + range_size) & k.ULONG_MASK)
+    if address < tlb.start:  # min()/max(), once per entry a gather clears
+        tlb.start = address
+    end = (address + range_size) & k.ULONG_MASK
+    if end > tlb.end:
+        tlb.end = end
 
 
 def _tlb_reset_range(k: GenericKernel, tlb: mmu_gather) -> None:

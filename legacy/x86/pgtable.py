@@ -134,8 +134,11 @@ class X86Kernel(X86Tlbflush, X86Ptdump, X86Thp):
         return self.PFN_INVERT and val != 0 and not (val & _PAGE_PRESENT)
 
     def protnone_mask(self, val: int) -> int:
-        """All ones for a PROT_NONE (present-but-inaccessible) value: its PFN is inverted."""
-        return ((1 << 64) - 1) if self._pte_needs_invert(val) else 0
+        """All ones for a PROT_NONE (present-but-inaccessible) value: its PFN is inverted.
+        (``__pte_needs_invert(val)`` spelled out: this runs for every pfn read or made.)"""
+        if self.PFN_INVERT and val and not val & _PAGE_PRESENT:
+            return (1 << 64) - 1
+        return 0
 
     def flip_protnone_guard(self, oldval: int, val: int, mask: int) -> int:
         if self._pte_needs_invert(oldval) != self._pte_needs_invert(val):
