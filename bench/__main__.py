@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 
 from bench.legacy_workload import run, traced_map_bytes
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seeds for the time to detection of planted bugs (0: skip)")
     args = ap.parse_args(argv)
 
+    print(f"python {platform.python_version()} ({sys.executable}, "
+          f"{platform.python_implementation()} {' '.join(platform.python_build())})")
     phases, tables, rss = run(args.arch, args.pages)
     total = sum(p.seconds for p in phases)
     print(f"legacy API, {args.arch}, {args.pages} x 4K pages")
