@@ -172,6 +172,47 @@ def test_table_freed_before_the_flush(arch: str) -> None:
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_a_table_no_root_reaches_any_more_translates_nothing(arch: str) -> None:
+    """Stores into a PTE table owe a flush while a root reaches it, and nothing once it is
+    unhooked (flushed) or its mm's ASID is retired (``__mmdrop``): only its owner sees it.
+    The TLB model remembers the table the last store went to; either change must make it
+    forget that (retiring stores nothing that would move it elsewhere)."""
+    k, mm, vma = _setup(arch)
+    pmd, pte = _pte(k, mm, VA)
+    table = k.pmd_pgtable(k.pmdp_get(pmd))
+    ptl = k.pte_lockptr(mm, pmd)
+
+    def clear(i: int) -> None:
+        spin_lock(ptl)
+        assert k.pte_present(k.ptep_get(pte + i))  # a leaf until now
+        k.ptep_get_and_clear(mm, VA + i * k.PAGE_SIZE, pte + i)
+        spin_unlock(ptl)
+
+    clear(0)
+    with pytest.raises(TlbError, match="cleared"):
+        k.syscall_exit("test")
+    k.flush_tlb_range(vma, VA, VA + k.PAGE_SIZE)
+    pl = k.pmd_lock(mm, pmd)
+    k.pmd_clear(pmd)
+    spin_unlock(pl)
+    _flush_freed_tables(k, mm, VA)
+    k.syscall_exit("unhook")
+    clear(1)
+    assert not k.hw_tlb.marks
+    pl = k.pmd_lock(mm, pmd)
+    k.pmd_populate(mm, pmd, table)  # hooked again: stores owe flushes again
+    spin_unlock(pl)
+    clear(2)
+    assert k.hw_tlb.marks
+    k.flush_tlb_range(vma, VA, VA + 4 * k.PAGE_SIZE)
+    k.syscall_exit("rehook")
+    k.mm_tlb_retire(mm)
+    clear(3)
+    assert not k.hw_tlb.marks
+    k.syscall_exit("after the ASID is retired")
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
 def test_break_before_make(arch: str) -> None:
     k, mm, vma = _setup(arch)
     pmd, pte = _pte(k, mm, VA)
