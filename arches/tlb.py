@@ -584,24 +584,6 @@ class Tlb:
                                      False, "cleared", None, self.op, view, span, va,
                                      frozenset()))
             return
-        if ref.last and self.enabled:
-            # A leaf changed in place (COW write-protect, mkold, mkclean): no table to
-            # follow at the last level.
-            ov, nv = ref.walk.decode(ref.level, old), ref.walk.decode(ref.level, new)
-            shape = ref.shape
-            va = ref.va_base | idx << shape.shift
-            if not ref.level:
-                va = ref.walk.canonical(va)
-            span = 1 << shape.shift
-            end = (va + span) & self._mask
-            space = self.space_of(ref.asid, va) if ref.space is None else ref.space
-            if nv.kind != NONE and (self.marks or self.break_before_make and ov.kind != NONE):
-                self._restore(space, va, end, span, shape, ov, nv)
-            why = _restricts(ov, nv)
-            if why is not None:
-                self._mark(StaleMark(space, va, end, shape.name, False, why, None, self.op,
-                                     ov, span, va, frozenset()))
-            return
         self._write_slots([(ref, idx)], old, new)
 
     def _write_slots(self, found: list[tuple[_TableRef, int]], old: int, new: int) -> None:
