@@ -197,16 +197,22 @@ class PhysMem:
         value: int = self._unpack[size](frame, pa & self._offset_mask)[0]
         return value
 
-    def write(self, pa: int, size: int, value: int) -> None:
-        """Write a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order."""
+    def exchange(self, pa: int, size: int, value: int) -> int:
+        """Write a ``size``-byte (4 or 8) entry at ``pa`` in the memory's byte order and
+        return the value it replaced (an ``xchg``; a plain store, :meth:`write`, ignores
+        it: the observer needs the old value anyway)."""
         frame = self._frames.get(pa & self._frame_mask)
         if frame is None:
             frame = self._frame(pa)  # raises, naming the frame's state
         off = pa & self._offset_mask
+        old: int = self._unpack[size](frame, off)[0]
         self.writes += 1
         if self.observer is not None:
-            self.observer.on_write(pa, size, self._unpack[size](frame, off)[0], value)
+            self.observer.on_write(pa, size, old, value)
         self._pack[size](frame, off, value)
+        return old
+
+    write = exchange
 
     def write_run(self, pa: int, size: int, values: Sequence[int]) -> None:
         """:meth:`write` of ``values`` into consecutive entries from ``pa`` on, which must

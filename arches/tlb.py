@@ -32,7 +32,6 @@ stores into other frames (a table being prepared, a deposited table) translate n
 from __future__ import annotations
 
 import struct
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
@@ -497,17 +496,18 @@ class Tlb:
 
     def _table_entries(self, ref: _TableRef, table: int) -> list[tuple[int, int]]:
         """``(index, raw)`` of the entries of ``table`` that may point at a table: not 0,
-        and not the value most of the table holds when that value is no table (s390x's
-        empty region and segment entries are not zero: decoding 2048 of them per table
-        was most of the cost of registering one)."""
+        and not the value of the last entry when half the table holds it and it is no
+        table (s390x's empty region and segment entries are not zero: decoding 2048 of
+        them per table was most of the cost of registering one; counting every value of
+        a table of 512 distinct huge leaves cost as much)."""
         entries = self._entries(ref, table)
-        common = 0
-        if entries and entries.count(0) * 2 < len(entries):  # else 0 is the most common
-            common = Counter(entries).most_common(1)[0][0]
-        if common and ref.walk.decode(ref.level, common).kind == TABLE:
+        if not entries:
+            return []
+        common = entries[-1]
+        if not common or entries.count(common) * 2 < len(entries) or (
+                ref.walk.decode(ref.level, common).kind == TABLE):
             common = 0
-        skip = {0, common}
-        return [(idx, raw) for idx, raw in enumerate(entries) if raw not in skip]
+        return [(idx, raw) for idx, raw in enumerate(entries) if raw and raw != common]
 
     def _unregister(self, ref: _TableRef, table: int, out: set[int]) -> None:
         """Forget ``table`` (reached through ``ref``) and what is below it; collect them."""

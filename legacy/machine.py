@@ -7,27 +7,40 @@ the ``struct ptdesc`` of every page-table frame, and the list of live mms.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from arches import ArchConfig
 from arches.errors import LockError, PhysMemError
 from arches.memory import PhysMem
 from legacy.mm_types import mm_struct, ptdesc, spinlock_t
 
 
-class DescTable(dict[int, ptdesc]):
-    """``ptdescs``: frame (or slab object) -> ``struct ptdesc``, counting its changes
-    (``generation``) so that what was derived from it can be kept until the next one.
-    Change it by item assignment and ``del`` only (the other ``dict`` mutators do not
-    count)."""
+def _nobody(pa: int) -> None:
+    pass
 
-    generation = 0
+
+class DescTable(dict[int, ptdesc]):
+    """``ptdescs``: frame (or slab object) -> ``struct ptdesc``, telling ``on_change`` the
+    address of every descriptor that comes, goes or changes, so that what was derived from
+    it can be forgotten with it (the lockdep answers kept per table).  Change it by item
+    assignment and ``del``, and report a change made to a descriptor in place with
+    :meth:`changed` (the other ``dict`` mutators report nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_change: Callable[[int], None] = _nobody
 
     def __setitem__(self, pa: int, desc: ptdesc) -> None:
-        self.generation += 1
+        self.on_change(pa)
         super().__setitem__(pa, desc)
 
     def __delitem__(self, pa: int) -> None:
-        self.generation += 1
+        self.on_change(pa)
         super().__delitem__(pa)
+
+    def changed(self, pa: int) -> None:
+        """The descriptor at ``pa`` was changed in place (given or stripped of its lock)."""
+        self.on_change(pa)
 
 
 class Machine:
@@ -64,14 +77,14 @@ class Machine:
         if desc.ptl is not None:
             raise LockError(f"ptlock_init of {pa:#x}, which already has a lock")
         desc.ptl = spinlock_t(f"ptl@{pa:#x}")
-        self.ptdescs.generation += 1
+        self.ptdescs.changed(pa)
 
     def ptlock_free(self, pa: int) -> None:
         desc = self.ptdescs[pa]
         if desc.ptl is not None and desc.ptl.held:
             raise LockError(f"ptlock_free of {desc.ptl.name} while it is held")
         desc.ptl = None
-        self.ptdescs.generation += 1
+        self.ptdescs.changed(pa)
 
     def frame_of(self, pa: int) -> int:
         """Base of the frame containing ``pa``."""

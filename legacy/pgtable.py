@@ -182,8 +182,10 @@ class PgtableGeneric(Machine):
     def _read(self, p: EntryPtr) -> int:
         return self.mem.read(p.pa, p.size)
 
-    def _write(self, p: EntryPtr, v: int) -> None:
-        self.mem.write(p.pa, p.size, v)
+    def _write(self, p: EntryPtr, v: int) -> int:
+        """``WRITE_ONCE(*p, v)``; returns the value replaced, as ``xchg(p, v)`` would (a
+        plain store ignores it)."""
+        return self.mem.exchange(p.pa, p.size, v)
 
     def _write_run(self, p: EntryPtr, values: Sequence[int]) -> None:
         """Store ``values`` into consecutive entries of one table from ``p`` on."""

@@ -93,8 +93,10 @@ class TlbflushGeneric(PgtableGeneric):
         )
         self.hw_tlb.site = call_site
         self.mem.observer = self.hw_tlb
-        self._lock_memo: dict[int, tuple[int, int, spinlock_t | None]] = {}
+        self._lock_memo: dict[int, tuple[int, spinlock_t | None]] = {}
         self._lock_memo_shift = min(lv.table_bytes for lv in c.hw_levels).bit_length() - 1
+        self._lock_memo_frames: dict[int, list[int]] = {}
+        self.ptdescs.on_change = self._forget_locks
         self.syscall_exit_hooks: list[Callable[[str], None]] = []
         """Further end-of-call-site checks (the unified API's unconsumed flush obligations
         register here); each gets ``where`` and raises on a violation."""
@@ -106,15 +108,15 @@ class TlbflushGeneric(PgtableGeneric):
     off to plant a bug elsewhere)."""
     _lockless: tuple[mm_struct, str] | None = None
 
-    def _write(self, p: EntryPtr, v: int) -> None:
+    def _write(self, p: EntryPtr, v: int) -> int:
         if self.lockdep_enabled:
             # The answer kept for the table, looked at inline: most stores need no more.
             memo = self._lock_memo.get(p.pa >> self._lock_memo_shift)
             if (memo is None or memo[0] != self.hw_tlb.generation
-                    or memo[1] != self.ptdescs.generation or self._lockless is not None
-                    or memo[2] is not None and not memo[2].held):
+                    or self._lockless is not None
+                    or memo[1] is not None and not memo[1].held):
                 self._lockdep(p, v)
-        self.mem.write(p.pa, p.size, v)
+        return self.mem.exchange(p.pa, p.size, v)
 
     def _write_run(self, p: EntryPtr, values: Sequence[int]) -> None:
         """Consecutive entries of one table (``set_ptes``): the lock every store needs is the
@@ -130,8 +132,8 @@ class TlbflushGeneric(PgtableGeneric):
         the table, else :meth:`pgtable_lock_required`)."""
         memo = self._lock_memo.get(p.pa >> self._lock_memo_shift)
         if (memo is not None and memo[0] == self.hw_tlb.generation
-                and memo[1] == self.ptdescs.generation and self._lockless is None):
-            lock = memo[2]
+                and self._lockless is None):
+            lock = memo[1]
         else:
             lock = self.pgtable_lock_required(p, v)
         if lock is not None and not lock.held:
@@ -189,12 +191,21 @@ class TlbflushGeneric(PgtableGeneric):
     def _memo_lock(self, p: EntryPtr, lock: spinlock_t | None) -> spinlock_t | None:
         """Keep the answer of :meth:`pgtable_lock_required` for every entry of the table
         holding ``p`` (a block of the smallest table size) until the roots reach other
-        tables or a table is allocated, freed or given a lock: stores come by the
+        tables, or a descriptor in the block's frame comes, goes or changes (the answer
+        reads only the descriptor of the table and of its frame): stores come by the
         thousand into one table (a split's fill, a zap) and asked the same question."""
         if self._lockless is None:
-            self._lock_memo[p.pa >> self._lock_memo_shift] = (
-                self.hw_tlb.generation, self.ptdescs.generation, lock)
+            block = p.pa >> self._lock_memo_shift
+            if block not in self._lock_memo:
+                self._lock_memo_frames.setdefault(self.frame_of(p.pa), []).append(block)
+            self._lock_memo[block] = (self.hw_tlb.generation, lock)
         return lock
+
+    def _forget_locks(self, pa: int) -> None:
+        """The descriptor at ``pa`` came, went or changed: forget the answers kept for the
+        tables of its frame."""
+        for block in self._lock_memo_frames.pop(self.frame_of(pa), ()):
+            self._lock_memo.pop(block, None)
 
     def kernel_split_lock(self) -> spinlock_t | None:
         """The lock under which the architecture's set_memory code splits a kernel leaf into

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from arches.config import Fault, Translation
 from arches.errors import BadInput
@@ -185,7 +186,13 @@ def output_bits(rule: EntryRule) -> int:
 def _view_of(ws: WalkSetup) -> Callable[[int, int], EntryView]:
     """:func:`entry_view` of each level of ``ws``, :func:`~arches.tlb.remembered` by the bits
     other than :func:`output_bits`: the TLB model's decoding and the leaf walk's."""
-    rules, nxe = ws.rules, ws.nxe
+    return _view_for(ws.rules, ws.nxe)
+
+
+@cache
+def _view_for(rules: tuple[EntryRule, ...], nxe: bool) -> Callable[[int, int], EntryView]:
+    """One remembering decoder per paging mode, shared by every walk and machine in it (a
+    decoding is a function of the rules alone; each machine made its own ~10 times over)."""
     return remembered(lambda level, entry: entry_view(rules[level], entry, nxe),
                       [output_bits(rule) for rule in rules])
 

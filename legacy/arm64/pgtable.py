@@ -905,9 +905,7 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
 
     def ptep_get_and_clear(self, mm: mm_struct, addr: int, ptep: PtePtr) -> pte_t:
         """``__ptep_get_and_clear``: ``xchg_relaxed(ptep, 0)``."""
-        pte = self.ptep_get(ptep)
-        self._write(ptep, 0)
-        return pte
+        return pte_t(self._write(ptep, 0))
 
     def clear_full_ptes(self, mm: mm_struct, addr: int, ptep: PtePtr, nr: int, full: int) -> None:
         while True:
@@ -1007,17 +1005,15 @@ class Arm64Kernel(Arm64Tlbflush, Arm64Ptdump, GenericKernel):
         return self.ptep_test_and_clear_young(vma, addr, PtePtr(pmdp.pa, pmdp.size))
 
     def pmdp_huge_get_and_clear(self, mm: mm_struct, addr: int, pmdp: PmdPtr) -> pmd_t:
-        pmd = self.pmdp_get(pmdp)
-        self._write(pmdp, 0)
-        return pmd
+        """``pte_pmd(__ptep_get_and_clear(...))``: ``xchg_relaxed(pmdp, 0)``."""
+        return pmd_t(self._write(pmdp, 0))
 
     def pmdp_set_wrprotect(self, mm: mm_struct, addr: int, pmdp: PmdPtr) -> None:
         self.ptep_set_wrprotect(mm, addr, PtePtr(pmdp.pa, pmdp.size))
 
     def pmdp_establish(self, vma: object, addr: int, pmdp: PmdPtr, pmd: pmd_t) -> pmd_t:
-        old = self.pmdp_get(pmdp)
-        self._write(pmdp, pmd)
-        return old
+        """``__pmd(xchg_relaxed(&pmd_val(*pmdp), pmd_val(pmd)))``."""
+        return pmd_t(self._write(pmdp, pmd))
 
     def pudp_set_wrprotect(self, mm: mm_struct, addr: int, pudp: PudPtr) -> None:
         """include/linux/pgtable.h generic version (a ptshim extension here: arm64 has no

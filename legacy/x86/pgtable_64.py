@@ -16,7 +16,18 @@ from arches import ArchConfig
 from arches.x86.bits import _PAGE_PRESENT, _PAGE_USER
 from legacy.mm_types import mm_struct, spin_lock, spin_unlock
 from legacy.pgtable import PGTBL_P4D_MODIFIED, PGTBL_PGD_MODIFIED
-from legacy.types import P4dPtr, PgdPtr, PmdPtr, PudPtr, p4d_t, pgd_t, pud_t
+from legacy.types import (
+    P4dPtr,
+    PgdPtr,
+    PmdPtr,
+    PtePtr,
+    PudPtr,
+    p4d_t,
+    pgd_t,
+    pmd_t,
+    pte_t,
+    pud_t,
+)
 from legacy.x86.pgd import X86PgdKernel
 from legacy.x86.pgtable import _KERNPG_TABLE, _PAGE_TABLE
 from legacy.x86.swap import X86_64Swap
@@ -131,6 +142,26 @@ class X86_64Kernel(X86_64Swap, X86PgdKernel):
 
     def pud_populate(self, mm: mm_struct, pud: PudPtr, pmd: PmdPtr) -> None:
         self.set_pud(pud, pud_t(_PAGE_TABLE | pmd.pa))
+
+    # -- get and clear (asm/pgtable.h __HAVE_ARCH_*, pgtable_64.h native_*) --------------
+
+    def ptep_get_and_clear(self, mm: mm_struct, addr: int, ptep: PtePtr) -> pte_t:
+        """``native_ptep_get_and_clear``: ``xchg(&xp->pte, 0)`` (CONFIG_SMP)."""
+        return pte_t(self._write(ptep, 0))
+
+    def ptep_get_and_clear_full(self, mm: mm_struct, addr: int, ptep: PtePtr,
+                                full: int) -> pte_t:
+        """With ``full``, ``native_local_ptep_get_and_clear``: read, then
+        ``native_pte_clear`` -- the same effect as the ``xchg`` without it."""
+        return pte_t(self._write(ptep, 0))
+
+    def pmdp_huge_get_and_clear(self, mm: mm_struct, address: int, pmdp: PmdPtr) -> pmd_t:
+        """``native_pmdp_get_and_clear``: ``xchg(&xp->pmd, 0)``."""
+        return pmd_t(self._write(pmdp, 0))
+
+    def pudp_huge_get_and_clear(self, mm: mm_struct, address: int, pudp: PudPtr) -> pud_t:
+        """``native_pudp_get_and_clear``: ``xchg(&xp->pud, 0)``."""
+        return pud_t(self._write(pudp, 0))
 
     # -- keeping the kernel half in sync (arch/x86/mm/init_64.c) --------------------------
 
