@@ -30,7 +30,7 @@ under a live mm).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from legacy import GenericKernel, mm_struct
@@ -51,6 +51,10 @@ class Level(IntEnum):
         return self.name.lower()
 
 
+LEVELS: tuple[Level, ...] = tuple(Level)
+"""``LEVELS[n]`` is ``Level(n)`` without the enum's call machinery (hot paths)."""
+
+
 @dataclass(frozen=True)
 class LevelGroup:
     """One real level: the legacy levels ``top``..``bottom`` that share one table.
@@ -65,6 +69,11 @@ class LevelGroup:
     geometry_level: Level | None = None
     """The member whose ``X_SHIFT``/``PTRS_PER_X`` index the table when it is not ``top``
     (s390's run-time folding; see the module docstring)."""
+    members: tuple[Level, ...] = field(init=False, compare=False, repr=False)
+    """``top`` down to ``bottom``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", LEVELS[self.bottom:self.top + 1][::-1])
 
     @property
     def level(self) -> Level:
@@ -74,10 +83,6 @@ class LevelGroup:
     def geometry(self) -> Level:
         """The member giving the table's geometry: entry count, index, span of an entry."""
         return self.top if self.geometry_level is None else self.geometry_level
-
-    @property
-    def members(self) -> tuple[Level, ...]:
-        return tuple(Level(n) for n in range(self.top, self.bottom - 1, -1))
 
 
 def folding(k: GenericKernel, mm: mm_struct) -> tuple[bool, bool, bool]:

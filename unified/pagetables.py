@@ -37,7 +37,7 @@ from unified.legacy_ops import (
     uncharge_level,
 )
 from unified.legacy_ops import none_or_clear_bad as legacy_none_or_clear_bad
-from unified.levels import Level, LevelGroup, folding, real_levels
+from unified.levels import LEVELS, Level, LevelGroup, folding, real_levels
 
 
 class PageTables:
@@ -48,7 +48,7 @@ class PageTables:
         self.legacy: dict[Level, LegacyLevel] = legacy_levels(k)
         self._groups: dict[tuple[int, tuple[bool, bool, bool]], tuple[LevelGroup, ...]] = {}
         self._lower: dict[tuple[int, LevelGroup], LevelGroup | None] = {}
-        self._by_int: tuple[LegacyLevel, ...] = tuple(self.legacy[Level(i)] for i in range(5))
+        self._by_int: tuple[LegacyLevel, ...] = tuple(self.legacy[lv] for lv in LEVELS)
         """``self.legacy`` indexed by the int level (no ``Level(n)`` on hot paths)."""
         self._ops: dict[bool, dict[Level, LevelOps]] = {}
         """The adapters of user (False) and ``init_mm`` (True) tables, built when first
@@ -262,7 +262,7 @@ class PageTables:
         lv = self._by_int[level]
         old = lv.get(entry.ptr)
         if level == Level.PTE or lv.leaf(old):
-            ops = self.ops(entry.mm)[Level(level)]
+            ops = self.ops(entry.mm)[LEVELS[level]]
             old = ops.get_and_clear(entry.mm, entry.va, entry.ptr)
         else:
             lv.clear(entry.mm, entry.va, entry.ptr)
@@ -275,7 +275,7 @@ class PageTables:
     def set_wrprotect(self, entry: Entry) -> TlbFlush:
         """``ptep_set_wrprotect``/``pmdp_set_wrprotect``/``pudp_set_wrprotect`` of a leaf,
         under the lock of the entry's table: the flush owed if it was writable."""
-        ops = self.ops(entry.mm)[Level(entry.level)]
+        ops = self.ops(entry.mm)[LEVELS[entry.level]]
         old = ops.get(entry.ptr)
         if not ops.leaf(old):
             raise BadInput(f"level-{entry.level} entry at {entry.va:#x} is not a leaf")
@@ -288,18 +288,18 @@ class PageTables:
         """A flush obligation for ``[start, end)`` of ``mm`` (empty by default), for ports
         that store through the raw :class:`~unified.legacy_ops.LevelOps`; it names the
         caller's line as its creator.  Grow it with :meth:`TlbFlush.add`."""
-        return TlbFlush(self._book, mm, Level(level), start, end, kind)
+        return TlbFlush(self._book, mm, LEVELS[level], start, end, kind)
 
     def _owed(self, entry: Entry, old: int) -> TlbFlush:
         """The obligation for replacing the present value ``old`` of ``entry`` (0: none)."""
         mm = entry.mm
         if not old:
-            return TlbFlush(self._book, mm, Level(entry.level), 0, 0)
+            return TlbFlush(self._book, mm, LEVELS[entry.level], 0, 0)
         lv = self._by_int[entry.level]
         kind = FlushKind.TABLE if entry.level != Level.PTE and not lv.leaf(old) else (
             FlushKind.LEAF)
         end = (entry.va + self.level_size(entry.table.group)) & self.k.ULONG_MASK
-        return TlbFlush(self._book, mm, Level(entry.level), entry.va, end, kind)
+        return TlbFlush(self._book, mm, LEVELS[entry.level], entry.va, end, kind)
 
     def check_obligations(self, where: str) -> None:
         """Raise :class:`~unified.flush.UnconsumedFlush` for every flush obligation of this
@@ -334,7 +334,7 @@ class PageTables:
     def _vops(self, v: Value) -> LevelOps:
         if v.level > Level.PUD:
             raise BadInput(f"level-{v.level} values have no leaf operations")
-        return self._level_ops(False)[Level(v.level)]
+        return self._level_ops(False)[LEVELS[v.level]]
 
     def is_writable(self, v: Value) -> bool:
         """``pte_write``/``pmd_write``/``pud_write``."""
@@ -369,7 +369,7 @@ class PageTables:
             return True
         if v.level == Level.PTE or self.is_leaf(v):
             return False
-        return legacy_none_or_clear_bad(self.k, Level(entry.level), entry.ptr)
+        return legacy_none_or_clear_bad(self.k, LEVELS[entry.level], entry.ptr)
 
     # -- boundaries (R3) -------------------------------------------------------------
 
@@ -455,7 +455,7 @@ class PageTables:
     def lockptr(self, table: Table) -> spinlock_t:
         """The lock the kernel takes to change ``table``'s entries."""
         return lockptr(
-            self.k, table.mm, Level(table.level), table.first,
+            self.k, table.mm, LEVELS[table.level], table.first,
             None if table.parent is None else table.parent.ptr,
         )
 

@@ -11,7 +11,7 @@ from legacy import EntryPtr, mm_struct
 from legacy.mm.internal import BUG_ON, EAGAIN, EBUSY, EFAULT, EINVAL, ENOMEM
 from unified.handles import Entry, Table
 from unified.legacy_ops import LevelOps
-from unified.levels import Level, LevelGroup
+from unified.levels import LEVELS, Level, LevelGroup
 from unified.pagetables import PageTables
 
 __all__ = [
@@ -32,7 +32,7 @@ def deposits_at(level: int, mm: mm_struct) -> bool:
 
 def ops_of(pt: PageTables, mm: mm_struct, level: int) -> LevelOps:
     """The legacy adapters of ``level`` for tables of ``mm``."""
-    return pt.ops(mm)[Level(level)]
+    return pt.ops(mm)[LEVELS[level]]
 
 
 def group_of_level(pt: PageTables, mm: mm_struct, level: int) -> LevelGroup | None:
