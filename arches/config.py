@@ -7,9 +7,9 @@ what an MMU would make of the bytes the emulated kernel wrote.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from arches.errors import BadInput
 from arches.memory import PhysMem
@@ -63,6 +63,46 @@ PROT_OF = (("r", "rx"), ("rw", "rwx"))
 """``PROT_OF[writable][executable]``: :attr:`Translation.prot` of a leaf's permissions."""
 
 
+class LeafRun(NamedTuple):
+    """Consecutive leaves of one size that continue each other -- VA and PA contiguous, the
+    same rights (:meth:`HardwareWalker.leaf_runs`)."""
+
+    va: int
+    pa: int
+    size: int
+    """Bytes the run maps: a multiple of ``leaf_size``."""
+    leaf_size: int
+    writable: bool
+    executable: bool
+    user: bool
+
+
+class RunsOfLeaves:
+    """:meth:`HardwareWalker.leaf_runs` for a walker that has no faster way: its
+    :meth:`~HardwareWalker.leaves` merged (:func:`merge_leaves`)."""
+
+    def leaves(self, mem: PhysMem, regs: Mapping[str, int]) -> Iterator[Translation]:
+        raise NotImplementedError
+
+    def leaf_runs(self, mem: PhysMem, regs: Mapping[str, int]) -> Iterator[LeafRun]:
+        return merge_leaves(self.leaves(mem, regs))
+
+
+def merge_leaves(leaves: Iterable[Translation]) -> Iterator[LeafRun]:
+    """:meth:`HardwareWalker.leaf_runs` from a walker's :meth:`~HardwareWalker.leaves`."""
+    run: list[Any] | None = None  # [va, pa, size, leaf_size, writable, executable, user]
+    for va, pa, size, _level, w, x, u in leaves:
+        if (run is not None and run[0] + run[2] == va and run[1] + run[2] == pa
+                and run[3] == size and run[4] == w and run[5] == x and run[6] == u):
+            run[2] += size
+            continue
+        if run is not None:
+            yield LeafRun(*run)
+        run = [va, pa, size, size, w, x, u]
+    if run is not None:
+        yield LeafRun(*run)
+
+
 @dataclass(frozen=True)
 class Fault:
     """The hardware would fault on this address; ``reason`` says why, as the manual would."""
@@ -91,6 +131,12 @@ class HardwareWalker(Protocol):
     def leaves(self, mem: PhysMem, regs: Mapping[str, int]) -> Iterator[Translation]:
         """Every valid leaf entry reachable from the roots, one per entry, in VA order;
         ``va``/``pa``/``size`` are the leaf's own base and size."""
+        ...
+
+    def leaf_runs(self, mem: PhysMem, regs: Mapping[str, int]) -> Iterator[LeafRun]:
+        """The leaves of :meth:`leaves`, merged where consecutive ones continue each other
+        (a run may still be followed by one that continues it): what a comparison of
+        whole mappings reads, without a tuple per page."""
         ...
 
     def structure(self, regs: Mapping[str, int]) -> tuple[RootWalk, ...]:

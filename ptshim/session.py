@@ -293,22 +293,19 @@ class Session:
         """The walker's leaves from ``regs`` merged into runs, and how many leaves there
         were, streamed (memory stays proportional to the runs, not the pages).  With
         ``problems``, a kernel leaf larger than its mapping's page size (vmap's
-        ``max_page_shift`` bound) is reported there."""
+        ``max_page_shift`` bound) is reported there, one line per leaf."""
         kernel = sorted((e.va, e.end, e.page_size) for e in self.model if not e.user)
         starts = [va for va, _end, _ps in kernel]
         count = 0
 
         def pieces() -> Iterator[tuple[int, int, int, int, str, bool]]:
             nonlocal count
-            for va, pa, size, _level, writable, executable, user in self.config.walker.leaves(
-                    self.k.mem, regs):
-                count += 1
+            for va, pa, size, leaf, writable, executable, user in (
+                    self.config.walker.leaf_runs(self.k.mem, regs)):
+                count += size // leaf
                 if problems is not None and not user:
-                    j = bisect.bisect_right(starts, va) - 1
-                    if j >= 0 and va < kernel[j][1] and size > kernel[j][2]:
-                        problems.append(f"kernel leaf at {va:#x} of size {size:#x} is "
-                                        f"larger than the mapping's page size {kernel[j][2]:#x}")
-                yield va, pa, size, size if user else 0, PROT_OF[writable][executable], user
+                    problems.extend(_oversized_kernel_leaves(kernel, starts, va, va + size, leaf))
+                yield va, pa, size, leaf if user else 0, PROT_OF[writable][executable], user
 
         return runs_of(pieces(), presorted=True), count
 
@@ -578,6 +575,25 @@ def syscall_name(op: Op, user: bool) -> str:
     if isinstance(op, UnmapOp):
         return "munmap" if user else "vunmap_range"
     return "mprotect" if user else "set_memory"
+
+
+def _oversized_kernel_leaves(kernel: list[tuple[int, int, int]], starts: list[int], va: int,
+                             end: int, leaf: int) -> list[str]:
+    """For each leaf of ``leaf`` bytes from ``va`` to ``end`` whose start lies in a kernel
+    extent (``kernel``: sorted ``(va, end, page_size)``, ``starts`` their vas) mapped with
+    smaller pages, one line naming it."""
+    out = []
+    j = max(bisect.bisect_right(starts, va) - 1, 0)
+    while j < len(kernel) and kernel[j][0] < end:
+        e_va, e_end, page_size = kernel[j]
+        j += 1
+        if leaf <= page_size or e_end <= va:
+            continue
+        first = va + -(-(max(va, e_va) - va) // leaf) * leaf  # the first leaf starting in it
+        for lva in range(first, min(e_end, end), leaf):
+            out.append(f"kernel leaf at {lva:#x} of size {leaf:#x} is larger than the "
+                       f"mapping's page size {page_size:#x}")
+    return out
 
 
 def runs_of(items: Iterable[tuple[int, int, int, int, str, bool]],

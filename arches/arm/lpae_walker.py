@@ -39,7 +39,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation, reg
+from arches.config import Fault, RunsOfLeaves, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -140,7 +140,7 @@ class _Perms:
                       self.xn_table or bool(desc & XN_TABLE))
 
 
-class LpaeWalker:
+class LpaeWalker(RunsOfLeaves):
     """Stage 1 PL1&0 walker for the ARMv7 Long-descriptor format, both TTBRs."""
 
     word_bits = 32

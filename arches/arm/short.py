@@ -47,7 +47,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation, reg
+from arches.config import Fault, RunsOfLeaves, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -145,7 +145,7 @@ def ap_rights(ap: int, afe: bool) -> tuple[bool, bool, bool, bool] | None:
     return table[ap]
 
 
-class ShortWalker:
+class ShortWalker(RunsOfLeaves):
     """The VMSAv7 Short-descriptor walker (one per configuration; the registers say the
     rest).  Registers: ``sctlr``, ``ttbcr``, ``ttbr0``, ``ttbr1``, ``dacr``."""
 

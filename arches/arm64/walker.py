@@ -41,7 +41,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation, reg
+from arches.config import Fault, RunsOfLeaves, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -195,7 +195,7 @@ class _Perms:
         )
 
 
-class Arm64Walker:
+class Arm64Walker(RunsOfLeaves):
     """Stage 1 EL1&0 walker for one granule / VA size, both regions.
 
     ``setup`` refuses registers that select another granule or VA size than the

@@ -43,7 +43,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation, reg
+from arches.config import Fault, RunsOfLeaves, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -102,7 +102,7 @@ FAULTS = (
 )
 
 
-class LoongarchWalker:
+class LoongarchWalker(RunsOfLeaves):
     """LA64 with paging (``CRMD.PG`` = 1, ``DA`` = 0); ``valen``/``palen`` are
     ``CPUCFG1.VALEN``/``PALEN`` (48/48 on Loongson 3A5000/3A6000).
 

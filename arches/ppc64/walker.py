@@ -44,7 +44,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation, reg
+from arches.config import Fault, RunsOfLeaves, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -110,7 +110,7 @@ def rts(prte: int) -> int:
     return (prte >> RTS1_SHIFT & 3) << 3 | (prte >> RTS2_SHIFT & 7)
 
 
-class RadixWalker:
+class RadixWalker(RunsOfLeaves):
     """Radix translation for one base page size (``page_shift`` 12 or 16): the size only
     names the levels for the TLB model; the walk itself follows the entries' NLS."""
 

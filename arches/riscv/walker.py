@@ -40,7 +40,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation, reg
+from arches.config import Fault, RunsOfLeaves, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -110,7 +110,7 @@ class SvParams:
     adue: bool
 
 
-class SvWalker:
+class SvWalker(RunsOfLeaves):
     """One Sv mode's walker: ``mode`` is ``satp.MODE`` (1 = Sv32 on RV32; 8, 9, 10 on RV64).
 
     ``setup`` refuses a ``satp`` selecting another mode (Bare included) than the

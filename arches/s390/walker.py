@@ -59,7 +59,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from arches.config import Fault, Translation, reg
+from arches.config import Fault, RunsOfLeaves, Translation, reg
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -203,7 +203,7 @@ class Decoded:
     """TL of a region-table entry."""
 
 
-class S390Walker:
+class S390Walker(RunsOfLeaves):
     """DAT for both spaces of one configuration (see the module docstring).
 
     ``edat2`` says whether the machine has the enhanced-DAT facility 2 (2 GiB frames);

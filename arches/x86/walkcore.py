@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from typing import Any, cast
 
-from arches.config import Fault, Translation
+from arches.config import Fault, LeafRun, Translation
 from arches.errors import BadInput
 from arches.memory import PhysMem
 from arches.tlb import (
@@ -274,6 +275,16 @@ class PagingWalker:
         Descends the tables once; entries that are not present or have reserved bits set are
         skipped along with everything below them.
         """
+        return cast(Iterator[Translation], self._walk(mem, regs, False))
+
+    def leaf_runs(self, mem: PhysMem, regs: Mapping[str, int]) -> Iterator[LeafRun]:
+        """:meth:`leaves` merged within each table: an entry equal to the previous one plus
+        the leaf size (every bit the same but the output address, which has not carried
+        out of its field) continues the run without being decoded."""
+        return cast(Iterator[LeafRun], self._walk(mem, regs, True))
+
+    def _walk(self, mem: PhysMem, regs: Mapping[str, int], merge: bool) -> Iterator[tuple[
+            int, int, int, int, bool, bool, bool]]:
         ws = self.setup(regs)
         codec = {
             (rule.entry_size, rule.entries): struct.Struct(
@@ -286,6 +297,7 @@ class PagingWalker:
         # Depth first with an explicit stack of table iterators (a recursive generator
         # would pass every leaf up through one frame per level).
         rules = ws.rules
+        outputs = [output_bits(rule) for rule in rules]
         sign_extend = self.sign_extend
 
         def entries(level: int, table: int) -> Iterator[tuple[int, int]]:
@@ -300,9 +312,20 @@ class PagingWalker:
         while stack:
             level, va_base, writable, user, executable, it = stack[-1]
             shift, span = rules[level].shift, rules[level].span
+            beyond = ~outputs[level]  # bits an output address may not carry into
             # Below the root, the root entry's index fixes the VA's sign: extend it once.
             base = sign_extend(va_base) if level else 0
+            run: list[Any] | None = None  # [va, pa, size, leaf size, w, x, u] (merge)
+            follow = -1  # the raw entry that continues the run
             for index, entry in it:
+                if entry == follow:
+                    run[2] += span  # type: ignore[index]
+                    after = run[1] + run[2]  # type: ignore[index]
+                    follow = entry + span if not after & beyond else -1
+                    continue
+                if run is not None:
+                    yield _tuple(LeafRun, run)
+                    run, follow = None, -1
                 if not entry & P:
                     continue
                 kind, value, perms = view(level, entry)
@@ -316,6 +339,12 @@ class PagingWalker:
                     stack.append((level + 1, va, w, u, x, entries(level + 1, value)))
                     break
                 va = base | index << shift if level else sign_extend(index << shift)
-                yield _tuple(Translation, (va, value, span, level, w, x, u))
+                if not merge:
+                    yield _tuple(Translation, (va, value, span, level, w, x, u))
+                    continue
+                run = [va, value, span, span, w, x, u]
+                follow = entry + span if not (value + span) & beyond else -1
             else:
                 stack.pop()
+                if run is not None:
+                    yield _tuple(LeafRun, run)
