@@ -34,6 +34,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import NamedTuple, cast
 
 from arches.errors import TlbError
@@ -503,11 +504,12 @@ class Tlb:
         entries = self._entries(ref, table)
         if not entries:
             return []
+        nonzero = list(compress(enumerate(entries), entries))
         common = entries[-1]
         if not common or entries.count(common) * 2 < len(entries) or (
                 ref.walk.decode(ref.level, common).kind == TABLE):
-            common = 0
-        return [(idx, raw) for idx, raw in enumerate(entries) if raw and raw != common]
+            return nonzero
+        return [(idx, raw) for idx, raw in nonzero if raw != common]
 
     def _unregister(self, ref: _TableRef, table: int, out: set[int]) -> None:
         """Forget ``table`` (reached through ``ref``) and what is below it; collect them."""
