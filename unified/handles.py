@@ -11,26 +11,44 @@ on 32-bit configurations (PAE) and multi-word entries fit whole (R11).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 from legacy import EntryPtr, mm_struct
 from unified.levels import LevelGroup
 
 
-@dataclass(frozen=True, slots=True)
 class Table:
     """A page table at one real level: the hardware table whose first entry is ``first``.
 
     ``va`` is the first virtual address its entry 0 maps; ``parent`` is the entry that
-    points to it, or None for a root (a root is freed only with its mm)."""
+    points to it, or None for a root (a root is freed only with its mm).  Equal when all
+    five are; immutable for the type checker, a plain slotted class as :class:`Entry`
+    (every step down a walk makes one)."""
 
-    group: LevelGroup
-    first: EntryPtr
-    """Legacy pointer to entry 0, typed as the group's top level (``pgd_t *`` for a root)."""
-    va: int
-    mm: mm_struct
-    parent: Entry | None
+    __slots__ = ("group", "first", "va", "mm", "parent")
+
+    def __init__(self, group: LevelGroup, first: EntryPtr, va: int, mm: mm_struct,
+                 parent: Entry | None) -> None:
+        self.group: Final = group
+        self.first: Final = first
+        """Legacy pointer to entry 0, typed as the group's top level (``pgd_t *`` for a
+        root)."""
+        self.va: Final = va
+        self.mm: Final = mm
+        self.parent: Final = parent
+
+    def _key(self) -> tuple[LevelGroup, EntryPtr, int, mm_struct, Entry | None]:
+        return (self.group, self.first, self.va, self.mm, self.parent)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Table) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Table(level {self.level}, va {self.va:#x}, {self.first!r}"
+                + (", root)" if self.parent is None else ")"))
 
     @property
     def level(self) -> int:

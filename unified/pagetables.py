@@ -47,7 +47,7 @@ class PageTables:
         self.k = k
         self.legacy: dict[Level, LegacyLevel] = legacy_levels(k)
         self._groups: dict[tuple[int, tuple[bool, bool, bool]], tuple[LevelGroup, ...]] = {}
-        self._lower: dict[tuple[int, LevelGroup], LevelGroup | None] = {}
+        self._lower: dict[tuple[int, int], LevelGroup | None] = {}
         self._by_int: tuple[LegacyLevel, ...] = tuple(self.legacy[lv] for lv in LEVELS)
         """``self.legacy`` indexed by the int level (no ``Level(n)`` on hot paths)."""
         self._ops: dict[bool, dict[Level, LevelOps]] = {}
@@ -79,7 +79,7 @@ class PageTables:
 
     def lower(self, group: LevelGroup, mm: mm_struct) -> LevelGroup | None:
         """The next real level below ``group``, or None at the PTE level."""
-        key = (id(mm), group)
+        key = (id(mm), id(group))  # groups live as long as the levels cached for mm
         try:
             return self._lower[key]
         except KeyError:
