@@ -81,20 +81,22 @@ def remembered(decode: Callable[[int, int], EntryView],
     ``address[level]`` must be bits that the decoding only copies into the output, the
     same bits whatever the entry is (table or leaf), and reads for nothing else; 0
     remembers nothing at that level."""
-    known: list[dict[int, tuple[str, int, int]]] = [{} for _ in address]
+    known: list[dict[int, EntryView | tuple[str, int, int]]] = [{} for _ in address]
+    others = [~bits for bits in address]
 
     def view(level: int, raw: int) -> EntryView:
         bits = address[level]
         if not bits:
             return decode(level, raw)
-        key = raw & ~bits
+        key = raw & others[level]
         hit = known[level].get(key)
         if hit is None:
             v = decode(level, raw)
-            hit = known[level][key] = (v.kind, v.perms, v.target & ~bits)
-        kind, perms, rest = hit
-        if kind == NONE:
+            hit = known[level][key] = INVALID if v.kind == NONE else (
+                v.kind, v.perms, v.target & ~bits)
+        if hit is INVALID:
             return INVALID
+        kind, perms, rest = hit
         return _entry_view(EntryView, (kind, raw & bits | rest, perms))
 
     return view
