@@ -1059,3 +1059,17 @@ def test_doc_references_exist() -> None:
                 if not re.search(pattern, src, re.M):
                     missing.append(f"{m.group(1)}:{part}")
     assert not missing, f"docs/unified-api.md cites missing names: {missing}"
+
+
+def test_level_numbers_out_of_range_are_refused() -> None:
+    """A level number is checked where a caller hands one in (``owe``) and where a Value's
+    level picks the leaf operations: -1 is not "the top level" (a tuple's -1 would be)."""
+    _k, pt, mm = fresh("x86_64")
+    with pytest.raises(ValueError):
+        pt.owe(mm, -1)
+    with pytest.raises(ValueError):
+        pt.owe(mm, 5)
+    for level in (-1, Level.P4D, 7):
+        with pytest.raises(BadInput, match="have no leaf operations"):
+            pt.is_writable(Value(level, 0x1))
+    assert pt.is_writable(Value(Level.PTE, 0x3))  # present | RW

@@ -288,7 +288,7 @@ class PageTables:
         """A flush obligation for ``[start, end)`` of ``mm`` (empty by default), for ports
         that store through the raw :class:`~unified.legacy_ops.LevelOps`; it names the
         caller's line as its creator.  Grow it with :meth:`TlbFlush.add`."""
-        return TlbFlush(self._book, mm, LEVELS[level], start, end, kind)
+        return TlbFlush(self._book, mm, Level(level), start, end, kind)  # checks ``level``
 
     def _owed(self, entry: Entry, old: int) -> TlbFlush:
         """The obligation for replacing the present value ``old`` of ``entry`` (0: none)."""
@@ -332,7 +332,7 @@ class PageTables:
     # -- value operations (level-generic pte_write/pmd_write, pte_wrprotect...) -------------
 
     def _vops(self, v: Value) -> LevelOps:
-        if v.level > Level.PUD:
+        if not Level.PTE <= v.level <= Level.PUD:
             raise BadInput(f"level-{v.level} values have no leaf operations")
         return self._level_ops(False)[LEVELS[v.level]]
 
